@@ -1,0 +1,51 @@
+package authn
+
+import (
+	"fmt"
+
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	"k8s.io/client-go/kubernetes"
+)
+
+// The ConfigMap in which kube-apiserver publishes the CA of the client
+// certificates it accepts.
+const (
+	clusterCANamespace = "kube-system"
+	clusterCAName      = "extension-apiserver-authentication"
+	clusterCAKey       = "client-ca-file"
+)
+
+// ClientCAs is the set of CAs whose client certificates kip trusts.
+type ClientCAs struct {
+	// File is a PEM bundle on disk, reloaded when it changes. Empty means none.
+	File string
+	// Cluster, when set, adds the upstream's own client CA from ConfigMap
+	// kube-system/extension-apiserver-authentication, watched and reloaded.
+	Cluster kubernetes.Interface
+	// Extra providers, such as kip's own signer CA.
+	Extra []dynamiccertificates.CAContentProvider
+}
+
+// Provider returns one provider for the union of all configured CAs. The
+// generic server runs its controllers and reloads the TLS handshake's CA
+// hints from it. With no CA at all, no certificate is ever accepted.
+func (c ClientCAs) Provider() (dynamiccertificates.CAContentProvider, error) {
+	var providers []dynamiccertificates.CAContentProvider
+	if c.File != "" {
+		p, err := dynamiccertificates.NewDynamicCAContentFromFile("client-ca-file", c.File)
+		if err != nil {
+			return nil, fmt.Errorf("reading --client-ca-file %q: %w", c.File, err)
+		}
+		providers = append(providers, p)
+	}
+	if c.Cluster != nil {
+		p, err := dynamiccertificates.NewDynamicCAFromConfigMapController(
+			"cluster-client-ca", clusterCANamespace, clusterCAName, clusterCAKey, c.Cluster)
+		if err != nil {
+			return nil, fmt.Errorf("watching the cluster's client CA: %w", err)
+		}
+		providers = append(providers, p)
+	}
+	providers = append(providers, c.Extra...)
+	return dynamiccertificates.NewUnionCAContentProvider(providers...), nil
+}

@@ -1,0 +1,239 @@
+package binaries
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options says where to find the tools modules and where to cache binaries.
+type Options struct {
+	// RepoRoot is the kip checkout holding hack/tools. Empty means
+	// FindRepoRoot.
+	RepoRoot string
+	// CacheDir holds the built binaries. Empty means <RepoRoot>/.cache/bin.
+	CacheDir string
+	// Log receives a line before and after each build, which can take
+	// minutes. Nil discards them.
+	Log io.Writer
+}
+
+// Paths are the absolute paths of the built binaries.
+type Paths struct {
+	Etcd          string
+	KubeAPIServer string
+	Kubectl       string
+}
+
+// target is one binary and how to build it.
+type target struct {
+	name    string // file name of the binary
+	dir     string // cache subfolder, named after the version
+	module  string // tools module, relative to the repo root
+	pkg     string // package to build, as named inside module
+	ldflags string
+	// pinPath and pinVersion are the requirement module's go.mod must carry
+	// for the binary to be the version dir claims.
+	pinPath, pinVersion string
+	// coldBuild is how long a build with an empty Go cache takes on two
+	// cores, so a user staring at a silent terminal knows what to expect.
+	coldBuild string
+}
+
+// targets lists the binaries in build order: kube-apiserver before kubectl,
+// since kubectl then reuses most of the compiled packages.
+func targets() (etcd, apiserver, kubectl target) {
+	kubeDir := "kube-" + KubeVersion
+	etcd = target{
+		name: "etcd", dir: "etcd-" + EtcdVersion,
+		module: "hack/tools/etcd", pkg: ".",
+		pinPath: "go.etcd.io/etcd/server/v3", pinVersion: EtcdVersion,
+		coldBuild: "40 s",
+	}
+	apiserver = target{
+		name: "kube-apiserver", dir: kubeDir,
+		module: "hack/tools/kube", pkg: "k8s.io/kubernetes/cmd/kube-apiserver",
+		ldflags: kubeLDFlags(),
+		pinPath: "k8s.io/kubernetes", pinVersion: KubeVersion,
+		coldBuild: "6 min",
+	}
+	kubectl = apiserver
+	kubectl.name, kubectl.pkg, kubectl.coldBuild = "kubectl", "k8s.io/kubernetes/cmd/kubectl", "1 min"
+	return etcd, apiserver, kubectl
+}
+
+// kubeLDFlags stamps the version into the Kubernetes binaries, which
+// otherwise report v0.0.0 from /version. The build date is fixed so that
+// builds are reproducible and hit the Go cache.
+func kubeLDFlags() string {
+	major, minor, _ := strings.Cut(strings.TrimPrefix(KubeVersion, "v"), ".")
+	minor, _, _ = strings.Cut(minor, ".")
+	const pkg = "k8s.io/component-base/version."
+	return strings.Join([]string{
+		"-X " + pkg + "gitVersion=" + KubeVersion,
+		"-X " + pkg + "gitMajor=" + major,
+		"-X " + pkg + "gitMinor=" + minor,
+		"-X " + pkg + "gitTreeState=clean",
+		"-X " + pkg + "buildDate=2026-11-01T00:00:00Z",
+	}, " ")
+}
+
+func (t target) path(cacheDir string) string { return filepath.Join(cacheDir, t.dir, t.name) }
+
+// Ensure returns the paths of etcd, kube-apiserver and kubectl, building
+// whichever is not cached yet. A cold build takes several minutes, so
+// callers should allow for that in their timeouts.
+func Ensure(ctx context.Context, opts Options) (Paths, error) {
+	if opts.RepoRoot == "" {
+		root, err := FindRepoRoot()
+		if err != nil {
+			return Paths{}, err
+		}
+		opts.RepoRoot = root
+	}
+	if opts.CacheDir == "" {
+		opts.CacheDir = filepath.Join(opts.RepoRoot, ".cache", "bin")
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+
+	etcd, apiserver, kubectl := targets()
+	paths := Paths{
+		Etcd:          etcd.path(opts.CacheDir),
+		KubeAPIServer: apiserver.path(opts.CacheDir),
+		Kubectl:       kubectl.path(opts.CacheDir),
+	}
+	all := []target{etcd, apiserver, kubectl}
+	if allBuilt(opts.CacheDir, all) {
+		return paths, nil
+	}
+
+	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
+		return Paths{}, err
+	}
+	unlock, err := lockDir(ctx, opts.CacheDir, opts.Log)
+	if err != nil {
+		return Paths{}, err
+	}
+	defer unlock()
+	for _, t := range all {
+		// Checked again under the lock: another process may have built it
+		// while we waited.
+		if isBuilt(t.path(opts.CacheDir)) {
+			continue
+		}
+		if err := checkPin(opts.RepoRoot, t); err != nil {
+			return Paths{}, err
+		}
+		if err := build(ctx, opts, t); err != nil {
+			return Paths{}, err
+		}
+	}
+	return paths, nil
+}
+
+func allBuilt(cacheDir string, ts []target) bool {
+	for _, t := range ts {
+		if !isBuilt(t.path(cacheDir)) {
+			return false
+		}
+	}
+	return true
+}
+
+// isBuilt reports whether path is an executable file. Builds only ever
+// rename a finished binary into place, so existence means complete.
+func isBuilt(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// build runs go build for t, writing to a temporary name and renaming it
+// into place only once the build has succeeded.
+func build(ctx context.Context, opts Options, t target) error {
+	dst := t.path(opts.CacheDir)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	// A fixed temporary name is safe because we hold the cache lock, and it
+	// lets a later build overwrite what a killed one left behind.
+	tmp := dst + ".partial"
+
+	fmt.Fprintf(opts.Log, "building %s %s into %s (a first build takes about %s on 2 cores; cached afterwards)\n",
+		t.name, t.pinVersion, filepath.Dir(dst), t.coldBuild)
+	start := time.Now()
+
+	// Any other build of these binaries (a Makefile target, CI) should use
+	// the same flags, so that all of them share one Go build cache.
+	args := []string{"build", "-trimpath", "-buildvcs=false"}
+	if t.ldflags != "" {
+		args = append(args, "-ldflags", t.ldflags)
+	}
+	args = append(args, "-o", tmp, t.pkg)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = filepath.Join(opts.RepoRoot, t.module)
+	// Each tools module stands alone; a go.work above it must not pull in
+	// kip's own module and its clashing requirements.
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// go build runs compilers and the linker as children. Give it its own
+	// process group and kill the whole group on cancel so nothing outlives us.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+
+	if err := cmd.Run(); err != nil {
+		os.Remove(tmp)
+		if ctx.Err() != nil {
+			return fmt.Errorf("building %s: %w", t.name, ctx.Err())
+		}
+		return fmt.Errorf("building %s in %s failed: %w\n%s", t.name, cmd.Dir, err, out.Bytes())
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.Log, "built %s in %s\n", t.name, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// lockDir takes an exclusive flock on a lock file in dir, polling so that
+// ctx can cancel the wait. The lock is released when the process exits, so a
+// killed build never leaves it held.
+func lockDir(ctx context.Context, dir string, log io.Writer) (unlock func(), err error) {
+	path := filepath.Join(dir, ".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	waiting := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			// Closing the file releases the lock.
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if !waiting {
+			fmt.Fprintf(log, "waiting for another process building into %s\n", dir)
+			waiting = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

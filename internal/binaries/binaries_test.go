@@ -1,0 +1,203 @@
+package binaries
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFindRepoRoot(t *testing.T) {
+	root, err := FindRepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "hack", "tools", "kube", "go.mod")); err != nil {
+		t.Errorf("FindRepoRoot() = %s, which has no hack/tools/kube: %v", root, err)
+	}
+}
+
+func TestFindRepoRootSkipsOtherModules(t *testing.T) {
+	root := t.TempDir()
+	nested := filepath.Join(root, "hack", "tools", "kube")
+	writeFile(t, filepath.Join(root, "go.mod"), "module "+modulePath+"\n\ngo 1.26\n", 0o644)
+	writeFile(t, filepath.Join(nested, "go.mod"), "module "+modulePath+"/hack/tools/kube\n", 0o644)
+
+	tests := []struct {
+		name    string
+		start   string
+		want    string
+		wantErr bool
+	}{
+		{name: "at the root", start: root, want: root},
+		{name: "inside a tools module", start: nested, want: root},
+		{name: "outside any checkout", start: t.TempDir(), wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := findRepoRoot(tt.start)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("findRepoRoot(%s) = %s, want error", tt.start, got)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("findRepoRoot(%s) = %q, %v; want %q", tt.start, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// The cache folders are named after the constants, so the tools modules
+// must pin the same versions.
+func TestVersionsMatchToolsModules(t *testing.T) {
+	root, err := FindRepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcd, apiserver, kubectl := targets()
+	for _, tgt := range []target{etcd, apiserver, kubectl} {
+		if err := checkPin(root, tgt); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestGoModRequire(t *testing.T) {
+	tests := []struct {
+		name    string
+		gomod   string
+		want    string
+		wantErr bool
+	}{
+		{name: "block", gomod: "module x\n\nrequire (\n\ta v1.0.0\n\tk8s.io/kubernetes v1.37.2 // pinned\n)\n", want: "v1.37.2"},
+		{name: "single line", gomod: "module x\nrequire k8s.io/kubernetes v1.37.2\n", want: "v1.37.2"},
+		{name: "quoted path", gomod: "module x\nrequire \"k8s.io/kubernetes\" v1.37.2\n", want: "v1.37.2"},
+		{name: "commented out", gomod: "module x\n// require k8s.io/kubernetes v1.0.0\n", wantErr: true},
+		{name: "only a longer path", gomod: "module x\nrequire k8s.io/kubernetes/sub v1.0.0\n", wantErr: true},
+		{name: "replace is not require", gomod: "module x\nreplace k8s.io/kubernetes v1.37.2 => ./k\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "go.mod")
+			writeFile(t, path, tt.gomod, 0o644)
+			got, err := goModRequire(path, "k8s.io/kubernetes")
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("got %q, want error", got)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestKubeLDFlags(t *testing.T) {
+	// Spelled out in full: a change here changes the binaries' /version.
+	want := "-X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 " +
+		"-X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean " +
+		"-X k8s.io/component-base/version.buildDate=2026-11-01T00:00:00Z"
+	if got := kubeLDFlags(); got != want {
+		t.Errorf("kubeLDFlags() =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestEnsureUsesCache(t *testing.T) {
+	etcd, apiserver, kubectl := targets()
+	tests := []struct {
+		name       string
+		executable map[string]bool // binary name → exec bit; absent means no file
+		wantErr    bool
+	}{
+		{
+			name:       "all cached",
+			executable: map[string]bool{etcd.name: true, apiserver.name: true, kubectl.name: true},
+		},
+		{
+			// A file without the exec bit is not a finished build, so Ensure
+			// tries to build, which fails in a root without tools modules.
+			name:       "not executable",
+			executable: map[string]bool{etcd.name: false, apiserver.name: true, kubectl.name: true},
+			wantErr:    true,
+		},
+		{
+			name:       "missing",
+			executable: map[string]bool{apiserver.name: true, kubectl.name: true},
+			wantErr:    true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cache := t.TempDir()
+			for _, tgt := range []target{etcd, apiserver, kubectl} {
+				if x, ok := tt.executable[tgt.name]; ok {
+					mode := os.FileMode(0o644)
+					if x {
+						mode = 0o755
+					}
+					writeFile(t, tgt.path(cache), "#!/bin/true\n", mode)
+				}
+			}
+			got, err := Ensure(t.Context(), Options{RepoRoot: t.TempDir(), CacheDir: cache})
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("Ensure succeeded with %v, want error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Paths{Etcd: etcd.path(cache), KubeAPIServer: apiserver.path(cache), Kubectl: kubectl.path(cache)}
+			if got != want {
+				t.Errorf("Ensure() = %+v, want %+v", got, want)
+			}
+			if !strings.HasSuffix(got.KubeAPIServer, filepath.Join("kube-"+KubeVersion, "kube-apiserver")) {
+				t.Errorf("kube-apiserver path %s is not keyed by version", got.KubeAPIServer)
+			}
+		})
+	}
+}
+
+func TestLockDirIsExclusive(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockDir(t.Context(), dir, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var log strings.Builder
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := lockDir(ctx, dir, &log); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second lock: got %v, want a deadline error while the first is held", err)
+	}
+	if !strings.Contains(log.String(), "waiting") {
+		t.Errorf("log %q does not say it is waiting", log.String())
+	}
+
+	unlock()
+	unlock2, err := lockDir(t.Context(), dir, io.Discard)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock2()
+}
+
+func writeFile(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}

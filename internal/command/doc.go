@@ -1,0 +1,3 @@
+// Package command holds kip's cobra commands. Each one is thin: flags in,
+// options validated, then the package that does the work.
+package command

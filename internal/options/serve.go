@@ -1,0 +1,172 @@
+package options
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kip-proxy/kip/internal/server"
+)
+
+// Serve is the option set of `kip serve`.
+type Serve struct {
+	SecureServing *genericoptions.SecureServingOptions
+	Audit         *genericoptions.AuditOptions
+
+	Kubeconfig           string
+	ClientCAFile         string
+	TrustClusterClientCA bool
+	TokenCacheTTL        time.Duration
+
+	ProbeBindAddress string
+	ProbePort        int
+	Profiling        bool
+
+	MaxRequestsInFlight         int
+	MaxMutatingRequestsInFlight int
+	RequestTimeout              time.Duration
+	ShutdownDelay               time.Duration
+}
+
+// NewServe returns the defaults.
+func NewServe() *Serve {
+	ss := genericoptions.NewSecureServingOptions()
+	ss.BindPort = 8443
+	ss.ServerCert.PairName = "kip"
+	return &Serve{
+		SecureServing:               ss,
+		Audit:                       genericoptions.NewAuditOptions(),
+		TrustClusterClientCA:        true,
+		TokenCacheTTL:               10 * time.Second,
+		ProbeBindAddress:            "0.0.0.0",
+		ProbePort:                   8081,
+		MaxRequestsInFlight:         400,
+		MaxMutatingRequestsInFlight: 200,
+		RequestTimeout:              60 * time.Second,
+	}
+}
+
+// AddFlags registers every flag on fs.
+func (o *Serve) AddFlags(fs *pflag.FlagSet) {
+	o.SecureServing.AddFlags(fs)
+	o.Audit.AddFlags(fs)
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig,
+		"Kubeconfig naming the upstream API server and kip's own credentials for it. In-cluster configuration when empty.")
+	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile,
+		"PEM bundle of CAs whose client certificates kip accepts, reloaded when it changes.")
+	fs.BoolVar(&o.TrustClusterClientCA, "trust-cluster-client-ca", o.TrustClusterClientCA,
+		"Also accept client certificates from the upstream's own client CA (ConfigMap kube-system/extension-apiserver-authentication, key client-ca-file), watched and reloaded.")
+	fs.DurationVar(&o.TokenCacheTTL, "token-cache-ttl", o.TokenCacheTTL,
+		"How long the answer of a TokenReview for a bearer token is reused.")
+	fs.StringVar(&o.ProbeBindAddress, "probe-bind-address", o.ProbeBindAddress,
+		"Address of the plain-HTTP probe server (/livez, /readyz, /metrics).")
+	fs.IntVar(&o.ProbePort, "probe-port", o.ProbePort, "Port of the probe server; 0 turns it off.")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve /debug/pprof on the probe port.")
+	fs.IntVar(&o.MaxRequestsInFlight, "max-requests-inflight", o.MaxRequestsInFlight,
+		"Most non-mutating requests in flight at once; 0 means no limit.")
+	fs.IntVar(&o.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", o.MaxMutatingRequestsInFlight,
+		"Most mutating requests in flight at once; 0 means no limit.")
+	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout,
+		"Longest time a short request may take, and the longest wait for in-flight short requests on shutdown; watch, exec, attach, port-forward, proxy and logs are exempt.")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay-duration", o.ShutdownDelay,
+		"Time to keep serving after SIGTERM while /readyz already fails, so load balancers can stop sending traffic.")
+}
+
+// Validate reports every invalid option at once.
+func (o *Serve) Validate() error {
+	errs := o.SecureServing.Validate()
+	errs = append(errs, o.Audit.Validate()...)
+	if o.ProbePort < 0 || o.ProbePort > 65535 {
+		errs = append(errs, fmt.Errorf("--probe-port %d must be between 0 and 65535", o.ProbePort))
+	}
+	if o.ProbePort != 0 && net.ParseIP(o.ProbeBindAddress) == nil {
+		errs = append(errs, fmt.Errorf("--probe-bind-address %q is not an IP address", o.ProbeBindAddress))
+	}
+	if o.ClientCAFile != "" {
+		if _, err := os.Stat(o.ClientCAFile); err != nil {
+			errs = append(errs, fmt.Errorf("--client-ca-file: %w", err))
+		}
+	}
+	if o.Kubeconfig != "" {
+		if _, err := os.Stat(o.Kubeconfig); err != nil {
+			errs = append(errs, fmt.Errorf("--kubeconfig: %w", err))
+		}
+	}
+	for name, d := range map[string]time.Duration{"--token-cache-ttl": o.TokenCacheTTL, "--request-timeout": o.RequestTimeout} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, not %s", name, d))
+		}
+	}
+	if o.MaxRequestsInFlight < 0 || o.MaxMutatingRequestsInFlight < 0 {
+		errs = append(errs, errors.New("--max-requests-inflight and --max-mutating-requests-inflight must not be negative"))
+	}
+	return utilerrors.NewAggregate(errs)
+}
+
+// Config applies the options. It opens the listeners and, when no serving
+// certificate is given, generates a self-signed one (into --cert-dir when set).
+func (o *Serve) Config() (server.Config, error) {
+	upstream, err := o.upstreamConfig()
+	if err != nil {
+		return server.Config{}, err
+	}
+	if err := o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")}); err != nil {
+		return server.Config{}, fmt.Errorf("generating a self-signed serving certificate: %w", err)
+	}
+	gc := server.NewGenericConfig()
+	if err := o.SecureServing.ApplyTo(&gc.SecureServing); err != nil {
+		return server.Config{}, fmt.Errorf("opening the secure port: %w", err)
+	}
+	if err := o.Audit.ApplyTo(gc); err != nil {
+		return server.Config{}, fmt.Errorf("configuring audit: %w", err)
+	}
+	gc.MaxRequestsInFlight = o.MaxRequestsInFlight
+	gc.MaxMutatingRequestsInFlight = o.MaxMutatingRequestsInFlight
+	gc.RequestTimeout = o.RequestTimeout
+	gc.ShutdownDelayDuration = o.ShutdownDelay
+
+	cfg := server.Config{
+		Generic:              gc,
+		Upstream:             upstream,
+		ClientCAFile:         o.ClientCAFile,
+		TrustClusterClientCA: o.TrustClusterClientCA,
+		TokenCacheTTL:        o.TokenCacheTTL,
+		Profiling:            o.Profiling,
+	}
+	if o.ProbePort != 0 {
+		addr := net.JoinHostPort(o.ProbeBindAddress, strconv.Itoa(o.ProbePort))
+		if cfg.ProbeListener, err = net.Listen("tcp", addr); err != nil {
+			return server.Config{}, fmt.Errorf("opening the probe port %s: %w", addr, err)
+		}
+	}
+	return cfg, nil
+}
+
+func (o *Serve) upstreamConfig() (*rest.Config, error) {
+	var (
+		cfg *rest.Config
+		err error
+	)
+	if o.Kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading the upstream configuration (set --kubeconfig outside a cluster): %w", err)
+	}
+	// TokenReviews and SubjectAccessReviews are kip's only own API calls;
+	// client-side throttling would only add latency to users' requests.
+	cfg.QPS, cfg.Burst = 200, 400
+	cfg.UserAgent = "kip"
+	return cfg, nil
+}

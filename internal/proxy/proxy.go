@@ -1,0 +1,181 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/kip-proxy/kip/internal/identity"
+)
+
+// Proxy forwards authenticated requests to the upstream API server.
+type Proxy struct {
+	target  *url.URL
+	reverse *httputil.ReverseProxy
+}
+
+// New returns a proxy to the API server that upstream describes, using the
+// credentials in it for impersonation.
+func New(upstream *rest.Config) (*Proxy, error) {
+	target, err := upstreamURL(upstream)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := newTransports(upstream)
+	if err != nil {
+		return nil, err
+	}
+	return newProxy(target, rt), nil
+}
+
+func newProxy(target *url.URL, rt http.RoundTripper) *Proxy {
+	p := &Proxy{target: target}
+	p.reverse = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      rt,
+		FlushInterval:  -1, // watch, logs -f and exec must see every byte at once
+		ModifyResponse: addSecurityHeaders,
+		ErrorHandler:   p.handleError,
+		ErrorLog:       log.New(klogWriter{}, "", 0),
+	}
+	return p
+}
+
+func upstreamURL(cfg *rest.Config) (*url.URL, error) {
+	base, _, err := rest.DefaultServerUrlFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("reading the upstream API server address: %w", err)
+	}
+	return base, nil
+}
+
+// ServeHTTP checks that nothing the caller chose survived the chain, then
+// forwards the request as the identity kip authenticated.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := forbiddenInbound(r.Header); err != nil {
+		klog.ErrorS(err, "Failing closed", "uri", r.RequestURI)
+		writeStatus(w, apierrors.NewInternalError(err))
+		return
+	}
+	id, err := identityOf(r)
+	if err != nil {
+		writeStatus(w, apierrors.NewInternalError(err))
+		return
+	}
+	headers, err := upstreamHeaders(id)
+	if err != nil {
+		writeStatus(w, apierrors.NewInternalError(err))
+		return
+	}
+	ctx := r.Context()
+	if id.Token != "" {
+		ctx = withCallerToken(ctx)
+	}
+	p.reverse.ServeHTTP(w, r.WithContext(contextWithHeaders(ctx, headers)))
+}
+
+// identityOf reads the user the chain authenticated and, if the caller used
+// nested impersonation, the user it started as.
+func identityOf(r *http.Request) (upstreamIdentity, error) {
+	u, ok := request.UserFrom(r.Context())
+	if !ok || u == nil {
+		return upstreamIdentity{}, errors.New("no authenticated user reached the proxy step")
+	}
+	original, ok := identity.OriginalUserFrom(r.Context())
+	if !ok || original == nil {
+		original = u
+	}
+	id := upstreamIdentity{User: u}
+	if !sameUser(u, original) {
+		id.Original = original
+	}
+	// Only the caller's own credential may be passed through: an
+	// upstream-verified token identifies the original caller.
+	if token, ok := identity.PassthroughToken(original); ok {
+		id.Token = token
+	}
+	return id, nil
+}
+
+func sameUser(a, b user.Info) bool {
+	if a.GetName() != b.GetName() || a.GetUID() != b.GetUID() || !equalStrings(a.GetGroups(), b.GetGroups()) {
+		return false
+	}
+	ea, eb := a.GetExtra(), b.GetExtra()
+	if len(ea) != len(eb) {
+		return false
+	}
+	for k, v := range ea {
+		if w, ok := eb[k]; !ok || !equalStrings(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// rewrite runs after httputil.ReverseProxy removed hop-by-hop headers and
+// those named in Connection, so nothing the caller named there can remove
+// what kip sets here.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.target)
+	dropSpoofable(pr.Out.Header)
+	for name, values := range headersFrom(pr.In.Context()) {
+		pr.Out.Header[name] = values
+	}
+	if host, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		pr.Out.Header.Set("X-Forwarded-For", host)
+	}
+}
+
+func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		// The caller went away; there is nobody left to answer. A passed
+		// deadline is answered below with 504.
+		return
+	}
+	se := upstreamError(err, p.target.Host)
+	klog.V(2).InfoS("Upstream request failed", "uri", r.RequestURI, "code", se.ErrStatus.Code, "err", err)
+	writeStatus(w, se)
+}
+
+// addSecurityHeaders marks every response as not to be sniffed, framed or
+// cached by a browser that ends up talking to kip.
+func addSecurityHeaders(res *http.Response) error {
+	h := res.Header
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "no-cache, private")
+	}
+	return nil
+}
+
+type klogWriter struct{}
+
+func (klogWriter) Write(p []byte) (int, error) {
+	klog.V(2).InfoDepth(1, string(p))
+	return len(p), nil
+}

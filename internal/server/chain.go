@@ -1,0 +1,44 @@
+package server
+
+import (
+	"net/http"
+
+	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
+	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
+
+	"github.com/kip-proxy/kip/internal/identity"
+)
+
+// buildHandlerChain is kip's request path, read from the proxy outwards:
+// each line wraps the ones above it, so a request meets them bottom to top.
+// It follows k8s.io/apiserver's DefaultBuildHandlerChain, without what only
+// a storage-backed server needs, and with the original caller remembered
+// before nested impersonation replaces it.
+func buildHandlerChain(proxy http.Handler, c *genericapiserver.Config) http.Handler {
+	h := proxy
+	h = genericapifilters.WithAuthorization(h, c.Authorization.Authorizer, c.Serializer)
+	h = genericfilters.WithMaxInFlightLimit(h, c.MaxRequestsInFlight, c.MaxMutatingRequestsInFlight, c.LongRunningFunc)
+	h = impersonation.WithImpersonation(h, c.Authorization.Authorizer, c.Serializer)
+	h = identity.WithOriginalUser(h)
+	h = genericapifilters.WithAudit(h, c.AuditBackend, c.AuditPolicyRuleEvaluator, c.LongRunningFunc)
+
+	failed := genericapifilters.Unauthorized(c.Serializer)
+	failed = genericapifilters.WithFailedAuthenticationAudit(failed, c.AuditBackend, c.AuditPolicyRuleEvaluator)
+	// No front-proxy request-header configuration: kip never trusts
+	// X-Remote-* headers from anyone.
+	h = genericapifilters.WithAuthentication(h, c.Authentication.Authenticator, failed, c.Authentication.APIAudiences, nil)
+
+	h = genericapifilters.WithWarningRecorder(h)
+	h = genericfilters.WithTimeoutForNonLongRunningRequests(h, c.LongRunningFunc)
+	h = genericapifilters.WithRequestDeadline(h, c.AuditBackend, c.AuditPolicyRuleEvaluator, c.LongRunningFunc, c.Serializer, c.RequestTimeout)
+	h = genericfilters.WithWaitGroup(h, c.LongRunningFunc, c.NonLongRunningRequestWaitGroup)
+	h = genericfilters.WithHSTS(h, c.HSTSDirectives)
+	h = genericfilters.WithHTTPLogging(h)
+	h = genericapifilters.WithRequestInfo(h, c.RequestInfoResolver)
+	h = genericapifilters.WithRequestReceivedTimestamp(h)
+	h = genericfilters.WithPanicRecovery(h, c.RequestInfoResolver)
+	h = genericapifilters.WithAuditInit(h)
+	return h
+}

@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/sets"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
+	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/component-base/compatibility"
+
+	"github.com/kip-proxy/kip/internal/authn"
+	"github.com/kip-proxy/kip/internal/authz"
+	"github.com/kip-proxy/kip/internal/proxy"
+)
+
+// Config is everything `kip serve` needs, already validated.
+type Config struct {
+	// Generic carries serving, audit, in-flight limits and timeouts, as
+	// applied from the standard k8s.io/apiserver options.
+	Generic *genericapiserver.Config
+	// Upstream names the API server and kip's own credentials for it.
+	Upstream *rest.Config
+	// ClientCAFile and TrustClusterClientCA choose the client certificate
+	// CAs; see authn.ClientCAs.
+	ClientCAFile         string
+	TrustClusterClientCA bool
+	TokenCacheTTL        time.Duration
+	// ProbeListener serves /livez, /readyz and /metrics; nil turns probes off.
+	ProbeListener net.Listener
+	Profiling     bool
+}
+
+// Server is a ready-to-run kip.
+type Server struct {
+	generic   *genericapiserver.GenericAPIServer
+	probes    net.Listener
+	ready     []healthz.HealthChecker
+	profiling bool
+	stopping  chan struct{}
+}
+
+// NewGenericConfig returns a generic server configuration with what kip needs
+// and nothing that a storage-backed API server needs.
+func NewGenericConfig() *genericapiserver.Config {
+	scheme := runtime.NewScheme()
+	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
+	c := genericapiserver.NewConfig(serializer.NewCodecFactory(scheme))
+	c.EffectiveVersion = compatibility.NewEffectiveVersionFromString("1.37", "", "")
+	c.EquivalentResourceRegistry = runtime.NewEquivalentResourceRegistry()
+	// kip serves no API of its own, so nothing calls it over loopback; the
+	// generic server only insists that this is set.
+	c.LoopbackClientConfig = &rest.Config{}
+	c.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(
+		sets.NewString("watch", "proxy"),
+		sets.NewString("attach", "exec", "proxy", "log", "portforward"),
+	)
+	c.HSTSDirectives = []string{"max-age=31536000", "includeSubDomains"}
+	c.EnableIndex, c.EnableDiscovery, c.EnableProfiling, c.EnableMetrics = false, false, false, false
+	c.FlowControl = nil
+	return c
+}
+
+// New wires the authenticator, authorizer and proxy into the generic server.
+func New(cfg Config) (*Server, error) {
+	client, err := kubernetes.NewForConfig(cfg.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("building the upstream client: %w", err)
+	}
+	if err := wireSecurity(cfg, client); err != nil {
+		return nil, err
+	}
+	p, err := proxy.New(cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Generic.BuildHandlerChainFunc = func(_ http.Handler, c *genericapiserver.Config) http.Handler {
+		// The generic server's own handler (its /healthz, /version and
+		// discovery) is left out on purpose: every path belongs upstream.
+		return buildHandlerChain(p, c)
+	}
+	generic, err := cfg.Generic.Complete(nil).New("kip", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, fmt.Errorf("building the server: %w", err)
+	}
+	stopping := make(chan struct{})
+	return &Server{
+		generic:   generic,
+		probes:    cfg.ProbeListener,
+		ready:     []healthz.HealthChecker{upstreamReady(client.Discovery().RESTClient(), 3*time.Second), notShuttingDown(stopping)},
+		profiling: cfg.Profiling,
+		stopping:  stopping,
+	}, nil
+}
+
+func wireSecurity(cfg Config, client kubernetes.Interface) error {
+	cas := authn.ClientCAs{File: cfg.ClientCAFile}
+	if cfg.TrustClusterClientCA {
+		cas.Cluster = client
+	}
+	clientCA, err := cas.Provider()
+	if err != nil {
+		return err
+	}
+	// The generic server runs the CA controllers and reloads the TLS
+	// handshake's list of acceptable CAs from this provider.
+	cfg.Generic.SecureServing.ClientCA = clientCA
+	authenticator, err := authn.New(authn.Config{
+		ClientCA:           clientCA,
+		TokenReview:        client.AuthenticationV1(),
+		TokenCacheTTL:      cfg.TokenCacheTTL,
+		TokenReviewTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	cfg.Generic.Authentication.Authenticator = authenticator
+	authorizer, err := authz.New(authz.Config{
+		SubjectAccessReview: client.AuthorizationV1(),
+		AllowCacheTTL:       10 * time.Second,
+		DenyCacheTTL:        5 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	cfg.Generic.Authorization.Authorizer = authorizer
+	return nil
+}
+
+// Run serves until ctx ends, then drains in-flight requests and returns.
+func (s *Server) Run(ctx context.Context) error {
+	probeCtx, stopProbes := context.WithCancel(context.Background())
+	defer stopProbes()
+	probeErr := make(chan error, 1)
+	if s.probes != nil {
+		go func() { probeErr <- serveProbes(probeCtx, s.probes, probeMux(s.ready, s.profiling)) }()
+	}
+	go func() {
+		<-ctx.Done()
+		close(s.stopping)
+	}()
+	err := s.generic.PrepareRun().RunWithContext(ctx)
+	stopProbes()
+	if s.probes != nil {
+		if perr := <-probeErr; err == nil {
+			err = perr
+		}
+	}
+	return err
+}
