@@ -40,6 +40,9 @@ and leaves nothing behind.`,
 					fmt.Fprintln(cmd.ErrOrStderr(), err)
 				}
 			}()
+			if err := stack.CreateDemoViewRole(ctx); err != nil {
+				return err
+			}
 			if dir == "" {
 				dir = stack.Cluster.Dir
 			}
@@ -73,10 +76,10 @@ The demo user %[4]q logs in with a client certificate that kip trusts:
 Try it (kubectl v1.37.2 is at %[5]s):
   %[5]s auth whoami                    # kip authenticated you; the API server sees %[4]s
   %[5]s get pods                       # forbidden: RBAC has not allowed %[4]s anything yet
-  %[5]s --kubeconfig %[6]s create rolebinding %[4]s-view --clusterrole=kip-demo-view --user=%[4]s -n default
+  %[5]s --kubeconfig %[6]s create rolebinding %[4]s-view --clusterrole=%[8]s --user=%[4]s -n default
   %[5]s get pods                       # allowed now
 
 Admin kubeconfig (direct to kube-apiserver): %[6]s
 Probes: %[7]s/readyz   Ctrl-C stops everything and removes it.
-`, s.KipURL, s.Cluster.URL, kubeconfig, user, kubectl, s.Cluster.AdminKubeconfig, s.ProbeURL)
+`, s.KipURL, s.Cluster.URL, kubeconfig, user, kubectl, s.Cluster.AdminKubeconfig, s.ProbeURL, devstack.DemoViewRole)
 }

@@ -59,3 +59,28 @@ func grantProxyRights(ctx context.Context, client kubernetes.Interface) error {
 	}
 	return nil
 }
+
+// DemoViewRole is a read-only ClusterRole for `kip dev`'s walkthrough. The
+// built-in "view" role is empty here: without kube-controller-manager
+// nothing aggregates rules into it.
+const DemoViewRole = "kip-demo-view"
+
+// CreateDemoViewRole creates DemoViewRole on the local cluster.
+func (s *Stack) CreateDemoViewRole(ctx context.Context) error {
+	client, err := kubernetes.NewForConfig(s.Cluster.AdminConfig)
+	if err != nil {
+		return err
+	}
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: DemoViewRole},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{"", "apps"},
+			Resources: []string{"pods", "pods/log", "services", "configmaps", "deployments", "replicasets", "events"},
+			Verbs:     []string{"get", "list", "watch"},
+		}},
+	}
+	if _, err := client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating ClusterRole %s: %w", DemoViewRole, err)
+	}
+	return nil
+}

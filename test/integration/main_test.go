@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,6 +15,17 @@ import (
 // takes seconds, a test takes milliseconds.
 var stack *devstack.Stack
 
+// auditLogPath is the upstream's audit log, which shows what kube-apiserver
+// itself saw of each request: user, impersonated user, source IPs.
+var auditLogPath string
+
+// auditPolicy records every request's metadata.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+rules:
+- level: Metadata
+`
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -21,8 +33,26 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	var err error
-	stack, err = devstack.Start(ctx, devstack.Options{Log: os.Stderr, KeepDir: os.Getenv("KIP_KEEP_TEST_DIR") != ""})
+	auditDir, err := os.MkdirTemp("", "kip-audit-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	keep := os.Getenv("KIP_KEEP_TEST_DIR") != ""
+	if !keep {
+		defer os.RemoveAll(auditDir)
+	}
+	policy := filepath.Join(auditDir, "policy.yaml")
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	auditLogPath = filepath.Join(auditDir, "audit.log")
+	stack, err = devstack.Start(ctx, devstack.Options{
+		Log:                os.Stderr,
+		KeepDir:            keep,
+		ExtraAPIServerArgs: []string{"--audit-policy-file=" + policy, "--audit-log-path=" + auditLogPath},
+	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the test stack: %v\n", err)
 		return 1

@@ -1,0 +1,78 @@
+package integration
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/kip-proxy/kip/internal/proxy"
+)
+
+// TestNestedImpersonation proves `kubectl --as` through kip: refused
+// without impersonate rights, allowed with them, the upstream then sees the
+// impersonated user, and the original caller travels in an extra.
+func TestNestedImpersonation(t *testing.T) {
+	boss := uniqueName("boss")
+	victim := uniqueName("victim")
+	kubeconfig := userKubeconfig(t, boss, "managers")
+
+	for _, args := range [][]string{
+		{"--as", victim},
+		{"--as", victim, "--as-group", "system:masters"},
+		{"--as", victim, "--as-uid", "1234"},
+	} {
+		res := kubectl(t, kubeconfig, append([]string{"get", "--raw", "/api/v1/namespaces/default/configmaps"}, args...)...)
+		if res.ExitCode == 0 || !strings.Contains(res.Stderr, `User "`+boss+`" cannot impersonate`) {
+			t.Fatalf("without rights, %v: want forbidden, got exit %d: %s%s", args, res.ExitCode, res.Stdout, res.Stderr)
+		}
+	}
+
+	grantCluster(t, userSubject(boss),
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"users"}, Verbs: []string{"impersonate"}, ResourceNames: []string{victim}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"groups"}, Verbs: []string{"impersonate"}, ResourceNames: []string{"auditors"}},
+		rbacv1.PolicyRule{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"uids"}, Verbs: []string{"impersonate"}, ResourceNames: []string{"1234"}},
+	)
+
+	var info authenticationv1.UserInfo
+	eventually(t, 30*time.Second, func() error {
+		res := kubectl(t, kubeconfig, "auth", "whoami", "-o", "json", "--as", victim, "--as-group", "auditors", "--as-uid", "1234")
+		if res.ExitCode != 0 {
+			return errorf("with rights: exit %d: %s", res.ExitCode, res.Stderr)
+		}
+		var review authenticationv1.SelfSubjectReview
+		if err := json.Unmarshal([]byte(res.Stdout), &review); err != nil {
+			return err
+		}
+		info = review.Status.UserInfo
+		return nil
+	})
+	if info.Username != victim || info.UID != "1234" || !slices.Contains(info.Groups, "auditors") {
+		t.Fatalf("upstream sees %+v, want %s (uid 1234) in auditors", info, victim)
+	}
+	if slices.Contains(info.Groups, "managers") {
+		t.Fatalf("the impersonated user kept the caller's groups: %v", info.Groups)
+	}
+	originals := info.Extra[proxy.OriginalUserExtraKey]
+	if len(originals) != 1 {
+		t.Fatalf("extra %s = %v, want one value", proxy.OriginalUserExtraKey, originals)
+	}
+	var original authenticationv1.UserInfo
+	if err := json.Unmarshal([]byte(originals[0]), &original); err != nil {
+		t.Fatalf("decoding the original user %q: %v", originals[0], err)
+	}
+	if original.Username != boss || !slices.Contains(original.Groups, "managers") {
+		t.Fatalf("original user = %+v, want %s in managers", original, boss)
+	}
+
+	// Rights are per name: another user or group is still refused.
+	for _, args := range [][]string{{"--as", uniqueName("other")}, {"--as", victim, "--as-group", "system:masters"}} {
+		if res := kubectl(t, kubeconfig, append([]string{"get", "--raw", "/api/v1/namespaces/default/configmaps"}, args...)...); res.ExitCode == 0 || !strings.Contains(res.Stderr, "cannot impersonate") {
+			t.Fatalf("%v: want forbidden to impersonate, got exit %d: %s", args, res.ExitCode, res.Stderr)
+		}
+	}
+}
