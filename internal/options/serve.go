@@ -42,6 +42,9 @@ func NewServe() *Serve {
 	ss := genericoptions.NewSecureServingOptions()
 	ss.BindPort = 8443
 	ss.ServerCert.PairName = "kip"
+	// Like kube-apiserver: many watches from one client share one
+	// connection, and Go's default of 250 streams would split them.
+	ss.HTTP2MaxStreamsPerConnection = 1000
 	return &Serve{
 		SecureServing:               ss,
 		Audit:                       genericoptions.NewAuditOptions(),

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -179,29 +178,39 @@ func auditEvents(t *testing.T, marker string) []auditv1.Event {
 	var found []auditv1.Event
 	eventually(t, 30*time.Second, func() error {
 		found = nil
-		f, err := os.Open(auditLogPath)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			if !bytes.Contains(sc.Bytes(), []byte(marker)) {
-				continue
-			}
-			var ev auditv1.Event
-			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-				return err
-			}
-			if ev.Stage == auditv1.StageResponseComplete && strings.Contains(ev.RequestURI, marker) {
+		for _, ev := range readAudit(t, auditLogPath, marker) {
+			if ev.Stage == auditv1.StageResponseComplete {
 				found = append(found, ev)
 			}
 		}
 		if len(found) == 0 {
 			return fmt.Errorf("no audit event for %q yet", marker)
 		}
-		return sc.Err()
+		return nil
 	})
+	return found
+}
+
+// readAudit returns the events of the JSON audit log at path whose request
+// URI contains marker.
+func readAudit(t *testing.T, path, marker string) []auditv1.Event {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var found []auditv1.Event
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if !bytes.Contains(line, []byte(marker)) {
+			continue
+		}
+		var ev auditv1.Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			continue // a line still being written
+		}
+		if strings.Contains(ev.RequestURI, marker) {
+			found = append(found, ev)
+		}
+	}
 	return found
 }

@@ -19,6 +19,9 @@ var stack *devstack.Stack
 // itself saw of each request: user, impersonated user, source IPs.
 var auditLogPath string
 
+// kipAuditLogPath is kip's own audit log.
+var kipAuditLogPath string
+
 // auditPolicy records every request's metadata.
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -48,10 +51,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	auditLogPath = filepath.Join(auditDir, "audit.log")
+	kipAuditLogPath = filepath.Join(auditDir, "kip-audit.log")
 	stack, err = devstack.Start(ctx, devstack.Options{
 		Log:                os.Stderr,
 		KeepDir:            keep,
 		ExtraAPIServerArgs: []string{"--audit-policy-file=" + policy, "--audit-log-path=" + auditLogPath},
+		ServeArgs:          []string{"--audit-policy-file=" + policy, "--audit-log-path=" + kipAuditLogPath},
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the test stack: %v\n", err)
