@@ -5,7 +5,7 @@
 GO ?= go
 TEST_TIMEOUT ?= 80m
 
-.PHONY: all build dev test test-unit test-integration tools fmt vet check fuzz clean
+.PHONY: all build dev test test-unit test-integration tools fmt vet check fuzz soak bench clean
 
 all: build
 
@@ -47,3 +47,7 @@ fuzz:
 
 clean:
 	rm -rf bin .cache
+
+## soak: slow tests that leave long-running requests idle for minutes.
+soak: tools
+	KIP_SOAK=1 $(GO) test -timeout 40m -run Soak -v ./test/integration

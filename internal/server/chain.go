@@ -20,6 +20,7 @@ func buildHandlerChain(proxy http.Handler, c *genericapiserver.Config) http.Hand
 	h := proxy
 	h = genericapifilters.WithAuthorization(h, c.Authorization.Authorizer, c.Serializer)
 	h = genericfilters.WithMaxInFlightLimit(h, c.MaxRequestsInFlight, c.MaxMutatingRequestsInFlight, c.LongRunningFunc)
+	h = withUnusedImpersonationRefused(h, c.Serializer)
 	h = impersonation.WithImpersonation(h, c.Authorization.Authorizer, c.Serializer)
 	h = identity.WithOriginalUser(h)
 	h = genericapifilters.WithAudit(h, c.AuditBackend, c.AuditPolicyRuleEvaluator, c.LongRunningFunc)
