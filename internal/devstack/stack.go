@@ -37,6 +37,9 @@ type Options struct {
 	KeepDir bool
 	// ExtraAPIServerArgs are added to kube-apiserver's flags.
 	ExtraAPIServerArgs []string
+	// TrustKipAsFrontProxy makes kube-apiserver believe X-Remote-* headers
+	// from kip, so a test can see whether kip ever forwards a caller's.
+	TrustKipAsFrontProxy bool
 	// ServeArgs are extra `kip serve` flags, applied after the stack's own.
 	ServeArgs []string
 }
@@ -54,6 +57,9 @@ type Stack struct {
 	ServingCertFile, ServingKeyFile string
 	// ProbeURL is kip's plain-HTTP probe server.
 	ProbeURL string
+	// UpstreamKubeconfig is what kip runs with: the cluster's address and
+	// a client certificate for KipUser.
+	UpstreamKubeconfig string
 
 	stop    context.CancelFunc
 	stopped chan error
@@ -70,9 +76,14 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := localcluster.Start(ctx, localcluster.Options{
-		Binaries: bins, Log: log, KeepDir: opts.KeepDir, ExtraAPIServerArgs: opts.ExtraAPIServerArgs,
-	})
+	clusterOpts := localcluster.Options{
+		Binaries: bins, Log: log, KeepDir: opts.KeepDir,
+		ExtraAPIServerArgs: opts.ExtraAPIServerArgs,
+	}
+	if opts.TrustKipAsFrontProxy {
+		clusterOpts.FrontProxyNames = []string{KipUser}
+	}
+	cluster, err := localcluster.Start(ctx, clusterOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -113,17 +124,8 @@ func (s *Stack) startKip(ctx context.Context, serveArgs []string, log io.Writer)
 	}
 	s.KipURL = "https://127.0.0.1:" + strconv.Itoa(ports[0])
 	s.ProbeURL = "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	args := append([]string{
-		"--kubeconfig=" + upstream,
-		"--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(ports[0]),
-		"--tls-cert-file=" + s.ServingCertFile,
-		"--tls-private-key-file=" + s.ServingKeyFile,
-		"--probe-bind-address=127.0.0.1",
-		"--probe-port=" + strconv.Itoa(ports[1]),
-		"--profiling",
-	}, serveArgs...)
-	srv, err := newServer(args)
+	s.UpstreamKubeconfig = upstream
+	srv, err := newServer(append(s.ServeArgs(upstream, ports[0], ports[1]), serveArgs...))
 	if err != nil {
 		return err
 	}
@@ -132,6 +134,22 @@ func (s *Stack) startKip(ctx context.Context, serveArgs []string, log io.Writer)
 	go func() { s.stopped <- srv.Run(runCtx) }()
 	fmt.Fprintf(log, "starting kip on %s (probes on %s)\n", s.KipURL, s.ProbeURL)
 	return s.waitForKip(ctx)
+}
+
+// ServeArgs are the `kip serve` flags the stack runs its kip with, for a
+// kip on port and probePort whose upstream is described by kubeconfig. The
+// benchmarks start more kips the same way, as processes of their own.
+func (s *Stack) ServeArgs(kubeconfig string, port, probePort int) []string {
+	return []string{
+		"--kubeconfig=" + kubeconfig,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + s.ServingCertFile,
+		"--tls-private-key-file=" + s.ServingKeyFile,
+		"--probe-bind-address=127.0.0.1",
+		"--probe-port=" + strconv.Itoa(probePort),
+		"--profiling",
+	}
 }
 
 // newServer goes through the same flag parsing as `kip serve`.

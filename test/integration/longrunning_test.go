@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,23 +231,17 @@ func TestManyWatchesOnOneHTTP2Connection(t *testing.T) {
 }
 
 // watchFor opens one watch, calls opened once the response headers are in,
-// and returns when it has seen name.
+// and returns when it has seen name. The upstream's priority and fairness
+// may answer a burst of watch starts with 429; like client-go, watchFor
+// then retries after the time the upstream asked for.
 func watchFor(ctx context.Context, client *http.Client, ns, name string, opened func(), seen *atomic.Int32) error {
 	once := sync.OnceFunc(opened)
 	defer once()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, stack.KipURL+"/api/v1/namespaces/"+ns+"/configmaps?watch=true", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
+	resp, err := openWatch(ctx, client, ns)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("watch: %s: %s", resp.Status, body)
-	}
 	if resp.ProtoMajor != 2 {
 		return fmt.Errorf("watch over %s, want HTTP/2", resp.Proto)
 	}
@@ -259,6 +254,36 @@ func watchFor(ctx context.Context, client *http.Client, ns, name string, opened 
 		}
 	}
 	return fmt.Errorf("watch ended before the event: %v", sc.Err())
+}
+
+func openWatch(ctx context.Context, client *http.Client, ns string) (*http.Response, error) {
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, stack.KipURL+"/api/v1/namespaces/"+ns+"/configmaps?watch=true", nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode == http.StatusOK {
+			return resp, nil
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			return nil, fmt.Errorf("watch: %s: %s", resp.Status, body)
+		}
+		wait := time.Second
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			wait = time.Duration(secs) * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("watch still throttled: %s", body)
+		case <-time.After(wait):
+		}
+	}
 }
 
 // TestLargeListStreams lists more than 50 MB through kip: the bytes are

@@ -56,13 +56,16 @@ func run(m *testing.M) int {
 		Log:                os.Stderr,
 		KeepDir:            keep,
 		ExtraAPIServerArgs: []string{"--audit-policy-file=" + policy, "--audit-log-path=" + auditLogPath},
-		ServeArgs:          []string{"--audit-policy-file=" + policy, "--audit-log-path=" + kipAuditLogPath},
+		// kube-apiserver would believe a leaked X-Remote-User from kip.
+		TrustKipAsFrontProxy: true,
+		ServeArgs:            []string{"--audit-policy-file=" + policy, "--audit-log-path=" + kipAuditLogPath},
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the test stack: %v\n", err)
 		return 1
 	}
 	code := m.Run()
+	stopTestNodes()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "control plane logs are in %s (set KIP_KEEP_TEST_DIR=1 to keep them)\n", stack.Cluster.Dir)
 	}
