@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -118,7 +117,7 @@ func (s *Stack) startKip(ctx context.Context, serveArgs []string, log io.Writer)
 	if err := s.writeServingCert(dir); err != nil {
 		return err
 	}
-	ports, err := freePorts(2)
+	ports, err := localcluster.FreePorts(2)
 	if err != nil {
 		return err
 	}
@@ -293,17 +292,4 @@ func (s *Stack) Stop() error {
 		err = errors.Join(err, s.Cluster.Stop())
 	}
 	return err
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

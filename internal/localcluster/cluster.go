@@ -102,7 +102,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	c.ClientCA, c.ServingCAPEM = creds.clientCA, creds.servingCAPEM
 
-	ports, err := freePorts(3)
+	ports, err := FreePorts(3)
 	if err != nil {
 		return nil, err
 	}

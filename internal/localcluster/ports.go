@@ -5,11 +5,11 @@ import (
 	"net"
 )
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
+// FreePorts returns n distinct loopback ports that were free a moment ago.
 // All listeners stay open until every port is chosen, so the kernel cannot
 // hand out the same port twice. Another process could still take one before
 // we bind it; on a test machine that is rare enough to accept.
-func freePorts(n int) ([]int, error) {
+func FreePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
