@@ -18,6 +18,9 @@ type upstreamVerifiedUser struct {
 // String keeps the token out of any log line that formats the user.
 func (u *upstreamVerifiedUser) String() string { return u.GetName() }
 
+// GoString does the same for %#v, which would otherwise print every field.
+func (u *upstreamVerifiedUser) GoString() string { return u.GetName() }
+
 // PassthroughToken returns the bearer token to forward unchanged for u, if u
 // was verified by the upstream.
 func PassthroughToken(u user.Info) (string, bool) {
