@@ -2,7 +2,9 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -20,6 +22,9 @@ type Config struct {
 
 // New returns kip's authorizer.
 func New(cfg Config) (authorizer.Authorizer, error) {
+	if cfg.SubjectAccessReview == nil {
+		return nil, errors.New("kip's authorizer needs a SubjectAccessReview client for the upstream")
+	}
 	upstream, err := authorizerfactory.DelegatingAuthorizerConfig{
 		SubjectAccessReviewClient: cfg.SubjectAccessReview,
 		AllowCacheTTL:             cfg.AllowCacheTTL,
@@ -36,14 +41,18 @@ func New(cfg Config) (authorizer.Authorizer, error) {
 // and leaves everything else to the upstream's own authorization.
 func decide(upstream authorizer.Authorizer) func(context.Context, authorizer.Attributes) (authorizer.Decision, string, error) {
 	return func(ctx context.Context, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
-		switch attrs.GetVerb() {
-		case "":
+		verb := attrs.GetVerb()
+		switch {
+		case verb == "":
 			// Nothing sensible can be forwarded without a verb; refuse rather
 			// than guess.
 			return authorizer.DecisionDeny, "kip refuses requests without a verb", nil
-		case "impersonate":
-			// Asked by the impersonation filter, with the caller as the user:
+		case strings.HasPrefix(verb, "impersonate"):
+			// Asked by an impersonation filter, with the caller as the user:
 			// only the upstream knows whether the caller may act as another.
+			// The prefix also covers the verbs of constrained impersonation
+			// (impersonate:user-info, impersonate-on:...), so a switch of
+			// filter could never turn them into a blanket allow.
 			return upstream.Authorize(ctx, attrs)
 		default:
 			return authorizer.DecisionAllow, "", nil

@@ -8,14 +8,19 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
+	"k8s.io/apiserver/pkg/endpoints/request"
+
+	"github.com/kip-proxy/kip/internal/proxy"
 )
 
 // withUnusedImpersonationRefused answers 400 for any Impersonate-* header
-// the impersonation filter did not act on: an empty value, an unknown name,
-// or a letter case Go did not canonicalize. Such a header is the caller's
-// mistake or probe, so it gets a Status the caller can act on, not the 500
-// with which the proxy step fails closed when a header slips past.
+// the impersonation filter did not act on (an empty value, an unknown name,
+// a letter case Go did not canonicalize) and for an impersonated extra that
+// forges kip's record of the original caller. Both are the caller's mistake
+// or probe, so they get a Status the caller can act on, not the 500 with
+// which the proxy step fails closed when something slips past.
 func withUnusedImpersonationRefused(handler http.Handler, s runtime.NegotiatedSerializer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for name := range r.Header {
@@ -25,6 +30,22 @@ func withUnusedImpersonationRefused(handler http.Handler, s runtime.NegotiatedSe
 				return
 			}
 		}
+		if u, ok := request.UserFrom(r.Context()); ok && hasReservedExtra(u) {
+			err := apierrors.NewBadRequest(fmt.Sprintf("the extra %q is reserved for kip's record of the original caller", proxy.OriginalUserExtraKey))
+			responsewriters.ErrorNegotiated(err, s, schema.GroupVersion{Version: "v1"}, w, r)
+			return
+		}
 		handler.ServeHTTP(w, r)
 	})
+}
+
+// hasReservedExtra reports whether a caller tried to set, through nested
+// impersonation, the extra in which kip records the original caller.
+func hasReservedExtra(u user.Info) bool {
+	for key := range u.GetExtra() {
+		if strings.EqualFold(key, proxy.OriginalUserExtraKey) {
+			return true
+		}
+	}
+	return false
 }

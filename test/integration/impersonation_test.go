@@ -69,6 +69,14 @@ func TestNestedImpersonation(t *testing.T) {
 		t.Fatalf("original user = %+v, want %s in managers", original, boss)
 	}
 
+	// The extra in which kip records the original caller cannot be forged,
+	// even by a caller allowed to impersonate extras.
+	grantCluster(t, userSubject(boss), rbacv1.PolicyRule{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/" + proxy.OriginalUserExtraKey}, Verbs: []string{"impersonate"}})
+	forged := kubectl(t, kubeconfig, "get", "--raw", "/api/v1/namespaces/default/configmaps", "--as", victim, "--as-user-extra", proxy.OriginalUserExtraKey+"=forged")
+	if forged.ExitCode == 0 || !strings.Contains(forged.Stderr, "reserved") {
+		t.Fatalf("a forged original-caller extra: want refused as reserved, got exit %d: %s", forged.ExitCode, forged.Stderr)
+	}
+
 	// Rights are per name: another user or group is still refused.
 	for _, args := range [][]string{{"--as", uniqueName("other")}, {"--as", victim, "--as-group", "system:masters"}} {
 		if res := kubectl(t, kubeconfig, append([]string{"get", "--raw", "/api/v1/namespaces/default/configmaps"}, args...)...); res.ExitCode == 0 || !strings.Contains(res.Stderr, "cannot impersonate") {
