@@ -65,6 +65,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	stopTestNodes()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "control plane logs are in %s (set KIP_KEEP_TEST_DIR=1 to keep them)\n", stack.Cluster.Dir)
 	}
