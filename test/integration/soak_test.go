@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -65,6 +66,36 @@ func TestSoakIdleWatchStaysOpen(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatalf("%s: no event after %s idle", proto, soakIdle)
+		}
+	}
+}
+
+// TestSoakIdleExecStaysOpen proves an exec session through kip survives
+// more than five idle minutes, over WebSocket and SPDY, against nodes with
+// and without WebSocket pass-through, and still carries stdin and stdout.
+func TestSoakIdleExecStaysOpen(t *testing.T) {
+	requireSoak(t)
+	ns := createNamespace(t)
+	kubeconfig := streamingUser(t, ns)
+	sessions := map[string]*kubectlProcess{}
+	for _, mode := range nodeModes {
+		for _, tr := range transports {
+			pod := uniqueName("idle")
+			runPod(t, ns, nodeFor(t, mode), podWith(pod))
+			k := startKubectl(t, kubeconfig, tr.env, "exec", "-i", "-n", ns, pod, "--",
+				"sh", "-c", `echo ready; read line; echo "got $line"`)
+			k.waitForOutput(t, "ready")
+			sessions[tr.name+"/"+mode.name] = k
+		}
+	}
+	time.Sleep(soakIdle)
+	for name, k := range sessions {
+		if _, err := io.WriteString(k.stdin, "after-idle\n"); err != nil {
+			t.Fatalf("%s: writing after %s idle: %v", name, soakIdle, err)
+		}
+		k.waitForOutput(t, "got after-idle")
+		if code := k.wait(t); code != 0 {
+			t.Fatalf("%s: kubectl exited %d after idling: %s", name, code, k.stderr)
 		}
 	}
 }
