@@ -21,6 +21,10 @@ import (
 	"github.com/kip-proxy/kip/internal/identity"
 )
 
+// certCacheTTL bounds how long a verified client certificate chain is
+// reused without verifying it again.
+const certCacheTTL = time.Minute
+
 // Config says which credentials kip accepts.
 type Config struct {
 	// ClientCA verifies client certificates. Nil disables certificates.
@@ -43,8 +47,9 @@ func New(cfg Config) (authenticator.Request, error) {
 	if cfg.ClientCA != nil {
 		// kip itself vouches for certificate users, so it adds
 		// system:authenticated the way kube-apiserver does.
-		parts = append(parts, group.NewAuthenticatedGroupAdder(
-			x509.NewDynamic(cfg.ClientCA.VerifyOptions, x509.CommonNameUserConversion)))
+		certs := newVerifiedCertificates(
+			x509.NewDynamic(cfg.ClientCA.VerifyOptions, x509.CommonNameUserConversion), cfg.ClientCA, certCacheTTL)
+		parts = append(parts, group.NewAuthenticatedGroupAdder(certs))
 	}
 	if cfg.TokenReview != nil {
 		tokens, err := upstreamTokens(cfg)
