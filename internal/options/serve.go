@@ -42,8 +42,9 @@ func NewServe() *Serve {
 	ss := genericoptions.NewSecureServingOptions()
 	ss.BindPort = 8443
 	ss.ServerCert.PairName = "kip"
-	// Like kube-apiserver: many watches from one client share one
-	// connection, and Go's default of 250 streams would split them.
+	// Many watches from one client share one connection. kube-apiserver
+	// allows 100 streams (1000 for aggregated servers); kip takes the
+	// larger, so a client opens a tenth of the connections.
 	ss.HTTP2MaxStreamsPerConnection = 1000
 	return &Serve{
 		SecureServing:               ss,

@@ -21,8 +21,10 @@ import (
 
 // Proxy forwards authenticated requests to the upstream API server.
 type Proxy struct {
-	target  *url.URL
-	reverse *httputil.ReverseProxy
+	target *url.URL
+	// short serves every request but watches, watch serves watches; they
+	// differ only in their copy buffers.
+	short, watch *httputil.ReverseProxy
 }
 
 // New returns a proxy to the API server that upstream describes, using the
@@ -41,15 +43,21 @@ func New(upstream *rest.Config) (*Proxy, error) {
 
 func newProxy(target *url.URL, rt http.RoundTripper) *Proxy {
 	p := &Proxy{target: target}
-	p.reverse = &httputil.ReverseProxy{
+	p.short = p.reverseProxy(rt, newBufferPool(shortBufferSize))
+	p.watch = p.reverseProxy(rt, newBufferPool(watchBufferSize))
+	return p
+}
+
+func (p *Proxy) reverseProxy(rt http.RoundTripper, buffers httputil.BufferPool) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      rt,
 		FlushInterval:  -1, // watch, logs -f and exec must see every byte at once
+		BufferPool:     buffers,
 		ModifyResponse: addSecurityHeaders,
 		ErrorHandler:   p.handleError,
 		ErrorLog:       log.New(klogWriter{}, "", 0),
 	}
-	return p
 }
 
 func upstreamURL(cfg *rest.Config) (*url.URL, error) {
@@ -82,7 +90,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id.Token != "" {
 		ctx = withCallerToken(ctx)
 	}
-	p.reverse.ServeHTTP(w, r.WithContext(contextWithHeaders(ctx, headers)))
+	p.reverseFor(ctx).ServeHTTP(w, r.WithContext(contextWithHeaders(ctx, headers)))
+}
+
+// reverseFor picks the reverse proxy, and so the copy buffer, for a request.
+func (p *Proxy) reverseFor(ctx context.Context) *httputil.ReverseProxy {
+	if info, ok := request.RequestInfoFrom(ctx); ok && info.Verb == "watch" {
+		return p.watch
+	}
+	return p.short
 }
 
 // identityOf reads the user the chain authenticated and, if the caller used

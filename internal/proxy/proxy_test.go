@@ -761,3 +761,26 @@ func TestProxyErrorsReachClientGo(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchesUseSmallBuffers checks which copy buffer each kind of request
+// gets: a watch holds its buffer for its whole life.
+func TestWatchesUseSmallBuffers(t *testing.T) {
+	p := newProxy(&url.URL{Scheme: "https", Host: "upstream"}, http.DefaultTransport)
+	for _, tc := range []struct {
+		info *request.RequestInfo
+		want int
+	}{
+		{&request.RequestInfo{IsResourceRequest: true, Verb: "watch"}, watchBufferSize},
+		{&request.RequestInfo{IsResourceRequest: true, Verb: "list"}, shortBufferSize},
+		{&request.RequestInfo{IsResourceRequest: true, Verb: "get"}, shortBufferSize},
+		{nil, shortBufferSize},
+	} {
+		ctx := context.Background()
+		if tc.info != nil {
+			ctx = request.WithRequestInfo(ctx, tc.info)
+		}
+		if got := len(p.reverseFor(ctx).BufferPool.Get()); got != tc.want {
+			t.Errorf("%+v: buffer of %d bytes, want %d", tc.info, got, tc.want)
+		}
+	}
+}

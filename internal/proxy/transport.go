@@ -46,6 +46,11 @@ func newTransports(upstream *rest.Config) (*transports, error) {
 // Restricting ALPN to http/1.1 makes client-go leave HTTP/2 off.
 func transportFor(cfg *rest.Config, upgrade bool) (http.RoundTripper, error) {
 	cfg = rest.CopyConfig(cfg)
+	// The caller's own Accept-Encoding goes upstream unchanged. Otherwise
+	// Go's transport would ask for gzip on the caller's behalf and unpack
+	// it again in kip: two compressions' worth of CPU for a caller that
+	// wanted none.
+	cfg.DisableCompression = true
 	if upgrade {
 		cfg.NextProtos = []string{"http/1.1"}
 	}
