@@ -5,7 +5,7 @@
 GO ?= go
 TEST_TIMEOUT ?= 80m
 
-.PHONY: all build dev test test-unit test-integration tools fmt vet check fuzz soak bench clean
+.PHONY: all build dev test test-unit test-integration tools fmt vet check fuzz soak bench bench-smoke clean
 
 all: build
 
@@ -21,7 +21,7 @@ test: tools
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 test-unit:
-	$(GO) test -race -short ./internal/... ./cmd/...
+	$(GO) test -race -short ./internal/... ./cmd/... ./bench/...
 
 test-integration: tools
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./test/...
@@ -44,6 +44,16 @@ check:
 ## fuzz: run the header-sanitation fuzzer for a minute.
 fuzz:
 	$(GO) test ./internal/proxy -run '^$$' -fuzz FuzzNoInboundCredentialReachesUpstream -fuzztime 60s
+
+## bench: measure kip against direct access, kubectl proxy and a bare reverse
+## proxy (about 5 minutes on 2 cores); writes bench/results/<date>/
+## BENCH_ARGS passes flags, e.g. BENCH_ARGS='--watchers=10000'.
+bench: tools
+	$(GO) run ./bench $(BENCH_ARGS)
+
+## bench-smoke: the same with tiny sizes, to check the harness (under a minute).
+bench-smoke: tools
+	$(GO) run ./bench --smoke --out=$${TMPDIR:-/tmp}/kip-bench-smoke $(BENCH_ARGS)
 
 clean:
 	rm -rf bin .cache

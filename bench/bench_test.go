@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kip-proxy/kip/bench/internal/results"
+)
+
+// TestSmoke runs the whole benchmark with tiny sizes, so that the harness
+// cannot rot between full runs. It checks that every target and workload
+// made it into the report, not what the numbers are.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd, kube-apiserver, kip and kubectl proxy")
+	}
+	dir := t.TempDir()
+	var stdout bytes.Buffer
+	if err := run(t.Context(), []string{"--smoke", "--out=" + dir}, &stdout, testLog{t}); err != nil {
+		t.Fatal(err)
+	}
+	report, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout.String() != string(report) {
+		t.Error("stdout is not the report")
+	}
+	for _, want := range []string{"## Goals", "## 1. Small GET", "## 2. Proxy only", "## 3. Large LIST", "## 4. Watch fan-out",
+		"## 5. Port-forward", "## 6. Credential exchange", "not yet implemented", "## Profiles", "### kip CPU, small GET c=32", "### kip heap in use"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	run := readResults(t, filepath.Join(dir, "results.json"))
+	checkLoads(t, "small GET", run.SmallGet, []string{"direct", "direct-user", "direct-impersonating", "kip", "kubectl-proxy"})
+	checkLoads(t, "proxy-only", run.ProxyOnly, []string{"direct", "reverse-proxy", "kip", "kubectl-proxy"})
+	checkList(t, run.List)
+	checkWatch(t, run.Watch)
+	checkPortForward(t, run.PortForward)
+	for _, png := range []string{"small-get-cdf-1", "small-get-cdf-32", "small-get-throughput", "proxy-only-cdf-32", "proxy-only-throughput", "list-time", "watch-rss"} {
+		if fi, err := os.Stat(filepath.Join(dir, png+".png")); err != nil || fi.Size() == 0 {
+			t.Errorf("plot %s.png: %v", png, err)
+		}
+	}
+}
+
+func readResults(t *testing.T, path string) results.Run {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run results.Run
+	if err := json.Unmarshal(data, &run); err != nil {
+		t.Fatal(err)
+	}
+	if run.Machine.Cores == 0 || run.Versions.KubeAPIServer == "" {
+		t.Errorf("machine %+v, versions %+v: want both filled in", run.Machine, run.Versions)
+	}
+	return run
+}
+
+func checkLoads(t *testing.T, name string, loads []results.Load, targets []string) {
+	t.Helper()
+	for _, c := range []int{1, 32} {
+		for _, target := range targets {
+			l := findLoad(loads, target, c)
+			switch {
+			case l == nil:
+				t.Errorf("%s: no result for %s at concurrency %d", name, target, c)
+			case l.Requests == 0 || l.Errors != 0:
+				t.Errorf("%s, %s, c=%d: %d requests, %d errors (%s)", name, target, c, l.Requests, l.Errors, l.FirstError)
+			case !strings.HasPrefix(target, "direct") && l.ProxyCPUPer1k == nil:
+				t.Errorf("%s, %s, c=%d: no proxy CPU", name, target, c)
+			}
+		}
+	}
+}
+
+func findLoad(loads []results.Load, target string, c int) *results.Load {
+	for i := range loads {
+		if loads[i].Target == target && loads[i].Concurrency == c {
+			return &loads[i]
+		}
+	}
+	return nil
+}
+
+func checkList(t *testing.T, lists []results.List) {
+	t.Helper()
+	if len(lists) != 6 {
+		t.Errorf("large LIST: %d results, want 3 targets × 2 encodings", len(lists))
+	}
+	for _, l := range lists {
+		if l.Errors != 0 || len(l.Seconds) == 0 || l.Bytes == 0 {
+			t.Errorf("large LIST through %s (%q): %+v", l.Target, l.Encoding, l)
+		}
+		if l.Target == "kip" && l.ProxyRSSGrowth == nil {
+			t.Errorf("large LIST through kip: no RSS measured")
+		}
+	}
+}
+
+func checkWatch(t *testing.T, watches []results.Watch) {
+	t.Helper()
+	if len(watches) != 3 {
+		t.Errorf("watch: %d results, want 3", len(watches))
+	}
+	for _, w := range watches {
+		if w.Opened != w.Watchers || w.Delivered != w.Opened {
+			t.Errorf("watch through %s: %d watchers, %d opened, %d delivered (%s)", w.Target, w.Watchers, w.Opened, w.Delivered, w.FirstError)
+		}
+		if w.Target == "kip" && (w.ProxyRSSPerWatch == nil || len(w.Curve) == 0) {
+			t.Errorf("watch through kip: no memory measured")
+		}
+	}
+}
+
+func checkPortForward(t *testing.T, pfs []results.PortForward) {
+	t.Helper()
+	if len(pfs) != 2 {
+		t.Errorf("port-forward: %d results, want direct and kip", len(pfs))
+	}
+	for _, p := range pfs {
+		if p.Errors != 0 || p.MBps == 0 {
+			t.Errorf("port-forward through %s: %d errors (%s), %.1f MB/s", p.Target, p.Errors, p.FirstError, p.MBps)
+		}
+	}
+}
+
+// testLog sends progress lines to the test log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

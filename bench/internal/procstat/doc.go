@@ -1,0 +1,5 @@
+// Package procstat reads what a process costs from /proc: CPU seconds from
+// /proc/<pid>/stat and resident memory from /proc/<pid>/status. The
+// benchmarks run every proxy as a process of its own so that these numbers
+// belong to the proxy alone.
+package procstat

@@ -1,0 +1,161 @@
+package results
+
+import "time"
+
+// Run is one benchmark run.
+type Run struct {
+	Started  time.Time `json:"started"`
+	Seconds  float64   `json:"seconds"`
+	Smoke    bool      `json:"smoke"`
+	Machine  Machine   `json:"machine"`
+	Versions Versions  `json:"versions"`
+	// Setup records how the targets were configured, one line each.
+	Setup []string `json:"setup"`
+
+	SmallGet    []Load        `json:"small_get"`
+	ProxyOnly   []Load        `json:"proxy_only"`
+	List        []List        `json:"large_list"`
+	Watch       []Watch       `json:"watch"`
+	PortForward []PortForward `json:"port_forward"`
+	// Skipped says why a workload has no numbers, keyed by workload name.
+	Skipped map[string]string `json:"skipped,omitempty"`
+	// Profiles were taken from kip and kube-apiserver under load.
+	Profiles []Profile `json:"profiles,omitempty"`
+}
+
+// Machine is where the run happened.
+type Machine struct {
+	Cores    int    `json:"cores"`
+	CPUModel string `json:"cpu_model"`
+	MemoryGB int    `json:"memory_gb"`
+	Kernel   string `json:"kernel"`
+	// LoadBefore and LoadAfter are /proc/loadavg's 1-minute average when
+	// the run started and ended: anything else busy on the machine shows.
+	LoadBefore float64 `json:"load_before"`
+	LoadAfter  float64 `json:"load_after"`
+}
+
+// Versions of what was measured.
+type Versions struct {
+	Kip           string `json:"kip"`
+	KubeAPIServer string `json:"kube_apiserver"`
+	Kubectl       string `json:"kubectl"`
+	Etcd          string `json:"etcd"`
+	Go            string `json:"go"`
+}
+
+// Latency summarises a distribution of latencies, in milliseconds.
+type Latency struct {
+	Mean float64 `json:"mean_ms"`
+	P50  float64 `json:"p50_ms"`
+	P90  float64 `json:"p90_ms"`
+	P99  float64 `json:"p99_ms"`
+	Max  float64 `json:"max_ms"`
+}
+
+// Point is one point of a curve.
+type Point struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+}
+
+// Load is a closed-loop request workload against one target at one
+// concurrency, summed over all rounds.
+type Load struct {
+	Target      string  `json:"target"`
+	Concurrency int     `json:"concurrency"`
+	Requests    int     `json:"requests"`
+	Errors      int     `json:"errors"`
+	FirstError  string  `json:"first_error,omitempty"`
+	Seconds     float64 `json:"seconds"`
+	RPS         float64 `json:"requests_per_second"`
+	Latency     Latency `json:"latency"`
+	// CDF is the latency distribution: X in milliseconds, Y the fraction
+	// of requests at or below it.
+	CDF []Point `json:"cdf"`
+	// ProxyCPUPer1k is the CPU seconds the proxy process used per 1,000
+	// requests; nil when the target has no process of its own.
+	ProxyCPUPer1k *float64 `json:"proxy_cpu_seconds_per_1k,omitempty"`
+	// UpstreamCPUPer1k is the same for the upstream (kube-apiserver, or the
+	// in-process trivial upstream, which is not measured).
+	UpstreamCPUPer1k *float64 `json:"upstream_cpu_seconds_per_1k,omitempty"`
+	// Connections is how many connections the client dialled.
+	Connections int64 `json:"client_connections"`
+}
+
+// List is the large LIST against one target with one Accept-Encoding.
+type List struct {
+	Target string `json:"target"`
+	// Encoding is the Accept-Encoding the client sent ("" for none).
+	Encoding string `json:"accept_encoding"`
+	// ContentEncoding is what the response came back as.
+	ContentEncoding string `json:"content_encoding"`
+	Objects         int    `json:"objects"`
+	// Bytes is the size of the response as it arrived.
+	Bytes int64 `json:"bytes"`
+	// Seconds are the times to the last byte, one per round.
+	Seconds []float64 `json:"seconds"`
+	Median  float64   `json:"median_seconds"`
+	// ProxyRSSGrowth is the largest rise of the proxy's RSS above its level
+	// before the request, over all rounds, in bytes.
+	ProxyRSSGrowth    *int64 `json:"proxy_rss_growth_bytes,omitempty"`
+	UpstreamRSSGrowth *int64 `json:"upstream_rss_growth_bytes,omitempty"`
+	Errors            int    `json:"errors"`
+	FirstError        string `json:"first_error,omitempty"`
+}
+
+// Watch is the watch fan-out against one target.
+type Watch struct {
+	Target   string `json:"target"`
+	Watchers int    `json:"watchers"`
+	// Opened is how many watches were established, Delivered how many saw
+	// the change.
+	Opened      int     `json:"opened"`
+	Delivered   int     `json:"delivered"`
+	OpenSeconds float64 `json:"open_seconds"`
+	// Delivery is the time from sending the change to each watcher's
+	// receipt of the event.
+	Delivery Latency `json:"delivery"`
+	// Connections is how many connections the client dialled, and
+	// ConnectionsUsed how many of them carried watches: Go's client dials
+	// one per waiting request when every connection is at its stream limit,
+	// and closes the spares.
+	Connections     int64 `json:"client_connections_dialled"`
+	ConnectionsUsed int   `json:"client_connections_used"`
+	// ProxyRSSPerWatch is (RSS with every watch open − RSS before) / N, in
+	// bytes, the largest over rounds.
+	ProxyRSSPerWatch    *float64 `json:"proxy_rss_per_watch_bytes,omitempty"`
+	UpstreamRSSPerWatch *float64 `json:"upstream_rss_per_watch_bytes,omitempty"`
+	// Curve is proxy RSS growth in MiB (Y) against open watches (X), from
+	// the first round.
+	Curve      []Point `json:"proxy_rss_curve,omitempty"`
+	FirstError string  `json:"first_error,omitempty"`
+}
+
+// PortForward is port-forward throughput through one target: bytes sent
+// by a server behind the test node's pod port, read through the forward.
+type PortForward struct {
+	Target string `json:"target"`
+	// Bytes is the size of each transfer; Seconds has one time per round.
+	Bytes   int64     `json:"bytes"`
+	Seconds []float64 `json:"seconds"`
+	// MBps is the median rate, in 10^6 bytes per second.
+	MBps float64 `json:"mb_per_second"`
+	// ProxyCPUPerGiB and UpstreamCPUPerGiB are CPU seconds per GiB moved.
+	ProxyCPUPerGiB    *float64 `json:"proxy_cpu_seconds_per_gib,omitempty"`
+	UpstreamCPUPerGiB *float64 `json:"upstream_cpu_seconds_per_gib,omitempty"`
+	Errors            int      `json:"errors"`
+	FirstError        string   `json:"first_error,omitempty"`
+}
+
+// Profile is a pprof profile taken during a workload.
+type Profile struct {
+	// Name says whose profile it is and of what; About says under which load.
+	Name  string `json:"name"`
+	About string `json:"about"`
+	// File is the pprof file, relative to the results directory.
+	File string `json:"file"`
+	// Top and TopCum are `go tool pprof -top` output, flat and cumulative.
+	Top    string `json:"top"`
+	TopCum string `json:"top_cum"`
+}

@@ -1,0 +1,84 @@
+package workload
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/transport/spdy"
+
+	"github.com/kip-proxy/kip/bench/internal/load"
+)
+
+// forwarder is a running port-forward through one target.
+type forwarder struct {
+	target *load.Target
+	local  string
+	stopCh chan struct{}
+	done   chan error
+}
+
+func (f *forwarder) stop() {
+	close(f.stopCh)
+	<-f.done
+}
+
+// forwarders opens a port-forward to port through direct and through kip.
+func forwarders(ctx context.Context, env Env, port int) ([]*forwarder, error) {
+	var out []*forwarder
+	for _, name := range []string{"direct", "kip"} {
+		cfg := env.Rig.Stack.Cluster.AdminConfig
+		if name == "kip" {
+			cfg = env.Rig.UserConfig()
+		}
+		f, err := startForwarder(ctx, env.Rig.Target(name), cfg, port)
+		if err != nil {
+			for _, started := range out {
+				started.stop()
+			}
+			return nil, fmt.Errorf("port-forward through %s: %w", name, err)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func startForwarder(ctx context.Context, t *load.Target, cfg *rest.Config, port int) (*forwarder, error) {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	transport, upgrader, err := spdy.RoundTripperFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	url := client.CoreV1().RESTClient().Post().Namespace(pfNamespace).Resource("pods").Name(pfPod).SubResource("portforward").URL()
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, url)
+	f := &forwarder{target: t, stopCh: make(chan struct{}), done: make(chan error, 1)}
+	ready := make(chan struct{})
+	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(port)}, f.stopCh, ready, io.Discard, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	go func() { f.done <- fw.ForwardPorts() }()
+	select {
+	case <-ready:
+	case err := <-f.done:
+		return nil, err
+	case <-ctx.Done():
+		f.stop()
+		return nil, ctx.Err()
+	}
+	ports, err := fw.GetPorts()
+	if err != nil {
+		f.stop()
+		return nil, err
+	}
+	f.local = "127.0.0.1:" + strconv.Itoa(int(ports[0].Local))
+	return f, nil
+}
