@@ -296,20 +296,7 @@ func TestLargeListStreams(t *testing.T) {
 	grant(t, ns, userSubject(user), configMapRules...)
 	createBigConfigMaps(t, ns, objects, objectSize)
 
-	// A fixed resourceVersion makes both answers come from the same
-	// snapshot, so they can be compared byte for byte.
-	admin := adminClient(t)
-	list, err := admin.CoreV1().ConfigMaps(ns).List(context.Background(), metav1.ListOptions{Limit: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := "/api/v1/namespaces/" + ns + "/configmaps?resourceVersion=" + list.ResourceVersion + "&resourceVersionMatch=Exact"
-
-	directClient, err := rest.HTTPClientFor(stack.Cluster.AdminConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	directSum, directSize := hashGet(t, directClient, stack.Cluster.URL+path)
+	path, directSum, directSize := directSnapshot(t, ns)
 
 	kipClient, err := rest.HTTPClientFor(stack.UserConfigFor(user))
 	if err != nil {
@@ -330,6 +317,25 @@ func TestLargeListStreams(t *testing.T) {
 	if growth > uint64(kipSize)/4 {
 		t.Fatalf("heap grew by %d bytes for a %d-byte response: kip is buffering", growth, kipSize)
 	}
+}
+
+// directSnapshot returns the path of a LIST of ns's ConfigMaps pinned to
+// one resourceVersion, so that every answer to it comes from the same
+// snapshot and can be compared byte for byte, and the digest and size of
+// that answer straight from kube-apiserver.
+func directSnapshot(t *testing.T, ns string) (path string, sum [32]byte, size int64) {
+	t.Helper()
+	list, err := adminClient(t).CoreV1().ConfigMaps(ns).List(context.Background(), metav1.ListOptions{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = "/api/v1/namespaces/" + ns + "/configmaps?resourceVersion=" + list.ResourceVersion + "&resourceVersionMatch=Exact"
+	direct, err := rest.HTTPClientFor(stack.Cluster.AdminConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, size = hashGet(t, direct, stack.Cluster.URL+path)
+	return path, sum, size
 }
 
 func createBigConfigMaps(t *testing.T, ns string, n, size int) {

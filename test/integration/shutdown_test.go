@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/internal/localcluster"
@@ -40,16 +38,7 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	user := uniqueName("drained")
 	grant(t, ns, userSubject(user), configMapRules...)
 	createBigConfigMaps(t, ns, 16, 800<<10)
-	list, err := adminClient(t).CoreV1().ConfigMaps(ns).List(context.Background(), metav1.ListOptions{Limit: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := "/api/v1/namespaces/" + ns + "/configmaps?resourceVersion=" + list.ResourceVersion + "&resourceVersionMatch=Exact"
-	directClient, err := rest.HTTPClientFor(stack.Cluster.AdminConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantSum, wantSize := hashGet(t, directClient, stack.Cluster.URL+path)
+	path, wantSum, wantSize := directSnapshot(t, ns)
 
 	ports, err := localcluster.FreePorts(2)
 	if err != nil {
