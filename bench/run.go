@@ -54,8 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return errors.Join(runErr, err)
 	}
-	fmt.Fprint(stdout, md)
-	fmt.Fprintf(stderr, "report written to %s\n", filepath.Join(out, "report.md"))
+	_, _ = fmt.Fprint(stdout, md)
+	_, _ = fmt.Fprintf(stderr, "report written to %s\n", filepath.Join(out, "report.md"))
 	return runErr
 }
 

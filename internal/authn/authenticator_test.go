@@ -128,7 +128,7 @@ func (s *fakeTokenReviewServer) ServeHTTP(w http.ResponseWriter, r *http.Request
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(&review)
+	_ = json.NewEncoder(w).Encode(&review)
 }
 
 func (s *fakeTokenReviewServer) tokens() []string {

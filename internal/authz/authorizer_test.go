@@ -46,7 +46,7 @@ func (s *fakeSARServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	if s.code != 0 {
 		w.WriteHeader(s.code)
-		json.NewEncoder(w).Encode(map[string]any{
+		_ = json.NewEncoder(w).Encode(map[string]any{
 			"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": s.code, "reason": "Forbidden",
 			"message": `subjectaccessreviews.authorization.k8s.io is forbidden: User "system:serviceaccount:kip:kip" cannot create resource "subjectaccessreviews"`,
 		})
@@ -54,7 +54,7 @@ func (s *fakeSARServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sar.Status = s.status
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(&sar)
+	_ = json.NewEncoder(w).Encode(&sar)
 }
 
 func (s *fakeSARServer) reviews() []authorizationv1.SubjectAccessReviewSpec {

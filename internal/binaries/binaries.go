@@ -168,7 +168,7 @@ func build(ctx context.Context, opts Options, t target) error {
 	// lets a later build overwrite what a killed one left behind.
 	tmp := dst + ".partial"
 
-	fmt.Fprintf(opts.Log, "building %s %s into %s (a first build takes about %s on 2 cores; cached afterwards)\n",
+	_, _ = fmt.Fprintf(opts.Log, "building %s %s into %s (a first build takes about %s on 2 cores; cached afterwards)\n",
 		t.name, t.pinVersion, filepath.Dir(dst), t.coldBuild)
 	start := time.Now()
 
@@ -192,7 +192,7 @@ func build(ctx context.Context, opts Options, t target) error {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 
 	if err := cmd.Run(); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		if ctx.Err() != nil {
 			return fmt.Errorf("building %s: %w", t.name, ctx.Err())
 		}
@@ -201,7 +201,7 @@ func build(ctx context.Context, opts Options, t target) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.Log, "built %s in %s\n", t.name, time.Since(start).Round(time.Second))
+	_, _ = fmt.Fprintf(opts.Log, "built %s in %s\n", t.name, time.Since(start).Round(time.Second))
 	return nil
 }
 
@@ -219,19 +219,19 @@ func lockDir(ctx context.Context, dir string, log io.Writer) (unlock func(), err
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
 			// Closing the file releases the lock.
-			return func() { f.Close() }, nil
+			return func() { _ = f.Close() }, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("locking %s: %w", path, err)
 		}
 		if !waiting {
-			fmt.Fprintf(log, "waiting for another process building into %s\n", dir)
+			_, _ = fmt.Fprintf(log, "waiting for another process building into %s\n", dir)
 			waiting = true
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
 		case <-time.After(500 * time.Millisecond):
 		}

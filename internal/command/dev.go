@@ -35,9 +35,9 @@ and leaves nothing behind.`,
 				return err
 			}
 			defer func() {
-				fmt.Fprintln(out, "stopping kip and the local control plane")
+				_, _ = fmt.Fprintln(out, "stopping kip and the local control plane")
 				if err := stack.Stop(); err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					_, _ = fmt.Fprintln(cmd.ErrOrStderr(), err)
 				}
 			}()
 			if err := stack.CreateDemoViewRole(ctx); err != nil {
@@ -67,7 +67,7 @@ and leaves nothing behind.`,
 
 func printDemo(out io.Writer, s *devstack.Stack, kubeconfig, user string) {
 	kubectl := s.Binaries.Kubectl
-	fmt.Fprintf(out, `
+	_, _ = fmt.Fprintf(out, `
 kip is running on %[1]s in front of kube-apiserver %[2]s.
 
 The demo user %[4]q logs in with a client certificate that kip trusts:

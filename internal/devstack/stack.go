@@ -131,7 +131,7 @@ func (s *Stack) startKip(ctx context.Context, serveArgs []string, log io.Writer)
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stop, s.stopped = stop, make(chan error, 1)
 	go func() { s.stopped <- srv.Run(runCtx) }()
-	fmt.Fprintf(log, "starting kip on %s (probes on %s)\n", s.KipURL, s.ProbeURL)
+	_, _ = fmt.Fprintf(log, "starting kip on %s (probes on %s)\n", s.KipURL, s.ProbeURL)
 	return s.waitForKip(ctx)
 }
 
@@ -234,7 +234,7 @@ func getOK(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)

@@ -157,7 +157,7 @@ func (c *Cluster) startEtcd(ctx context.Context, port, peerPort int) error {
 		// write, and so every test, faster.
 		"--unsafe-no-fsync",
 	}
-	fmt.Fprintf(c.log, "starting etcd on 127.0.0.1:%d\n", port)
+	_, _ = fmt.Fprintf(c.log, "starting etcd on 127.0.0.1:%d\n", port)
 	start := time.Now()
 	p, err := startProcess("etcd", c.binaries.Etcd, args, filepath.Join(c.Dir, "etcd.log"))
 	if err != nil {
@@ -173,7 +173,7 @@ func (c *Cluster) startEtcd(ctx context.Context, port, peerPort int) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.log, "etcd ready in %s\n", since(start))
+	_, _ = fmt.Fprintf(c.log, "etcd ready in %s\n", since(start))
 	return nil
 }
 
@@ -224,7 +224,7 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 	if c.etcd == nil {
 		return errors.New("cluster is stopped")
 	}
-	fmt.Fprintf(c.log, "starting kube-apiserver on %s\n", c.URL)
+	_, _ = fmt.Fprintf(c.log, "starting kube-apiserver on %s\n", c.URL)
 	start := time.Now()
 	p, err := startProcess("kube-apiserver", c.binaries.KubeAPIServer, c.apiServerArgs, filepath.Join(c.Dir, "kube-apiserver.log"))
 	if err != nil {
@@ -243,7 +243,7 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 	}); err != nil {
 		return errors.Join(err, c.stopAPIServerLocked())
 	}
-	fmt.Fprintf(c.log, "kube-apiserver ready in %s\n", since(start))
+	_, _ = fmt.Fprintf(c.log, "kube-apiserver ready in %s\n", since(start))
 	return nil
 }
 
@@ -261,7 +261,7 @@ func (c *Cluster) stopAPIServerLocked() error {
 	}
 	err := c.apiServer.stop(stopGrace)
 	c.apiServer = nil
-	fmt.Fprintln(c.log, "stopped kube-apiserver")
+	_, _ = fmt.Fprintln(c.log, "stopped kube-apiserver")
 	return err
 }
 
@@ -276,7 +276,7 @@ func (c *Cluster) Stop() error {
 		c.etcd = nil
 	}
 	if c.keepDir {
-		fmt.Fprintf(c.log, "keeping %s\n", c.Dir)
+		_, _ = fmt.Fprintf(c.log, "keeping %s\n", c.Dir)
 		return err
 	}
 	return errors.Join(err, os.RemoveAll(c.Dir))
@@ -333,7 +333,7 @@ func get(ctx context.Context, client *http.Client, url string) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)

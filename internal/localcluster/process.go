@@ -31,8 +31,8 @@ func startProcess(name, bin string, args []string, logPath string) (*process, er
 		return nil, err
 	}
 	// The child gets its own copy of the descriptor.
-	defer logFile.Close()
-	fmt.Fprintf(logFile, "--- %s starting at %s: %s %q\n", name, time.Now().Format(time.RFC3339), bin, args)
+	defer func() { _ = logFile.Close() }()
+	_, _ = fmt.Fprintf(logFile, "--- %s starting at %s: %s %q\n", name, time.Now().Format(time.RFC3339), bin, args)
 
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -93,7 +93,7 @@ func (p *process) logTail() string {
 	if err != nil {
 		return fmt.Sprintf("(cannot read %s: %v)", p.logPath, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if fi, err := f.Stat(); err == nil && fi.Size() > maxBytes {
 		_, _ = f.Seek(-maxBytes, io.SeekEnd)
 	}

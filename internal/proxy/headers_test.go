@@ -289,9 +289,11 @@ func TestExtraHeaderMatchesClientGo(t *testing.T) {
 				return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
 			}))
 			req := httptest.NewRequest(http.MethodGet, "https://upstream.test/", nil)
-			if _, err := rt.RoundTrip(req); err != nil {
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
 				t.Fatal(err)
 			}
+			_ = resp.Body.Close()
 			var clientGo []string
 			for name := range sent {
 				if strings.HasPrefix(name, authenticationv1.ImpersonateUserExtraHeaderPrefix) {

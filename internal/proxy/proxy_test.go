@@ -378,7 +378,7 @@ func closedPort(t *testing.T) string {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()
+	_ = l.Close()
 	return addr
 }
 
@@ -400,7 +400,7 @@ func TestProxyUpstreamFailures(t *testing.T) {
 	drop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err == nil {
-			conn.Close()
+			_ = conn.Close()
 		}
 	}))
 	t.Cleanup(drop.Close)
@@ -503,7 +503,7 @@ func TestProxyDoesNotFollowRedirects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != "/elsewhere" {
 		t.Errorf("got %d Location %q, want 302 to /elsewhere", res.StatusCode, res.Header.Get("Location"))
 	}
@@ -517,14 +517,14 @@ func TestProxyFlushesImmediately(t *testing.T) {
 	release := make(chan struct{})
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"type":"ADDED"}`+"\n")
-		http.NewResponseController(w).Flush()
+		_, _ = io.WriteString(w, `{"type":"ADDED"}`+"\n")
+		_ = http.NewResponseController(w).Flush()
 		select {
 		case <-release:
 		case <-r.Context().Done():
 			return
 		}
-		io.WriteString(w, `{"type":"DELETED"}`+"\n")
+		_, _ = io.WriteString(w, `{"type":"DELETED"}`+"\n")
 	}))
 	t.Cleanup(upstream.Close)
 	target, _ := url.Parse(upstream.URL)
@@ -541,7 +541,7 @@ func TestProxyFlushesImmediately(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	body := bufio.NewReader(res.Body)
 	// The upstream is still blocked: this line can only arrive if the proxy
 	// flushed it at once.
@@ -570,19 +570,19 @@ func TestProxyUpgrades(t *testing.T) {
 		if r.Header.Get("Upgrade") == "" || r.URL.Path == "/refuse" {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
-			io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","code":403}`)
+			_, _ = io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","code":403}`)
 			return
 		}
 		conn, rw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			return
 		}
-		defer conn.Close()
-		fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", r.Header.Get("Upgrade"))
-		rw.Flush()
+		defer func() { _ = conn.Close() }()
+		_, _ = fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", r.Header.Get("Upgrade"))
+		_ = rw.Flush()
 		line, _ := rw.ReadString('\n')
-		rw.WriteString("echo " + line)
-		rw.Flush()
+		_, _ = rw.WriteString("echo " + line)
+		_ = rw.Flush()
 	}))
 	t.Cleanup(upstream.Close)
 	target, _ := url.Parse(upstream.URL)
@@ -605,10 +605,14 @@ func TestProxyUpgrades(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(time.Minute))
+			defer func() { _ = conn.Close() }()
+			if err := conn.SetDeadline(time.Now().Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
 			br := bufio.NewReader(conn)
-			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: kip\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n", tt.path)
+			if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: kip\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n", tt.path); err != nil {
+				t.Fatal(err)
+			}
 			res, err := http.ReadResponse(br, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -617,19 +621,24 @@ func TestProxyUpgrades(t *testing.T) {
 				t.Fatalf("status = %d, want %d", res.StatusCode, tt.wantCode)
 			}
 			if tt.wantCode == http.StatusSwitchingProtocols {
-				io.WriteString(conn, "hello\n")
+				if _, err := io.WriteString(conn, "hello\n"); err != nil {
+					t.Fatal(err)
+				}
 				if got, err := br.ReadString('\n'); got != "echo hello\n" {
 					t.Errorf("read %q, %v through the stream, want the echo", got, err)
 				}
 				return
 			}
-			io.Copy(io.Discard, res.Body)
-			io.WriteString(conn, "GET /smuggled HTTP/1.1\r\nHost: kip\r\nImpersonate-User: system:admin\r\n\r\n")
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			if _, err := io.WriteString(conn, "GET /smuggled HTTP/1.1\r\nHost: kip\r\nImpersonate-User: system:admin\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
 			res, err = http.ReadResponse(br, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			res.Body.Close()
+			_ = res.Body.Close()
 			if res.StatusCode != http.StatusInternalServerError {
 				t.Errorf("the second request got %d, want kip's own 500", res.StatusCode)
 			}

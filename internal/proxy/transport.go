@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/rest"
+	"k8s.io/streaming/pkg/httpstream"
 )
 
 // transports holds one HTTP/2-capable and one HTTP/1.1-only transport for

@@ -33,7 +33,7 @@ func TestTransportLeavesAcceptEncodingToTheCaller(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if got := resp.Header.Get("X-Seen-Accept-Encoding"); got != sent {
 				t.Errorf("upgrade transport %v: caller sent Accept-Encoding %q, upstream saw %q", upgrade, sent, got)
 			}

@@ -70,8 +70,8 @@ func startContainer(p *pod, spec corev1.Container) (*container, error) {
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
-		outR.Close()
-		outW.Close()
+		_ = outR.Close()
+		_ = outW.Close()
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
@@ -82,11 +82,11 @@ func startContainer(p *pod, spec corev1.Container) (*container, error) {
 	}
 	err = cmd.Start()
 	// The child holds its own copies; ours would keep the pipes open.
-	outW.Close()
-	errW.Close()
+	_ = outW.Close()
+	_ = errW.Close()
 	if err != nil {
-		outR.Close()
-		errR.Close()
+		_ = outR.Close()
+		_ = errR.Close()
 		return nil, err
 	}
 	go func() {
@@ -174,7 +174,7 @@ type subscriber struct {
 }
 
 func (b *broadcaster) pump(r io.ReadCloser) {
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := r.Read(buf)

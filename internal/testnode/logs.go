@@ -32,7 +32,7 @@ func (n *Node) serveLogs(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if tail >= 0 {
 		if _, err := f.Seek(tailOffset(f, tail), io.SeekStart); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -92,7 +92,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if err := n.pods.run(ctx); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(n.log, "test node %s serving on 127.0.0.1:%d (WebSocket feature declared: %t)\n", n.name, port, n.websocket)
+	_, _ = fmt.Fprintf(n.log, "test node %s serving on 127.0.0.1:%d (WebSocket feature declared: %t)\n", n.name, port, n.websocket)
 	return n, nil
 }
 
@@ -104,7 +104,7 @@ func (n *Node) startServers() (kubelet net.Listener, err error) {
 		return nil, err
 	}
 	if n.stream, err = newStreamer(streamLn.Addr().String(), &runtime{node: n}); err != nil {
-		streamLn.Close()
+		_ = streamLn.Close()
 		return nil, err
 	}
 	n.streaming = &http.Server{Handler: n.stream, ReadHeaderTimeout: 10 * time.Second}
@@ -135,7 +135,7 @@ func (n *Node) serve(srv *http.Server, ln net.Listener, tlsConfig *tls.Config) {
 	go func() {
 		defer n.serving.Done()
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(n.log, "test node %s: %v\n", n.name, err)
+			_, _ = fmt.Fprintf(n.log, "test node %s: %v\n", n.name, err)
 		}
 	}()
 }
@@ -172,5 +172,5 @@ func (n *Node) Stop() {
 }
 
 func (n *Node) logf(format string, args ...any) {
-	fmt.Fprintf(n.log, "test node %s: %s\n", n.name, fmt.Sprintf(format, args...))
+	_, _ = fmt.Fprintf(n.log, "test node %s: %s\n", n.name, fmt.Sprintf(format, args...))
 }

@@ -19,13 +19,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/transport/spdy"
 	"k8s.io/client-go/util/exec"
+	"k8s.io/streaming/pkg/httpstream"
 )
 
 // These tests talk to the node directly, as kube-apiserver would, with
@@ -221,11 +221,13 @@ func TestAttachAndLogs(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- exe.StreamWithContext(context.Background(), remotecommand.StreamOptions{Stdin: stdinR, Stdout: stdoutW, Stderr: io.Discard})
-		stdoutW.Close()
+		_ = stdoutW.Close()
 	}()
 	attached := bufio.NewReader(stdoutR)
 	for i := 1; i <= 3; i++ {
-		fmt.Fprintf(stdinW, "%d\n", i)
+		if _, err := fmt.Fprintf(stdinW, "%d\n", i); err != nil {
+			t.Fatal(err)
+		}
 		want := fmt.Sprintf("line %d\n", i)
 		for _, r := range []*bufio.Reader{attached, logs} {
 			if got, err := r.ReadString('\n'); got != want {
@@ -233,7 +235,7 @@ func TestAttachAndLogs(t *testing.T) {
 			}
 		}
 	}
-	stdinW.Close()
+	_ = stdinW.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("attach ended with %v", err)
 	}
@@ -252,7 +254,7 @@ func TestStopEndsSessions(t *testing.T) {
 	})
 	u, _ := url.Parse(n.URL() + "/portForward/" + ns + "/idle")
 	ready := make(chan struct{})
-	pf, err := portforward.NewOnAddressesWithContext(context.Background(), spdyDialer(t, clientConfig(n), u),
+	pf, err := portforward.NewOnAddressesForStreamingWithContext(context.Background(), spdyDialer(t, clientConfig(n), u),
 		[]string{"127.0.0.1"}, []string{"0:1"}, ready, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +270,8 @@ func TestStopEndsSessions(t *testing.T) {
 	})
 	n.Stop()
 	select {
-	case <-done:
+	case err := <-done:
+		t.Logf("the port-forward ended with %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("a port-forward connection outlived Stop")
 	}
@@ -287,7 +290,7 @@ func followLogs(t *testing.T, n *Node, pod string) *bufio.Reader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { resp.Body.Close() })
+	t.Cleanup(func() { _ = resp.Body.Close() })
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("logs: %s", resp.Status)
 	}
@@ -299,7 +302,7 @@ func TestPortForward(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -307,7 +310,7 @@ func TestPortForward(t *testing.T) {
 				return
 			}
 			go func() {
-				defer conn.Close()
+				defer func() { _ = conn.Close() }()
 				_, _ = io.Copy(conn, conn)
 			}()
 		}
@@ -325,14 +328,14 @@ func TestPortForward(t *testing.T) {
 			cfg := clientConfig(n)
 			pfDialer := spdyDialer(t, cfg, u)
 			if websocket {
-				if pfDialer, err = portforward.NewSPDYOverWebsocketDialer(u, cfg); err != nil {
+				if pfDialer, err = portforward.NewSPDYOverWebsocketDialerForStreaming(u, cfg); err != nil {
 					t.Fatal(err)
 				}
 			}
 			ready := make(chan struct{})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			pf, err := portforward.NewOnAddressesWithContext(ctx, pfDialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(port)}, ready, io.Discard, io.Discard)
+			pf, err := portforward.NewOnAddressesForStreamingWithContext(ctx, pfDialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(port)}, ready, io.Discard, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -346,7 +349,7 @@ func TestPortForward(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
 			go func() { _, _ = conn.Write(payload) }()
 			got := make([]byte, len(payload))
@@ -366,7 +369,7 @@ func spdyDialer(t *testing.T, cfg *rest.Config, u *url.URL) httpstream.Dialer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return spdy.NewDialer(upgrader, &http.Client{Transport: rt}, "POST", u)
+	return spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: rt}, "POST", u)
 }
 
 func TestTailOffset(t *testing.T) {
@@ -392,6 +395,6 @@ func TestTailOffset(t *testing.T) {
 		if got := tc.log[tailOffset(f, tc.n):]; got != tc.want {
 			t.Errorf("last %d lines of %q: %q, want %q", tc.n, tc.log, got, tc.want)
 		}
-		f.Close()
+		_ = f.Close()
 	}
 }

@@ -119,7 +119,7 @@ func runTerminal(p *exec.Cmd, in io.Reader, out io.WriteCloser, resize <-chan re
 	if err != nil {
 		return err
 	}
-	defer term.Close()
+	defer func() { _ = term.Close() }()
 	finished := make(chan struct{})
 	defer close(finished)
 	go func() {
@@ -138,7 +138,7 @@ func runTerminal(p *exec.Cmd, in io.Reader, out io.WriteCloser, resize <-chan re
 	if in != nil {
 		go func() { _, _ = io.Copy(term, in) }()
 	}
-	var dst io.Writer = io.Discard
+	dst := io.Discard
 	if out != nil {
 		dst = out
 	}
@@ -198,7 +198,7 @@ func (r *runtime) Attach(_ context.Context, id string, in io.Reader, out, errOut
 	if in != nil {
 		go func() {
 			defer close(stdinDone)
-			var dst io.Writer = io.Discard
+			dst := io.Discard
 			if c.stdin != nil {
 				dst = c.stdin
 			}
@@ -228,7 +228,7 @@ func (r *runtime) PortForward(_ context.Context, sandboxID string, port int32, s
 	if err != nil {
 		return fmt.Errorf("connecting to port %d of pod %s: %w", port, sandboxID, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	stop := context.AfterFunc(p.ctx, func() { _ = conn.Close() })
 	defer stop()
 

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"sync"
 
-	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
 
 // Stats counts the streaming requests that reached the node for one Pod,

@@ -122,7 +122,7 @@ func rawTry(client *http.Client, proto rawProto, req rawRequest) (rawResponse, e
 	if err != nil {
 		return rawResponse{}, fmt.Errorf("%s %s over %s: %w", method, req.path, proto, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return rawResponse{}, fmt.Errorf("reading the answer to %s %s: %w", method, req.path, err)
@@ -401,7 +401,7 @@ func TestHostileForwardingHeadersDoNotReachAudit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		events := auditEvents(t, marker)
 		if !slices.Contains(events[0].SourceIPs, spoofed[0]) {
 			t.Fatalf("kube-apiserver ignored X-Forwarded-For sent to it directly (source IPs %v); this test proves nothing", events[0].SourceIPs)

@@ -77,11 +77,11 @@ func TestWebSocketWatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dialer := websocket.Dialer{TLSClientConfig: tc.tls, Subprotocols: tc.protocols, HandshakeTimeout: 30 * time.Second}
 			header := http.Header{"Origin": {stack.KipURL}}
-			conn, resp, err := dialer.Dial(kipWebSocketURL("/api/v1/namespaces/"+ns+"/configmaps?watch=true"), header)
+			conn, resp, err := dialer.Dial(kipWebSocketURL("/api/v1/namespaces/"+ns+"/configmaps?watch=true"), header) //nolint:bodyclose // gorilla/websocket: the response body "does not need to be closed by the application"
 			if err != nil {
 				t.Fatalf("dial: %v (response %v)", err, resp)
 			}
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			if tc.protocols != nil && resp.Header.Get("Sec-WebSocket-Protocol") != "binary.k8s.io" {
 				t.Errorf("negotiated subprotocol %q, want binary.k8s.io (the bearer entry must not reach the upstream)", resp.Header.Get("Sec-WebSocket-Protocol"))
 			}
@@ -136,9 +136,9 @@ func TestWebSocketBearerSubprotocolRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dialer := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: kipRoots(t)}, Subprotocols: tc.protocols, HandshakeTimeout: 30 * time.Second}
-			conn, resp, err := dialer.Dial(kipWebSocketURL("/api/v1/namespaces/"+ns+"/configmaps?watch=true"), http.Header{"Origin": {stack.KipURL}})
+			conn, resp, err := dialer.Dial(kipWebSocketURL("/api/v1/namespaces/"+ns+"/configmaps?watch=true"), http.Header{"Origin": {stack.KipURL}}) //nolint:bodyclose // gorilla/websocket: the response body "does not need to be closed by the application"
 			if err == nil {
-				conn.Close()
+				_ = conn.Close()
 				t.Fatal("the upgrade succeeded")
 			}
 			if resp == nil || resp.StatusCode != http.StatusUnauthorized {
@@ -241,7 +241,7 @@ func watchFor(ctx context.Context, client *http.Client, ns, name string, opened 
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.ProtoMajor != 2 {
 		return fmt.Errorf("watch over %s, want HTTP/2", resp.Proto)
 	}
@@ -270,7 +270,7 @@ func openWatch(ctx context.Context, client *http.Client, ns string) (*http.Respo
 			return resp, nil
 		}
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusTooManyRequests {
 			return nil, fmt.Errorf("watch: %s: %s", resp.Status, body)
 		}
@@ -374,7 +374,7 @@ func hashGet(t *testing.T, client *http.Client, url string) (sum [32]byte, size 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		t.Fatalf("GET %s: %s: %s", url, resp.Status, body)

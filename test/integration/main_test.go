@@ -43,7 +43,7 @@ func run(m *testing.M) int {
 	}
 	keep := os.Getenv("KIP_KEEP_TEST_DIR") != ""
 	if !keep {
-		defer os.RemoveAll(auditDir)
+		defer func() { _ = os.RemoveAll(auditDir) }()
 	}
 	policy := filepath.Join(auditDir, "policy.yaml")
 	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {

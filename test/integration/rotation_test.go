@@ -108,7 +108,7 @@ func installServingCert(t *testing.T, certPEM, keyPEM []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	certPath, keyPath, err := pki.WriteFiles(dir, "serving", certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +165,7 @@ func servingSerialOverNewConn(caPEM []byte, cert *tls.Certificate, user string) 
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, err

@@ -68,13 +68,13 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 			return err
 		}
 		if r.StatusCode != http.StatusOK {
-			r.Body.Close()
+			_ = r.Body.Close()
 			return errorf("%s", r.Status)
 		}
 		resp = r
 		return nil
 	})
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 
 	// Read a first part, then ask kip to stop while the rest is in flight.
 	h := sha256.New()
@@ -91,7 +91,7 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 			return err
 		}
 		if r, err := fresh.Get(cfg.Host + "/api"); err == nil {
-			r.Body.Close()
+			_ = r.Body.Close()
 			return errors.New("kip still accepts new connections after SIGTERM")
 		}
 		return nil

@@ -150,7 +150,7 @@ func TestPortForward(t *testing.T) {
 			}
 			wg.Wait()
 			got := [][32]byte{echo.nextReceived(t), echo.nextReceived(t)}
-			if !(got[0] == sums[0] && got[1] == sums[1]) && !(got[0] == sums[1] && got[1] == sums[0]) {
+			if (got[0] != sums[0] || got[1] != sums[1]) && (got[0] != sums[1] || got[1] != sums[0]) {
 				t.Fatalf("the server received %x, the clients sent %x", got, sums)
 			}
 		})
@@ -181,7 +181,7 @@ func TestPortForwardSurvivesIdle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		echoOnConn(t, conn, 1<<20, 20)
 		time.Sleep(70 * time.Second)
 		echoOnConn(t, conn, 1<<20, 21)
@@ -340,7 +340,7 @@ func spdyUpgradeStatus(t *testing.T, user, path string) metav1.Status {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var status metav1.Status
 	if err := json.NewDecoder(resp.Body).Decode(&status); err != nil {
 		t.Fatalf("%s: decoding the body: %v", resp.Status, err)
@@ -427,7 +427,7 @@ func startEchoServer(t *testing.T) *echoServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { _ = ln.Close() })
 	s := &echoServer{port: ln.Addr().(*net.TCPAddr).Port, received: make(chan [32]byte, 16)}
 	go func() {
 		for {
@@ -436,7 +436,7 @@ func startEchoServer(t *testing.T) *echoServer {
 				return
 			}
 			go func() {
-				defer conn.Close()
+				defer func() { _ = conn.Close() }()
 				h := sha256.New()
 				if _, err := io.Copy(conn, io.TeeReader(conn, h)); err != nil {
 					return
@@ -475,7 +475,7 @@ func echoOnNewConn(t *testing.T, addr string, size int64, seed uint64) [32]byte 
 		t.Error(err)
 		return [32]byte{}
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	return echoOnConn(t, conn, size, seed)
 }
 
@@ -582,9 +582,9 @@ func startKubectlOnTerminal(t *testing.T, kubeconfig string, env []string, size 
 	k.cmd.Stdin, k.cmd.Stdout, k.cmd.Stderr = tty, tty, tty
 	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	err = k.cmd.Start()
-	tty.Close()
+	_ = tty.Close()
 	if err != nil {
-		term.Close()
+		_ = term.Close()
 		t.Fatal(err)
 	}
 	k.stdin = term
@@ -599,7 +599,7 @@ func startKubectlOnTerminal(t *testing.T, kubeconfig string, env []string, size 
 		case <-copied:
 		case <-time.After(5 * time.Second):
 		}
-		term.Close()
+		_ = term.Close()
 	})
 	return k
 }

@@ -98,7 +98,7 @@ func Get(ctx context.Context, t *Target, path string, header http.Header) (Respo
 	if err != nil {
 		return Response{}, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	n, err := io.Copy(io.Discard, resp.Body)
 	if err != nil {
 		return Response{}, fmt.Errorf("reading %s from %s: %w", path, t.Name, err)

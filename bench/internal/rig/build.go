@@ -28,7 +28,7 @@ func Build(ctx context.Context, repoRoot, cacheDir string, log io.Writer) (Binar
 		return Binaries{}, err
 	}
 	for pkg, out := range map[string]string{"./cmd/kip": b.Kip, "./bench/revproxy": b.ReverseProxy} {
-		fmt.Fprintf(log, "building %s\n", pkg)
+		_, _ = fmt.Fprintf(log, "building %s\n", pkg)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 		cmd.Dir = repoRoot
 		var stderr bytes.Buffer

@@ -110,7 +110,7 @@ func (r *Rig) startExtras(ctx context.Context) ([]*load.Target, error) {
 	if len(r.opts.Extras) == 0 {
 		return nil, nil
 	}
-	fmt.Fprintf(r.opts.Log, "extra targets: upstream kubeconfig (user %s, may impersonate) %s; bench user certificate %s and key %s, signed by %s; waiting up to %s for %s\n",
+	_, _ = fmt.Fprintf(r.opts.Log, "extra targets: upstream kubeconfig (user %s, may impersonate) %s; bench user certificate %s and key %s, signed by %s; waiting up to %s for %s\n",
 		"kip-proxy", r.Stack.UpstreamKubeconfig, r.path("bench-user.crt"), r.path("bench-user.key"), r.clientCAFile, r.opts.ExtrasWait, SmallPath)
 	var targets []*load.Target
 	for _, spec := range r.opts.Extras {

@@ -26,8 +26,8 @@ func startProcess(name, bin string, args, env []string, logPath string) (*proces
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close() // the child has its own copy
-	fmt.Fprintf(logFile, "--- %s: %s %q\n", name, bin, args)
+	defer func() { _ = logFile.Close() }() // the child has its own copy
+	_, _ = fmt.Fprintf(logFile, "--- %s: %s %q\n", name, bin, args)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -84,7 +84,7 @@ func logTail(path string) string {
 	if err != nil {
 		return err.Error()
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if fi, err := f.Stat(); err == nil && fi.Size() > maxBytes {
 		_, _ = f.Seek(-maxBytes, io.SeekEnd)
 	}

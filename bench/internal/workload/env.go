@@ -42,7 +42,7 @@ type Env struct {
 }
 
 func (e Env) logf(format string, args ...any) {
-	fmt.Fprintf(e.Log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	_, _ = fmt.Fprintf(e.Log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
 func (e Env) raw(name string) string { return filepath.Join(e.RawDir, name) }

@@ -76,7 +76,7 @@ func (f *fanOut) watch(i int, opened func(error)) {
 		opened(err)
 		return
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		opened(fmt.Errorf("watch through %s: %s", f.target.Name, resp.Status))
 		return

@@ -25,7 +25,7 @@ type forwarder struct {
 
 func (f *forwarder) stop() {
 	close(f.stopCh)
-	<-f.done
+	<-f.done //nolint:errcheck // only waits for ForwardPorts to return; its error after a stop is of no interest (and staticcheck S1005 rejects `_ = <-f.done`)
 }
 
 // forwarders opens a port-forward to port through direct and through kip.

@@ -36,7 +36,7 @@ func PortForward(ctx context.Context, env Env) (_ []results.PortForward, err err
 	if err != nil {
 		return nil, err
 	}
-	defer src.Close()
+	defer func() { _ = src.Close() }()
 	node, err := testnode.Start(ctx, testnode.Options{Client: env.Rig.Admin, Name: "kip-bench-node"})
 	if err != nil {
 		return nil, fmt.Errorf("starting the test node: %w", err)
@@ -75,7 +75,7 @@ func startSource(size int64) (net.Listener, error) {
 				return
 			}
 			go func() {
-				defer conn.Close()
+				defer func() { _ = conn.Close() }()
 				for left := size; left > 0; left -= int64(len(chunk)) {
 					if _, err := conn.Write(chunk[:min(left, int64(len(chunk)))]); err != nil {
 						return
@@ -199,8 +199,8 @@ func copyThrough(ctx context.Context, local string, want int64) (float64, error)
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer func() { _ = conn.Close() }()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	n, err := io.Copy(io.Discard, conn)
 	if err == nil && n != want {

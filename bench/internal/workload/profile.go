@@ -111,7 +111,7 @@ func (s profileSource) save(ctx context.Context, path, file string) error {
 	if err != nil {
 		return fmt.Errorf("fetching %s's %s: %w", s.who, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("fetching %s's %s: %s", s.who, path, resp.Status)
 	}
@@ -120,7 +120,7 @@ func (s profileSource) save(ctx context.Context, path, file string) error {
 		return err
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	return f.Close()
