@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kip-proxy/kip/internal/binaries"
+	"github.com/kip-proxy/kip/internal/childproc"
 	"github.com/kip-proxy/kip/internal/pki"
 )
 
@@ -75,8 +76,8 @@ type Cluster struct {
 	apiServerPort int
 
 	mu        sync.Mutex // guards etcd and apiServer
-	etcd      *process
-	apiServer *process
+	etcd      *childproc.Process
+	apiServer *childproc.Process
 }
 
 // Start generates credentials, starts etcd and kube-apiserver and returns
@@ -159,7 +160,7 @@ func (c *Cluster) startEtcd(ctx context.Context, port, peerPort int) error {
 	}
 	_, _ = fmt.Fprintf(c.log, "starting etcd on 127.0.0.1:%d\n", port)
 	start := time.Now()
-	p, err := startProcess("etcd", c.binaries.Etcd, args, filepath.Join(c.Dir, "etcd.log"))
+	p, err := childproc.Start("etcd", c.binaries.Etcd, args, nil, filepath.Join(c.Dir, "etcd.log"))
 	if err != nil {
 		return err
 	}
@@ -226,7 +227,7 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 	}
 	_, _ = fmt.Fprintf(c.log, "starting kube-apiserver on %s\n", c.URL)
 	start := time.Now()
-	p, err := startProcess("kube-apiserver", c.binaries.KubeAPIServer, c.apiServerArgs, filepath.Join(c.Dir, "kube-apiserver.log"))
+	p, err := childproc.Start("kube-apiserver", c.binaries.KubeAPIServer, c.apiServerArgs, nil, filepath.Join(c.Dir, "kube-apiserver.log"))
 	if err != nil {
 		return err
 	}
@@ -259,7 +260,7 @@ func (c *Cluster) stopAPIServerLocked() error {
 	if c.apiServer == nil {
 		return nil
 	}
-	err := c.apiServer.stop(stopGrace)
+	err := c.apiServer.Stop(stopGrace)
 	c.apiServer = nil
 	_, _ = fmt.Fprintln(c.log, "stopped kube-apiserver")
 	return err
@@ -272,7 +273,7 @@ func (c *Cluster) Stop() error {
 	defer c.mu.Unlock()
 	err := c.stopAPIServerLocked()
 	if c.etcd != nil {
-		err = errors.Join(err, c.etcd.stop(stopGrace))
+		err = errors.Join(err, c.etcd.Stop(stopGrace))
 		c.etcd = nil
 	}
 	if c.keepDir {
@@ -301,7 +302,7 @@ func (c *Cluster) UserConfig(user string, groups ...string) (*rest.Config, error
 
 // waitReady calls probe until it succeeds, p exits, timeout passes or ctx
 // ends. Failures carry the tail of p's log.
-func waitReady(ctx context.Context, p *process, timeout time.Duration, probe func(context.Context) error) error {
+func waitReady(ctx context.Context, p *childproc.Process, timeout time.Duration, probe func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
@@ -314,10 +315,10 @@ func waitReady(ctx context.Context, p *process, timeout time.Duration, probe fun
 			return nil
 		}
 		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited before becoming ready (%v); %s", p.name, p.err, p.logTail())
+		case <-p.Exited():
+			return fmt.Errorf("%s exited before becoming ready (%v); %s", p.Name, p.Err(), p.LogTail())
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready (last probe: %v): %w; %s", p.name, err, ctx.Err(), p.logTail())
+			return fmt.Errorf("%s not ready (last probe: %v): %w; %s", p.Name, err, ctx.Err(), p.LogTail())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kip-proxy/kip/bench/internal/load"
+	"github.com/kip-proxy/kip/internal/childproc"
 	"github.com/kip-proxy/kip/internal/devstack"
 	"github.com/kip-proxy/kip/internal/localcluster"
 	"github.com/kip-proxy/kip/internal/pki"
@@ -122,7 +123,7 @@ func (r *Rig) startReverseProxy(ctx context.Context, g *group, upstreamURL strin
 		"--cert=" + r.Stack.ServingCertFile, "--key=" + r.Stack.ServingKeyFile,
 		"--client-ca=" + r.clientCAFile,
 	}
-	proc, err := startProcess("reverse-proxy", r.opts.Binaries.ReverseProxy, args, nil, r.path("reverse-proxy.log"))
+	proc, err := childproc.Start("reverse-proxy", r.opts.Binaries.ReverseProxy, args, nil, r.path("reverse-proxy.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +132,7 @@ func (r *Rig) startReverseProxy(ctx context.Context, g *group, upstreamURL strin
 	if err != nil {
 		return nil, err
 	}
-	t := load.NewTarget("reverse-proxy", "https://127.0.0.1:"+strconv.Itoa(ports[0]), tlsConfig, proc.pid())
+	t := load.NewTarget("reverse-proxy", "https://127.0.0.1:"+strconv.Itoa(ports[0]), tlsConfig, proc.Pid())
 	return t, waitReady(ctx, t, proc)
 }
 

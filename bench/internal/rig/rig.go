@@ -13,6 +13,7 @@ import (
 
 	"github.com/kip-proxy/kip/bench/internal/load"
 	"github.com/kip-proxy/kip/bench/internal/procstat"
+	"github.com/kip-proxy/kip/internal/childproc"
 	"github.com/kip-proxy/kip/internal/devstack"
 	"github.com/kip-proxy/kip/internal/pki"
 )
@@ -171,14 +172,14 @@ func (r *Rig) Stop() error {
 func (r *Rig) path(name string) string { return filepath.Join(r.opts.Dir, name) }
 
 // group is processes stopped together.
-type group struct{ procs []*process }
+type group struct{ procs []*childproc.Process }
 
-func (g *group) add(p *process) { g.procs = append(g.procs, p) }
+func (g *group) add(p *childproc.Process) { g.procs = append(g.procs, p) }
 
 func (g *group) stop() error {
 	var err error
 	for _, p := range g.procs {
-		err = errors.Join(err, p.stop(10*time.Second))
+		err = errors.Join(err, p.Stop(10*time.Second))
 	}
 	g.procs = nil
 	return err

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/bench/internal/load"
+	"github.com/kip-proxy/kip/internal/childproc"
 	"github.com/kip-proxy/kip/internal/devstack"
 	"github.com/kip-proxy/kip/internal/localcluster"
 	"github.com/kip-proxy/kip/internal/pki"
@@ -94,7 +95,7 @@ func (r *Rig) startKip(ctx context.Context, g *group, name, kubeconfig string, e
 	}
 	args := append([]string{"serve"}, r.Stack.ServeArgs(kubeconfig, ports[0], ports[1])...)
 	args = append(append(args, extra...), r.opts.KipFlags...)
-	p, err := startProcess(name, r.opts.Binaries.Kip, args, r.opts.KipEnv, r.path(name+".log"))
+	p, err := childproc.Start(name, r.opts.Binaries.Kip, args, r.opts.KipEnv, r.path(name+".log"))
 	if err != nil {
 		return nil, "", err
 	}
@@ -103,7 +104,7 @@ func (r *Rig) startKip(ctx context.Context, g *group, name, kubeconfig string, e
 	if err != nil {
 		return nil, "", err
 	}
-	t := load.NewTarget(name, "https://127.0.0.1:"+strconv.Itoa(ports[0]), tlsConfig, p.pid())
+	t := load.NewTarget(name, "https://127.0.0.1:"+strconv.Itoa(ports[0]), tlsConfig, p.Pid())
 	return t, "http://127.0.0.1:" + strconv.Itoa(ports[1]), waitReady(ctx, t, p)
 }
 
@@ -116,17 +117,17 @@ func (r *Rig) startKubectlProxy(ctx context.Context, g *group, name, kubeconfig 
 		return nil, err
 	}
 	args := []string{"proxy", "--kubeconfig=" + kubeconfig, "--address=127.0.0.1", "--port=" + strconv.Itoa(ports[0])}
-	p, err := startProcess(name, r.Stack.Binaries.Kubectl, args, nil, r.path(name+".log"))
+	p, err := childproc.Start(name, r.Stack.Binaries.Kubectl, args, nil, r.path(name+".log"))
 	if err != nil {
 		return nil, err
 	}
 	g.add(p)
-	t := load.NewTarget(name, "http://127.0.0.1:"+strconv.Itoa(ports[0]), nil, p.pid())
+	t := load.NewTarget(name, "http://127.0.0.1:"+strconv.Itoa(ports[0]), nil, p.Pid())
 	return t, waitReady(ctx, t, p)
 }
 
 // waitReady polls a GET of SmallPath through t until it succeeds.
-func waitReady(ctx context.Context, t *load.Target, p *process) error {
+func waitReady(ctx context.Context, t *load.Target, p *childproc.Process) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	for {
@@ -135,8 +136,8 @@ func waitReady(ctx context.Context, t *load.Target, p *process) error {
 			return nil
 		}
 		if p != nil {
-			if perr := p.failed(); perr != nil {
-				return perr
+			if p.HasExited() {
+				return fmt.Errorf("%s exited: %s", p.Name, p.LogTail())
 			}
 		}
 		select {
