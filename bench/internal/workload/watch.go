@@ -136,6 +136,9 @@ type fanMeasurement struct {
 	openTime             time.Duration
 	curve                []results.Point
 	perWatch, upPerWatch float64
+	// proxyMeasured says perWatch was read: a small fan-out can leave the
+	// proxy's RSS exactly where it was, and zero is then a real figure.
+	proxyMeasured bool
 }
 
 // open opens the watches in steps, reading the proxy's memory after each.
@@ -156,6 +159,7 @@ func (m *fanMeasurement) open(fan *fanOut, env Env, t *load.Target, curve bool) 
 func (m *fanMeasurement) readMemory(env Env, t *load.Target, opened int) {
 	if t.PID != 0 {
 		m.perWatch = float64(rss(t.PID)-m.proxyBase) / float64(opened)
+		m.proxyMeasured = true
 	}
 	m.upPerWatch = float64(rss(env.Rig.APIServerPID)-m.upBase) / float64(opened)
 }
@@ -173,7 +177,7 @@ func (m *fanMeasurement) merge(res *results.Watch, fan *fanOut, delays []time.Du
 	if res.FirstError == "" {
 		res.FirstError = errString(fan.firstErr)
 	}
-	if m.perWatch != 0 && (res.ProxyRSSPerWatch == nil || m.perWatch > *res.ProxyRSSPerWatch) {
+	if m.proxyMeasured && (res.ProxyRSSPerWatch == nil || m.perWatch > *res.ProxyRSSPerWatch) {
 		v := m.perWatch
 		res.ProxyRSSPerWatch = &v
 	}
