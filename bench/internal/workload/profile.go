@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -158,4 +159,38 @@ func goroutines(ctx context.Context, s profileSource, file string) (string, erro
 	}
 	first, _, _ := strings.Cut(string(data), "\n")
 	return first, nil
+}
+
+// kipMemory reads the Go runtime's stack and heap in use from kip's
+// /metrics, which tells where the memory of open watches goes.
+func kipMemory(ctx context.Context, env Env) (stacks, heap float64, err error) {
+	s := kipSource(env)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	if stacks, err = gauge(body, "go_memstats_stack_inuse_bytes"); err != nil {
+		return 0, 0, err
+	}
+	heap, err = gauge(body, "go_memstats_heap_inuse_bytes")
+	return stacks, heap, err
+}
+
+// gauge finds an unlabelled sample in Prometheus text exposition.
+func gauge(exposition []byte, name string) (float64, error) {
+	for line := range strings.Lines(string(exposition)) {
+		if value, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(value), 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /metrics", name)
 }

@@ -112,6 +112,12 @@ func kipHeap(ctx context.Context, env Env, n int) (*results.Profile, error) {
 		return nil, err
 	}
 	about := fmt.Sprintf("%d watches open through kip; %s", n, count)
+	if stacks, heap, err := kipMemory(ctx, env); err == nil {
+		about += fmt.Sprintf("; goroutine stacks %.1f MiB (%.1f KiB per watch), heap in use %.1f MiB (%.1f KiB per watch, the process's own baseline included)",
+			stacks/(1<<20), stacks/1024/float64(n), heap/(1<<20), heap/1024/float64(n))
+	} else {
+		env.logf("reading kip's memory statistics: %v", err)
+	}
 	p, err := summarize(ctx, env, "kip heap in use, watch fan-out", about, file, "-sample_index=inuse_space")
 	return &p, err
 }
