@@ -1,6 +1,6 @@
 # kip's routine commands. `make dev` and `make test` are all a fresh machine
 # needs: the first run builds the pinned etcd, kube-apiserver and kubectl
-# (about 10 minutes on 2 cores) into .cache/bin, later runs reuse them.
+# (10 to 15 minutes on 2 cores) into .cache/bin, later runs reuse them.
 
 GO ?= go
 TEST_TIMEOUT ?= 80m
@@ -41,7 +41,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := .cache/bin/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 
 $(GOLANGCI_LINT):
-	@echo "building golangci-lint $(GOLANGCI_LINT_VERSION) (a first build takes about 3 minutes on 2 cores; cached afterwards)"
+	@echo "building golangci-lint $(GOLANGCI_LINT_VERSION) (a first build takes about 5 minutes on 2 cores, module download included; cached afterwards)"
 	cd hack/tools/lint && $(GO) build -o $(CURDIR)/$(GOLANGCI_LINT) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 ## lint: golangci-lint with .golangci.yml.

@@ -56,17 +56,17 @@ func targets() (etcd, apiserver, kubectl target) {
 		name: "etcd", dir: "etcd-" + EtcdVersion,
 		module: "hack/tools/etcd", pkg: ".",
 		pinPath: "go.etcd.io/etcd/server/v3", pinVersion: EtcdVersion,
-		coldBuild: "40 s",
+		coldBuild: "1 min",
 	}
 	apiserver = target{
 		name: "kube-apiserver", dir: kubeDir,
 		module: "hack/tools/kube", pkg: "k8s.io/kubernetes/cmd/kube-apiserver",
 		ldflags: kubeLDFlags(),
 		pinPath: "k8s.io/kubernetes", pinVersion: KubeVersion,
-		coldBuild: "6 min",
+		coldBuild: "6 to 12 min, the longer when other builds share the cores",
 	}
 	kubectl = apiserver
-	kubectl.name, kubectl.pkg, kubectl.coldBuild = "kubectl", "k8s.io/kubernetes/cmd/kubectl", "1 min"
+	kubectl.name, kubectl.pkg, kubectl.coldBuild = "kubectl", "k8s.io/kubernetes/cmd/kubectl", "1 to 3 min"
 	return etcd, apiserver, kubectl
 }
 
