@@ -44,5 +44,6 @@ func buildHandlerChain(proxy http.Handler, c *genericapiserver.Config) http.Hand
 	h = genericapifilters.WithRequestReceivedTimestamp(h)
 	h = genericfilters.WithPanicRecovery(h, c.RequestInfoResolver)
 	h = genericapifilters.WithAuditInit(h)
+	h = withGrownStack(h)
 	return h
 }
