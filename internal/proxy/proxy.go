@@ -50,9 +50,14 @@ func newProxy(target *url.URL, rt http.RoundTripper) *Proxy {
 
 func (p *Proxy) reverseProxy(rt http.RoundTripper, buffers httputil.BufferPool) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      rt,
-		FlushInterval:  -1, // watch, logs -f and exec must see every byte at once
+		Rewrite:   p.rewrite,
+		Transport: rt,
+		// Streams (watch, logs -f, anything the upstream sends without a
+		// Content-Length) are flushed at every write by ReverseProxy
+		// itself; upgrades are spliced. A response of known length is
+		// finite, so it goes out in one piece when the body ends: one TLS
+		// record and one write fewer per short request.
+		FlushInterval:  0,
 		BufferPool:     buffers,
 		ModifyResponse: addSecurityHeaders,
 		ErrorHandler:   p.handleError,
