@@ -20,8 +20,8 @@ import (
 	"github.com/kip-proxy/kip/internal/proxy"
 )
 
-// slowUpstream answers short requests only when the caller gives up, and
-// streams watches: headers at once, one event after watchEventAfter.
+// slowUpstream never answers short requests, and streams watches: headers
+// at once, one event after watchEventAfter.
 const watchEventAfter = 1500 * time.Millisecond
 
 func slowUpstream(t *testing.T) *httptest.Server {
@@ -38,11 +38,13 @@ func slowUpstream(t *testing.T) *httptest.Server {
 			}
 			return
 		}
+		// A hung upstream never answers: once kip gives up, the connection
+		// is dropped without a response, so that only kip can answer.
 		select {
 		case <-r.Context().Done():
 		case <-time.After(time.Minute):
-			w.WriteHeader(http.StatusOK)
 		}
+		panic(http.ErrAbortHandler)
 	}))
 	t.Cleanup(up.Close)
 	return up
