@@ -298,23 +298,11 @@ func followLogs(t *testing.T, n *Node, pod string) *bufio.Reader {
 }
 
 func TestPortForward(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := ServePort(func(conn net.Conn) { _, _ = io.Copy(conn, conn) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = ln.Close() }()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer func() { _ = conn.Close() }()
-				_, _ = io.Copy(conn, conn)
-			}()
-		}
-	}()
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	for _, websocket := range []bool{false, true} {

@@ -423,33 +423,24 @@ type echoServer struct {
 
 func startEchoServer(t *testing.T) *echoServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s := &echoServer{received: make(chan [32]byte, 16)}
+	ln, err := testnode.ServePort(func(conn net.Conn) {
+		h := sha256.New()
+		if _, err := io.Copy(conn, io.TeeReader(conn, h)); err != nil {
+			return
+		}
+		var sum [32]byte
+		copy(sum[:], h.Sum(nil))
+		select {
+		case s.received <- sum:
+		default:
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
-	s := &echoServer{port: ln.Addr().(*net.TCPAddr).Port, received: make(chan [32]byte, 16)}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer func() { _ = conn.Close() }()
-				h := sha256.New()
-				if _, err := io.Copy(conn, io.TeeReader(conn, h)); err != nil {
-					return
-				}
-				var sum [32]byte
-				copy(sum[:], h.Sum(nil))
-				select {
-				case s.received <- sum:
-				default:
-				}
-			}()
-		}
-	}()
+	s.port = ln.Addr().(*net.TCPAddr).Port
 	return s
 }
 

@@ -63,28 +63,14 @@ func PortForward(ctx context.Context, env Env) (_ []results.PortForward, err err
 // startSource listens on a loopback port and sends size bytes to each
 // connection, then closes it.
 func startSource(size int64) (net.Listener, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
 	chunk := []byte(payload(1 << 20))
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
+	return testnode.ServePort(func(conn net.Conn) {
+		for left := size; left > 0; left -= int64(len(chunk)) {
+			if _, err := conn.Write(chunk[:min(left, int64(len(chunk)))]); err != nil {
 				return
 			}
-			go func() {
-				defer func() { _ = conn.Close() }()
-				for left := size; left > 0; left -= int64(len(chunk)) {
-					if _, err := conn.Write(chunk[:min(left, int64(len(chunk)))]); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln, nil
+	})
 }
 
 // runSourcePod creates the Pod whose port leads to the source, lets the
