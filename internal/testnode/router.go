@@ -30,27 +30,34 @@ func (n *Node) router() http.Handler {
 }
 
 func (n *Node) serveExec(w http.ResponseWriter, r *http.Request) {
-	opts, err := remotecommandserver.NewOptions(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	c, ok := n.containerFor(w, r)
-	if !ok {
-		return
-	}
-	resp, err := n.stream.GetExec(&runtimeapi.ExecRequest{
-		ContainerId: c.id, Cmd: r.URL.Query()["command"],
-		Tty: opts.TTY, Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr,
+	n.serveRemoteCommand(w, r, func(c *container, opts *remotecommandserver.Options) (string, error) {
+		resp, err := n.stream.GetExec(&runtimeapi.ExecRequest{
+			ContainerId: c.id, Cmd: r.URL.Query()["command"],
+			Tty: opts.TTY, Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr,
+		})
+		if err != nil {
+			return "", err
+		}
+		return resp.Url, nil
 	})
-	if err != nil {
-		_ = streaming.WriteError(err, w)
-		return
-	}
-	n.proxyRemoteCommand(w, r, resp.Url, opts)
 }
 
 func (n *Node) serveAttach(w http.ResponseWriter, r *http.Request) {
+	n.serveRemoteCommand(w, r, func(c *container, opts *remotecommandserver.Options) (string, error) {
+		resp, err := n.stream.GetAttach(&runtimeapi.AttachRequest{
+			ContainerId: c.id, Tty: opts.TTY, Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr,
+		})
+		if err != nil {
+			return "", err
+		}
+		return resp.Url, nil
+	})
+}
+
+// serveRemoteCommand reads an exec or attach request's streams, finds its
+// container, asks the streaming server for a session with open, and passes
+// the upgrade to that session.
+func (n *Node) serveRemoteCommand(w http.ResponseWriter, r *http.Request, open func(*container, *remotecommandserver.Options) (string, error)) {
 	opts, err := remotecommandserver.NewOptions(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -60,14 +67,12 @@ func (n *Node) serveAttach(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	resp, err := n.stream.GetAttach(&runtimeapi.AttachRequest{
-		ContainerId: c.id, Tty: opts.TTY, Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr,
-	})
+	target, err := open(c, opts)
 	if err != nil {
 		_ = streaming.WriteError(err, w)
 		return
 	}
-	n.proxyRemoteCommand(w, r, resp.Url, opts)
+	n.proxyRemoteCommand(w, r, target, opts)
 }
 
 // proxyRemoteCommand passes an exec or attach upgrade to the streaming
