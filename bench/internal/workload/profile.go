@@ -104,27 +104,28 @@ func whileLoaded(ctx context.Context, env Env, seconds int, load func(context.Co
 
 // save writes the profile at path on the source to file.
 func (s profileSource) save(ctx context.Context, path, file string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+path, nil)
+	data, err := s.fetch(ctx, path)
 	if err != nil {
 		return err
+	}
+	return os.WriteFile(file, data, 0o644)
+}
+
+// fetch GETs path from the source and returns the body of a 200 answer.
+func (s profileSource) fetch(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+path, nil)
+	if err != nil {
+		return nil, err
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("fetching %s's %s: %w", s.who, path, err)
+		return nil, fmt.Errorf("fetching %s's %s: %w", s.who, path, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetching %s's %s: %s", s.who, path, resp.Status)
+		return nil, fmt.Errorf("fetching %s's %s: %s", s.who, path, resp.Status)
 	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
+	return io.ReadAll(resp.Body)
 }
 
 // summarize reads the profile in file (under the raw folder) with
@@ -164,17 +165,7 @@ func goroutines(ctx context.Context, s profileSource, file string) (string, erro
 // kipMemory reads the Go runtime's stack and heap in use from kip's
 // /metrics, which tells where the memory of open watches goes.
 func kipMemory(ctx context.Context, env Env) (stacks, heap float64, err error) {
-	s := kipSource(env)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/metrics", nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
+	body, err := kipSource(env).fetch(ctx, "/metrics")
 	if err != nil {
 		return 0, 0, err
 	}
