@@ -20,10 +20,11 @@ import (
 	"github.com/kip-proxy/kip/internal/proxy"
 )
 
-// slowUpstream never answers short requests, and streams watches: headers
-// at once, one event after watchEventAfter.
+// watchEventAfter is when slowUpstream sends a watch its one event.
 const watchEventAfter = 1500 * time.Millisecond
 
+// slowUpstream never answers short requests, and streams watches: headers
+// at once, one event after watchEventAfter.
 func slowUpstream(t *testing.T) *httptest.Server {
 	t.Helper()
 	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
