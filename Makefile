@@ -5,7 +5,7 @@
 GO ?= go
 TEST_TIMEOUT ?= 80m
 
-.PHONY: all build dev test test-unit test-integration tools fmt vet check lint fuzz soak bench bench-smoke clean
+.PHONY: generate all build dev test test-unit test-integration tools fmt vet check lint fuzz soak bench bench-smoke clean
 
 all: build
 
@@ -73,3 +73,7 @@ clean:
 ## soak: slow tests that leave long-running requests idle for minutes.
 soak: tools
 	KIP_SOAK=1 $(GO) test -timeout 40m -run Soak -v ./test/integration
+
+## generate: regenerate the API types' deepcopy functions.
+generate:
+	$(GO) run k8s.io/code-generator/cmd/deepcopy-gen@v0.37.2 --output-file zz_generated.deepcopy.go --go-header-file hack/boilerplate.go.txt ./pkg/apis/login/v1alpha1
