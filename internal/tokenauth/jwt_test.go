@@ -18,8 +18,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
 )
 
 // fakeIssuer is an OIDC issuer on loopback TLS: discovery and keys, and

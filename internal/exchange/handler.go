@@ -1,0 +1,110 @@
+package exchange
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/klog/v2"
+
+	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
+)
+
+// handler serves POSTs of TokenCredentialRequests.
+type handler struct {
+	tokens       authenticator.Token
+	audiences    authenticator.Audiences
+	issuer       Issuer
+	ttl          time.Duration
+	tokenTimeout time.Duration
+	decoder      runtime.Decoder
+	failures     *failureLimiter
+}
+
+func newHandler(c Config) (*handler, error) {
+	decoder, err := newDecoder()
+	if err != nil {
+		return nil, err
+	}
+	return &handler{
+		tokens:       c.Tokens,
+		audiences:    c.APIAudiences,
+		issuer:       c.Issuer,
+		ttl:          c.TTL,
+		tokenTimeout: c.TokenTimeout,
+		decoder:      decoder,
+		failures:     newFailureLimiter(c.FailureBurst, c.FailureInterval, c.MaxClients, c.Clock),
+	}, nil
+}
+
+// ServeHTTP refuses what is not an exchange before it costs a unit of the
+// caller's failure budget, then exchanges with that unit taken, so that
+// concurrent guesses from one address cannot outrun the budget.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A credential must not be kept by any cache, and neither should the
+	// answer that none was issued.
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeStatus(w, apierrors.NewMethodNotSupported(loginv1alpha1.SchemeGroupVersion.WithResource(loginv1alpha1.Resource).GroupResource(), r.Method))
+		return
+	}
+	if name, found := impersonationHeader(r.Header); found {
+		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("the credential exchange does not impersonate: remove the %s header (kubectl --as) and exchange your own token", name)))
+		return
+	}
+	client := clientKey(r.RemoteAddr)
+	if wait, ok := h.failures.take(client); !ok {
+		writeStatus(w, tooManyFailures(wait))
+		return
+	}
+	answer, tokenFailed, err := h.exchange(w, r)
+	if !tokenFailed {
+		h.failures.refund(client)
+	}
+	if err != nil {
+		writeStatus(w, err)
+		return
+	}
+	writeObject(w, http.StatusCreated, answer)
+}
+
+// exchange reads, checks and answers one request. tokenFailed reports a
+// token the authenticator did not accept: only that spends the budget.
+func (h *handler) exchange(w http.ResponseWriter, r *http.Request) (answer *loginv1alpha1.TokenCredentialRequest, tokenFailed bool, _ *apierrors.StatusError) {
+	req, se := h.readRequest(w, r)
+	if se != nil {
+		return nil, false, se
+	}
+	pub, se := validate(req)
+	if se != nil {
+		return nil, false, se
+	}
+	u, err := h.authenticate(r.Context(), req.Spec.Token)
+	if err != nil {
+		logTokenFailure(r, err)
+		return refused(req), true, nil
+	}
+	cred, err := h.issue(u, pub)
+	if err != nil {
+		klog.ErrorS(err, "Credential exchange could not issue a certificate", "user", u.GetName(), "remoteAddr", r.RemoteAddr)
+		return nil, false, apierrors.NewInternalError(errors.New("kip could not sign a certificate; try again, and if it persists ask kip's operator, whose log has the cause"))
+	}
+	klog.InfoS("Credential exchange issued a certificate", "user", u.GetName(), "expires", cred.ExpirationTimestamp.Time, "generatedKey", pub == nil, "remoteAddr", r.RemoteAddr)
+	return succeeded(req, cred), false, nil
+}
+
+// impersonationHeader finds an Impersonate-* header in any letter case.
+func impersonationHeader(h http.Header) (string, bool) {
+	for name := range h {
+		if strings.HasPrefix(strings.ToLower(name), "impersonate-") {
+			return name, true
+		}
+	}
+	return "", false
+}
