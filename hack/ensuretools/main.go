@@ -1,5 +1,5 @@
-// Command ensuretools builds the pinned etcd, kube-apiserver and kubectl that
-// kip's tests and `kip dev` run, unless they are already cached.
+// Command ensuretools builds the pinned etcd, kube-apiserver, kubectl and Ory
+// Hydra that kip's tests and `kip dev` run, unless they are already cached.
 package main
 
 import (
@@ -16,5 +16,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	fmt.Printf("etcd           %s\nkube-apiserver %s\nkubectl        %s\n", paths.Etcd, paths.KubeAPIServer, paths.Kubectl)
+	fmt.Printf("etcd           %s\nkube-apiserver %s\nkubectl        %s\nhydra          %s\n",
+		paths.Etcd, paths.KubeAPIServer, paths.Kubectl, paths.Hydra)
 }

@@ -31,6 +31,9 @@ type Paths struct {
 	Etcd          string
 	KubeAPIServer string
 	Kubectl       string
+	// Hydra is Ory Hydra, the OIDC provider that tests and `kip dev` sign
+	// in with.
+	Hydra string
 }
 
 // target is one binary and how to build it.
@@ -40,6 +43,11 @@ type target struct {
 	module  string // tools module, relative to the repo root
 	pkg     string // package to build, as named inside module
 	ldflags string
+	tags    string // build tags, comma-separated
+	// cgo forces CGO_ENABLED=1, for binaries that are useless without it:
+	// without cgo, Hydra's SQLite driver compiles to a stub that fails only
+	// at run time.
+	cgo bool
 	// pinPath and pinVersion are the requirement module's go.mod must carry
 	// for the binary to be the version dir claims.
 	pinPath, pinVersion string
@@ -48,26 +56,51 @@ type target struct {
 	coldBuild string
 }
 
-// targets lists the binaries in build order: kube-apiserver before kubectl,
-// since kubectl then reuses most of the compiled packages.
-func targets() (etcd, apiserver, kubectl target) {
+// toolSet is every binary Ensure provides.
+type toolSet struct{ etcd, apiServer, kubectl, hydra target }
+
+// targets describes how to build each binary.
+func targets() toolSet {
 	kubeDir := "kube-" + KubeVersion
-	etcd = target{
+	etcd := target{
 		name: "etcd", dir: "etcd-" + EtcdVersion,
 		module: "hack/tools/etcd", pkg: ".",
 		pinPath: "go.etcd.io/etcd/server/v3", pinVersion: EtcdVersion,
 		coldBuild: "1 min",
 	}
-	apiserver = target{
+	apiServer := target{
 		name: "kube-apiserver", dir: kubeDir,
 		module: "hack/tools/kube", pkg: "k8s.io/kubernetes/cmd/kube-apiserver",
 		ldflags: kubeLDFlags(),
 		pinPath: "k8s.io/kubernetes", pinVersion: KubeVersion,
 		coldBuild: "6 to 12 min, the longer when other builds share the cores",
 	}
-	kubectl = apiserver
+	kubectl := apiServer
 	kubectl.name, kubectl.pkg, kubectl.coldBuild = "kubectl", "k8s.io/kubernetes/cmd/kubectl", "1 to 3 min"
-	return etcd, apiserver, kubectl
+	hydra := target{
+		name: "hydra", dir: "hydra-" + HydraVersion,
+		module: "hack/tools/hydra", pkg: "github.com/ory/hydra/v2",
+		ldflags: hydraLDFlags(),
+		// The in-memory database kip runs Hydra with is SQLite, which is
+		// compiled in only with these tags (and cgo).
+		tags: "sqlite,sqlite_omit_load_extension", cgo: true,
+		pinPath: "github.com/ory/hydra/v2", pinVersion: HydraVersion,
+		coldBuild: "2 to 6 min, the longer when other builds share the cores",
+	}
+	return toolSet{etcd: etcd, apiServer: apiServer, kubectl: kubectl, hydra: hydra}
+}
+
+// all lists the binaries in build order: kube-apiserver before kubectl,
+// since kubectl then reuses most of the compiled packages.
+func (ts toolSet) all() []target { return []target{ts.etcd, ts.apiServer, ts.kubectl, ts.hydra} }
+
+func (ts toolSet) paths(cacheDir string) Paths {
+	return Paths{
+		Etcd:          ts.etcd.path(cacheDir),
+		KubeAPIServer: ts.apiServer.path(cacheDir),
+		Kubectl:       ts.kubectl.path(cacheDir),
+		Hydra:         ts.hydra.path(cacheDir),
+	}
 }
 
 // kubeLDFlags stamps the version into the Kubernetes binaries, which
@@ -86,10 +119,16 @@ func kubeLDFlags() string {
 	}, " ")
 }
 
+// hydraLDFlags stamp the version into Hydra, which otherwise calls itself
+// "master" in its logs and on /version.
+func hydraLDFlags() string {
+	return "-X github.com/ory/hydra/v2/driver/config.Version=" + HydraVersion
+}
+
 func (t target) path(cacheDir string) string { return filepath.Join(cacheDir, t.dir, t.name) }
 
-// Ensure returns the paths of etcd, kube-apiserver and kubectl, building
-// whichever is not cached yet. A cold build takes several minutes, so
+// Ensure returns the paths of etcd, kube-apiserver, kubectl and Hydra,
+// building whichever is not cached yet. A cold build takes several minutes, so
 // callers should allow for that in their timeouts.
 func Ensure(ctx context.Context, opts Options) (Paths, error) {
 	if opts.RepoRoot == "" {
@@ -106,13 +145,9 @@ func Ensure(ctx context.Context, opts Options) (Paths, error) {
 		opts.Log = io.Discard
 	}
 
-	etcd, apiserver, kubectl := targets()
-	paths := Paths{
-		Etcd:          etcd.path(opts.CacheDir),
-		KubeAPIServer: apiserver.path(opts.CacheDir),
-		Kubectl:       kubectl.path(opts.CacheDir),
-	}
-	all := []target{etcd, apiserver, kubectl}
+	tools := targets()
+	paths := tools.paths(opts.CacheDir)
+	all := tools.all()
 	if allBuilt(opts.CacheDir, all) {
 		return paths, nil
 	}
@@ -172,18 +207,14 @@ func build(ctx context.Context, opts Options, t target) error {
 		t.name, t.pinVersion, filepath.Dir(dst), t.coldBuild)
 	start := time.Now()
 
-	// Any other build of these binaries (a Makefile target, CI) should use
-	// the same flags, so that all of them share one Go build cache.
-	args := []string{"build", "-trimpath", "-buildvcs=false"}
-	if t.ldflags != "" {
-		args = append(args, "-ldflags", t.ldflags)
-	}
-	args = append(args, "-o", tmp, t.pkg)
-	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd := exec.CommandContext(ctx, "go", t.buildArgs(tmp)...)
 	cmd.Dir = filepath.Join(opts.RepoRoot, t.module)
 	// Each tools module stands alone; a go.work above it must not pull in
 	// kip's own module and its clashing requirements.
 	cmd.Env = append(os.Environ(), "GOWORK=off")
+	if t.cgo {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=1")
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// go build runs compilers and the linker as children. Give it its own
@@ -203,6 +234,20 @@ func build(ctx context.Context, opts Options, t target) error {
 	}
 	_, _ = fmt.Fprintf(opts.Log, "built %s in %s\n", t.name, time.Since(start).Round(time.Second))
 	return nil
+}
+
+// buildArgs are go build's arguments for t, writing the binary to out. Any
+// other build of these binaries (a Makefile target, CI) should use the same
+// flags, so that all of them share one Go build cache.
+func (t target) buildArgs(out string) []string {
+	args := []string{"build", "-trimpath", "-buildvcs=false"}
+	if t.tags != "" {
+		args = append(args, "-tags", t.tags)
+	}
+	if t.ldflags != "" {
+		args = append(args, "-ldflags", t.ldflags)
+	}
+	return append(args, "-o", out, t.pkg)
 }
 
 // lockDir takes an exclusive flock on a lock file in dir, polling so that

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,8 +62,7 @@ func TestVersionsMatchToolsModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	etcd, apiserver, kubectl := targets()
-	for _, tgt := range []target{etcd, apiserver, kubectl} {
+	for _, tgt := range targets().all() {
 		if err := checkPin(root, tgt); err != nil {
 			t.Error(err)
 		}
@@ -110,8 +111,52 @@ func TestKubeLDFlags(t *testing.T) {
 	}
 }
 
+func TestBuildArgs(t *testing.T) {
+	tools := targets()
+	tests := []struct {
+		name string
+		tgt  target
+		want []string
+	}{
+		{
+			name: "etcd has neither tags nor ldflags",
+			tgt:  tools.etcd,
+			want: []string{"build", "-trimpath", "-buildvcs=false", "-o", "/out", "."},
+		},
+		{
+			name: "kube-apiserver carries its version",
+			tgt:  tools.apiServer,
+			want: []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", kubeLDFlags(), "-o", "/out", "k8s.io/kubernetes/cmd/kube-apiserver"},
+		},
+		{
+			// Without the sqlite tag Hydra cannot open its in-memory database.
+			name: "hydra needs sqlite",
+			tgt:  tools.hydra,
+			want: []string{
+				"build", "-trimpath", "-buildvcs=false", "-tags", "sqlite,sqlite_omit_load_extension",
+				"-ldflags", "-X github.com/ory/hydra/v2/driver/config.Version=" + HydraVersion,
+				"-o", "/out", "github.com/ory/hydra/v2",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.tgt.buildArgs("/out"); !slices.Equal(got, tt.want) {
+				t.Errorf("buildArgs() =\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+	if !tools.hydra.cgo {
+		t.Error("hydra is built without forcing cgo, so a machine without it gets a binary whose SQLite is a stub")
+	}
+}
+
 func TestEnsureUsesCache(t *testing.T) {
-	etcd, apiserver, kubectl := targets()
+	tools := targets()
+	all := map[string]bool{}
+	for _, tgt := range tools.all() {
+		all[tgt.name] = true
+	}
 	tests := []struct {
 		name       string
 		executable map[string]bool // binary name → exec bit; absent means no file
@@ -119,25 +164,30 @@ func TestEnsureUsesCache(t *testing.T) {
 	}{
 		{
 			name:       "all cached",
-			executable: map[string]bool{etcd.name: true, apiserver.name: true, kubectl.name: true},
+			executable: all,
 		},
 		{
 			// A file without the exec bit is not a finished build, so Ensure
 			// tries to build, which fails in a root without tools modules.
 			name:       "not executable",
-			executable: map[string]bool{etcd.name: false, apiserver.name: true, kubectl.name: true},
+			executable: with(all, tools.etcd.name, false),
 			wantErr:    true,
 		},
 		{
-			name:       "missing",
-			executable: map[string]bool{apiserver.name: true, kubectl.name: true},
+			name:       "hydra missing",
+			executable: without(all, tools.hydra.name),
+			wantErr:    true,
+		},
+		{
+			name:       "etcd missing",
+			executable: without(all, tools.etcd.name),
 			wantErr:    true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cache := t.TempDir()
-			for _, tgt := range []target{etcd, apiserver, kubectl} {
+			for _, tgt := range tools.all() {
 				if x, ok := tt.executable[tgt.name]; ok {
 					mode := os.FileMode(0o644)
 					if x {
@@ -156,15 +206,31 @@ func TestEnsureUsesCache(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Paths{Etcd: etcd.path(cache), KubeAPIServer: apiserver.path(cache), Kubectl: kubectl.path(cache)}
+			want := Paths{
+				Etcd:          filepath.Join(cache, "etcd-"+EtcdVersion, "etcd"),
+				KubeAPIServer: filepath.Join(cache, "kube-"+KubeVersion, "kube-apiserver"),
+				Kubectl:       filepath.Join(cache, "kube-"+KubeVersion, "kubectl"),
+				Hydra:         filepath.Join(cache, "hydra-"+HydraVersion, "hydra"),
+			}
 			if got != want {
 				t.Errorf("Ensure() = %+v, want %+v", got, want)
 			}
-			if !strings.HasSuffix(got.KubeAPIServer, filepath.Join("kube-"+KubeVersion, "kube-apiserver")) {
-				t.Errorf("kube-apiserver path %s is not keyed by version", got.KubeAPIServer)
-			}
 		})
 	}
+}
+
+// with returns a copy of m with key set to v.
+func with(m map[string]bool, key string, v bool) map[string]bool {
+	c := maps.Clone(m)
+	c[key] = v
+	return c
+}
+
+// without returns a copy of m without key.
+func without(m map[string]bool, key string) map[string]bool {
+	c := maps.Clone(m)
+	delete(c, key)
+	return c
 }
 
 func TestLockDirIsExclusive(t *testing.T) {

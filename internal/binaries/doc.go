@@ -1,5 +1,5 @@
-// Package binaries builds, once, the pinned etcd, kube-apiserver and kubectl
-// that kip's tests and `kip dev` run, and finds them on later runs.
+// Package binaries builds, once, the pinned etcd, kube-apiserver, kubectl and
+// Ory Hydra that kip's tests and `kip dev` run, and finds them on later runs.
 //
 // Each binary is built from its own tools module under hack/tools (their
 // dependency graphs clash in a shared go.mod) and cached under a folder named

@@ -6,4 +6,7 @@ package binaries
 const (
 	KubeVersion = "v1.37.2"
 	EtcdVersion = "v3.6.16"
+	// HydraVersion is Ory Hydra, the OIDC provider kip signs in with in
+	// tests and `kip dev`.
+	HydraVersion = "v2.3.0"
 )
