@@ -1,0 +1,11 @@
+// Package login is `kip login`, the kubectl exec credential plugin. One
+// run answers one kubectl call: it takes the entry for this configuration
+// from the cache under a file lock, reuses what is still good (a client
+// certificate, an ID token), refreshes or signs in only when it must,
+// exchanges the token for a kip client certificate in certificate mode,
+// saves the result and writes the ExecCredential.
+//
+// Holding the lock from the cache check to the save is what makes ten
+// parallel kubectl calls from a cold cache do one sign-in: the other nine
+// wait and then find the fresh entry.
+package login

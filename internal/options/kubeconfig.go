@@ -1,0 +1,187 @@
+package options
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+
+	"github.com/kip-proxy/kip/internal/kubeconfig"
+)
+
+// Kubeconfig is the option set of `kip kubeconfig`. The login flags are
+// those of `kip login oidc` and `kip login static`, validated by the same
+// rules, and only the ones the user set are written into the exec section,
+// so kip login's defaults apply to the rest.
+type Kubeconfig struct {
+	Server      string
+	CAFile      string
+	Output      string
+	KipCommand  string
+	ClusterName string
+	UserName    string
+	ContextName string
+
+	LoginCommon
+	OIDCFlags
+	StaticFlags
+
+	// loginFlags are the flags passed through to kip login.
+	loginFlags *pflag.FlagSet
+}
+
+// NewKubeconfig returns the defaults.
+func NewKubeconfig() *Kubeconfig {
+	o := &Kubeconfig{
+		ClusterName: "kip",
+		UserName:    "kip",
+		ContextName: "kip",
+		LoginCommon: newLoginCommon(),
+		OIDCFlags:   NewLoginOIDC().OIDCFlags,
+	}
+	if exe, err := os.Executable(); err == nil {
+		o.KipCommand = exe
+	}
+	return o
+}
+
+// AddFlags registers every flag on fs.
+func (o *Kubeconfig) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Server, "server", o.Server, "kip's URL, e.g. https://kip.example.com:8443.")
+	fs.StringVar(&o.CAFile, "ca-file", o.CAFile, "PEM file of the CA of kip's serving certificate, embedded in the kubeconfig (default: the system's roots).")
+	fs.StringVarP(&o.Output, "output", "o", o.Output, "File to write (mode 0600) instead of stdout.")
+	fs.StringVar(&o.KipCommand, "kip-command", o.KipCommand, "The kip executable kubectl runs for credentials.")
+	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "Name of the cluster entry.")
+	fs.StringVar(&o.UserName, "user-name", o.UserName, "Name of the user entry.")
+	fs.StringVar(&o.ContextName, "context-name", o.ContextName, "Name of the context, which becomes the current one.")
+
+	o.loginFlags = pflag.NewFlagSet("login", pflag.ContinueOnError)
+	o.OIDCFlags.AddFlags(o.loginFlags)
+	o.StaticFlags.AddFlags(o.loginFlags)
+	o.LoginCommon.AddFlags(o.loginFlags)
+	o.loginFlags.VisitAll(func(f *pflag.Flag) { f.Usage = "kip login: " + f.Usage })
+	fs.AddFlagSet(o.loginFlags)
+}
+
+// kind says which kip login the flags ask for.
+func (o *Kubeconfig) kind() string {
+	oidc := o.Issuer != "" || o.ClientID != ""
+	static := o.Token != "" || o.TokenEnv != ""
+	switch {
+	case oidc && static:
+		return "both"
+	case oidc:
+		return "oidc"
+	case static:
+		return "static"
+	}
+	return ""
+}
+
+// Validate reports every invalid option at once.
+func (o *Kubeconfig) Validate() error {
+	var errs []error
+	if o.Server == "" {
+		errs = append(errs, errors.New("--server is required"))
+	} else if err := checkHTTPSURL(o.Server, false); err != nil {
+		errs = append(errs, fmt.Errorf("--server: %w", err))
+	}
+	if o.CAFile != "" {
+		errs = appendIfErr(errs, checkFile("--ca-file", o.CAFile))
+	}
+	if o.KipCommand == "" {
+		errs = append(errs, errors.New("--kip-command is required: the path of this executable is unknown"))
+	}
+	for flag, v := range map[string]string{"--cluster-name": o.ClusterName, "--user-name": o.UserName, "--context-name": o.ContextName} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s must not be empty", flag))
+		}
+	}
+	errs = append(errs, o.LoginCommon.validate()...)
+	switch o.kind() {
+	case "oidc":
+		errs = append(errs, o.OIDCFlags.validate()...)
+		errs = append(errs, o.onlyFor("oidc")...)
+	case "static":
+		errs = append(errs, o.StaticFlags.validate()...)
+		errs = append(errs, o.onlyFor("static")...)
+	case "both":
+		errs = append(errs, errors.New("--issuer/--client-id (kip login oidc) cannot be combined with --token/--token-env (kip login static)"))
+	default:
+		errs = append(errs, errors.New("say how users log in: --issuer and --client-id (OIDC), or --token-env (a webhook token)"))
+	}
+	return utilerrors.NewAggregate(errs)
+}
+
+// onlyFor refuses the flags of the other kind of login.
+func (o *Kubeconfig) onlyFor(kind string) []error {
+	foreign := pflag.NewFlagSet("", pflag.ContinueOnError)
+	if kind == "static" {
+		(&OIDCFlags{}).AddFlags(foreign)
+	} else {
+		(&StaticFlags{}).AddFlags(foreign)
+	}
+	var errs []error
+	foreign.VisitAll(func(f *pflag.Flag) {
+		if o.loginFlags != nil && o.loginFlags.Changed(f.Name) {
+			errs = append(errs, fmt.Errorf("--%s is not a flag of kip login %s", f.Name, kind))
+		}
+	})
+	return errs
+}
+
+// Config builds the kubeconfig description.
+func (o *Kubeconfig) Config() (kubeconfig.Config, error) {
+	var ca []byte
+	if o.CAFile != "" {
+		var err error
+		if ca, err = os.ReadFile(o.CAFile); err != nil {
+			return kubeconfig.Config{}, fmt.Errorf("--ca-file: %w", err)
+		}
+	}
+	args, err := o.loginArgs()
+	if err != nil {
+		return kubeconfig.Config{}, err
+	}
+	return kubeconfig.Config{
+		Server:      o.Server,
+		CAData:      ca,
+		Command:     o.KipCommand,
+		Args:        args,
+		ClusterName: o.ClusterName,
+		UserName:    o.UserName,
+		ContextName: o.ContextName,
+	}, nil
+}
+
+// isPathFlag says whether a login flag holds a file name. Those are made
+// absolute because kubectl runs the plugin from whatever directory the user
+// is in.
+func isPathFlag(name string) bool {
+	return name == "issuer-ca-file" || name == "cache-dir"
+}
+
+// loginArgs are the kip login arguments: the subcommand and every login
+// flag the user set, in flag order.
+func (o *Kubeconfig) loginArgs() ([]string, error) {
+	args := []string{"login", o.kind()}
+	var err error
+	o.loginFlags.VisitAll(func(f *pflag.Flag) {
+		if !f.Changed || err != nil {
+			return
+		}
+		v := f.Value.String()
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			v = strings.Join(sv.GetSlice(), ",")
+		}
+		if isPathFlag(f.Name) {
+			v, err = filepath.Abs(v)
+		}
+		args = append(args, "--"+f.Name+"="+v)
+	})
+	return args, err
+}
