@@ -14,6 +14,8 @@ import (
 	"k8s.io/apiserver/pkg/authentication/request/websocket"
 	"k8s.io/apiserver/pkg/authentication/request/x509"
 	"k8s.io/apiserver/pkg/authentication/token/cache"
+	tokenunion "k8s.io/apiserver/pkg/authentication/token/union"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/plugin/pkg/authenticator/token/webhook"
 	authenticationv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
@@ -27,8 +29,17 @@ const certCacheTTL = time.Minute
 
 // Config says which credentials kip accepts.
 type Config struct {
-	// ClientCA verifies client certificates. Nil disables certificates.
+	// ClientCA verifies client certificates whose identity is their
+	// subject alone. Nil disables them.
 	ClientCA dynamiccertificates.CAContentProvider
+	// SignerCA is kip's own signer; SignerCertificates reads the whole
+	// identity (UID and extras too) from the certificates it signed. Both
+	// nil when kip issues no certificates.
+	SignerCA           dynamiccertificates.CAContentProvider
+	SignerCertificates authenticator.Request
+	// KipTokens verifies the tokens kip itself vouches for (OIDC, webhook).
+	// Their users are impersonated, never passed through. Nil disables them.
+	KipTokens authenticator.Token
 	// TokenReview checks bearer tokens against the upstream. Nil disables
 	// bearer tokens.
 	TokenReview authenticationv1client.AuthenticationV1Interface
@@ -44,6 +55,12 @@ type Config struct {
 // fallback.
 func New(cfg Config) (authenticator.Request, error) {
 	var parts []authenticator.Request
+	// kip's own certificates come first: they carry more of the identity
+	// than the subject that the other CAs' authenticator would read.
+	if cfg.SignerCertificates != nil && cfg.SignerCA != nil {
+		parts = append(parts, group.NewAuthenticatedGroupAdder(
+			newVerifiedCertificates(cfg.SignerCertificates, cfg.SignerCA, certCacheTTL)))
+	}
 	if cfg.ClientCA != nil {
 		// kip itself vouches for certificate users, so it adds
 		// system:authenticated the way kube-apiserver does.
@@ -51,19 +68,43 @@ func New(cfg Config) (authenticator.Request, error) {
 			x509.NewDynamic(cfg.ClientCA.VerifyOptions, x509.CommonNameUserConversion), cfg.ClientCA, certCacheTTL)
 		parts = append(parts, group.NewAuthenticatedGroupAdder(certs))
 	}
-	if cfg.TokenReview != nil {
-		tokens, err := upstreamTokens(cfg)
-		if err != nil {
-			return nil, err
-		}
-		// Upstream-verified users keep the groups the upstream gave them,
-		// so the group adder is not applied to tokens.
+	tokens, err := bearerTokens(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if tokens != nil {
 		parts = append(parts, bearertoken.New(tokens), websocket.NewProtocolAuthenticator(tokens))
 	}
 	if len(parts) == 0 {
 		return nil, errors.New("no authentication method is configured: give a client CA or allow TokenReview")
 	}
 	return union.New(parts...), nil
+}
+
+// bearerTokens verifies tokens with kip's own verifiers first, then with the
+// upstream. A token that kip's verifiers recognise and refuse (an expired ID
+// token, a reserved name) ends there: it is never sent on to the upstream
+// in a TokenReview. Nil when no token is accepted at all.
+func bearerTokens(cfg Config) (authenticator.Token, error) {
+	var tokens []authenticator.Token
+	if cfg.KipTokens != nil {
+		// kip vouches for these users, so it adds system:authenticated the
+		// way kube-apiserver does.
+		tokens = append(tokens, group.NewTokenGroupAdder(cfg.KipTokens, []string{user.AllAuthenticated}))
+	}
+	if cfg.TokenReview != nil {
+		// Upstream-verified users keep the groups the upstream gave them,
+		// so no group is added to them.
+		upstream, err := upstreamTokens(cfg)
+		if err != nil {
+			return nil, err
+		}
+		tokens = append(tokens, upstream)
+	}
+	if len(tokens) == 0 {
+		return nil, nil
+	}
+	return tokenunion.NewFailOnError(tokens...), nil
 }
 
 // upstreamTokens verifies bearer tokens with a TokenReview against the

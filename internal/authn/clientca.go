@@ -15,15 +15,16 @@ const (
 	clusterCAKey       = "client-ca-file"
 )
 
-// ClientCAs is the set of CAs whose client certificates kip trusts.
+// ClientCAs is the set of CAs whose client certificates kip trusts for the
+// identity in their subject. kip's own signer CA is not one of them: its
+// certificates carry more than the subject, and are read by the signer's
+// own authenticator.
 type ClientCAs struct {
 	// File is a PEM bundle on disk, reloaded when it changes. Empty means none.
 	File string
 	// Cluster, when set, adds the upstream's own client CA from ConfigMap
 	// kube-system/extension-apiserver-authentication, watched and reloaded.
 	Cluster kubernetes.Interface
-	// Extra providers, such as kip's own signer CA.
-	Extra []dynamiccertificates.CAContentProvider
 }
 
 // Provider returns one provider for the union of all configured CAs. The
@@ -46,6 +47,5 @@ func (c ClientCAs) Provider() (dynamiccertificates.CAContentProvider, error) {
 		}
 		providers = append(providers, p)
 	}
-	providers = append(providers, c.Extra...)
 	return dynamiccertificates.NewUnionCAContentProvider(providers...), nil
 }

@@ -21,6 +21,7 @@ import (
 type Serve struct {
 	SecureServing *genericoptions.SecureServingOptions
 	Audit         *genericoptions.AuditOptions
+	Identity      *Identity
 
 	Kubeconfig           string
 	ClientCAFile         string
@@ -49,6 +50,7 @@ func NewServe() *Serve {
 	return &Serve{
 		SecureServing:               ss,
 		Audit:                       genericoptions.NewAuditOptions(),
+		Identity:                    NewIdentity(),
 		TrustClusterClientCA:        true,
 		TokenCacheTTL:               10 * time.Second,
 		ProbeBindAddress:            "0.0.0.0",
@@ -63,6 +65,7 @@ func NewServe() *Serve {
 func (o *Serve) AddFlags(fs *pflag.FlagSet) {
 	o.SecureServing.AddFlags(fs)
 	o.Audit.AddFlags(fs)
+	o.Identity.AddFlags(fs)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig,
 		"Kubeconfig naming the upstream API server and kip's own credentials for it. In-cluster configuration when empty.")
 	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile,
@@ -89,6 +92,7 @@ func (o *Serve) AddFlags(fs *pflag.FlagSet) {
 func (o *Serve) Validate() error {
 	errs := o.SecureServing.Validate()
 	errs = append(errs, o.Audit.Validate()...)
+	errs = append(errs, o.Identity.Validate()...)
 	if o.ProbePort < 0 || o.ProbePort > 65535 {
 		errs = append(errs, fmt.Errorf("--probe-port %d must be between 0 and 65535", o.ProbePort))
 	}
@@ -144,6 +148,7 @@ func (o *Serve) Config() (server.Config, error) {
 		ClientCAFile:         o.ClientCAFile,
 		TrustClusterClientCA: o.TrustClusterClientCA,
 		TokenCacheTTL:        o.TokenCacheTTL,
+		Identity:             o.Identity.config(),
 		Profiling:            o.Profiling,
 	}
 	if o.ProbePort != 0 {

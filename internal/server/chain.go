@@ -8,6 +8,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
 
+	"github.com/kip-proxy/kip/internal/exchange"
 	"github.com/kip-proxy/kip/internal/identity"
 )
 
@@ -16,7 +17,11 @@ import (
 // It follows k8s.io/apiserver's DefaultBuildHandlerChain, without what only
 // a storage-backed server needs, and with the original caller remembered
 // before nested impersonation replaces it.
-func buildHandlerChain(proxy http.Handler, c *genericapiserver.Config) http.Handler {
+//
+// exchange, when kip has one, answers the credential exchange before
+// authentication: it is the one resource an unauthenticated caller may
+// reach, and it authenticates the token in its body itself.
+func buildHandlerChain(proxy, exchangeHandler http.Handler, c *genericapiserver.Config) http.Handler {
 	h := proxy
 	h = genericapifilters.WithAuthorization(h, c.Authorization.Authorizer, c.Serializer)
 	h = genericfilters.WithMaxInFlightLimit(h, c.MaxRequestsInFlight, c.MaxMutatingRequestsInFlight, c.LongRunningFunc)
@@ -30,6 +35,9 @@ func buildHandlerChain(proxy http.Handler, c *genericapiserver.Config) http.Hand
 	// No front-proxy request-header configuration: kip never trusts
 	// X-Remote-* headers from anyone.
 	h = genericapifilters.WithAuthentication(h, c.Authentication.Authenticator, failed, c.Authentication.APIAudiences, nil)
+	if exchangeHandler != nil {
+		h = exchange.WithExchange(h, exchangeHandler)
+	}
 
 	h = genericapifilters.WithWarningRecorder(h)
 	// The request deadline bounds every short request: the upstream call

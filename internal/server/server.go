@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/sets"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
@@ -22,6 +23,7 @@ import (
 	"github.com/kip-proxy/kip/internal/authn"
 	"github.com/kip-proxy/kip/internal/authz"
 	"github.com/kip-proxy/kip/internal/proxy"
+	"github.com/kip-proxy/kip/internal/signer"
 )
 
 // Config is everything `kip serve` needs, already validated.
@@ -36,6 +38,9 @@ type Config struct {
 	ClientCAFile         string
 	TrustClusterClientCA bool
 	TokenCacheTTL        time.Duration
+	// Identity is what kip verifies itself: its signer CA, OIDC and
+	// webhook tokens, and the credential exchange.
+	Identity IdentityConfig
 	// ProbeListener serves /livez, /readyz and /metrics; nil turns probes off.
 	ProbeListener net.Listener
 	Profiling     bool
@@ -43,11 +48,14 @@ type Config struct {
 
 // Server is a ready-to-run kip.
 type Server struct {
-	generic   *genericapiserver.GenericAPIServer
-	probes    net.Listener
-	ready     []healthz.HealthChecker
-	profiling bool
-	stopping  chan struct{}
+	generic  *genericapiserver.GenericAPIServer
+	identity *kipIdentities
+	// stopIdentity ends the identity verifiers' background work.
+	stopIdentity context.CancelFunc
+	probes       net.Listener
+	ready        []healthz.HealthChecker
+	profiling    bool
+	stopping     chan struct{}
 }
 
 // NewGenericConfig returns a generic server configuration with what kip needs
@@ -77,7 +85,22 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the upstream client: %w", err)
 	}
-	if err := wireSecurity(cfg, client); err != nil {
+	lifecycle, stopIdentity := context.WithCancel(context.Background())
+	s, err := build(lifecycle, cfg, client)
+	if err != nil {
+		stopIdentity()
+		return nil, err
+	}
+	s.stopIdentity = stopIdentity
+	return s, nil
+}
+
+func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (*Server, error) {
+	id, err := newIdentity(lifecycle, cfg.Identity, client)
+	if err != nil {
+		return nil, err
+	}
+	if err := wireSecurity(cfg, client, id); err != nil {
 		return nil, err
 	}
 	p, err := proxy.New(cfg.Upstream)
@@ -87,23 +110,25 @@ func New(cfg Config) (*Server, error) {
 	cfg.Generic.BuildHandlerChainFunc = func(_ http.Handler, c *genericapiserver.Config) http.Handler {
 		// The generic server's own handler (its /healthz, /version and
 		// discovery) is left out on purpose: every path belongs upstream.
-		return buildHandlerChain(p, c)
+		return buildHandlerChain(p, id.exchange, c)
 	}
 	generic, err := cfg.Generic.Complete(nil).New("kip", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, fmt.Errorf("building the server: %w", err)
 	}
 	stopping := make(chan struct{})
+	ready := append([]healthz.HealthChecker{upstreamReady(client.Discovery().RESTClient(), 3*time.Second), notShuttingDown(stopping)}, id.readiness()...)
 	return &Server{
 		generic:   generic,
+		identity:  id,
 		probes:    cfg.ProbeListener,
-		ready:     []healthz.HealthChecker{upstreamReady(client.Discovery().RESTClient(), 3*time.Second), notShuttingDown(stopping)},
+		ready:     ready,
 		profiling: cfg.Profiling,
 		stopping:  stopping,
 	}, nil
 }
 
-func wireSecurity(cfg Config, client kubernetes.Interface) error {
+func wireSecurity(cfg Config, client kubernetes.Interface, id *kipIdentities) error {
 	cas := authn.ClientCAs{File: cfg.ClientCAFile}
 	if cfg.TrustClusterClientCA {
 		cas.Cluster = client
@@ -112,15 +137,24 @@ func wireSecurity(cfg Config, client kubernetes.Interface) error {
 	if err != nil {
 		return err
 	}
-	// The generic server runs the CA controllers and reloads the TLS
-	// handshake's list of acceptable CAs from this provider.
-	cfg.Generic.SecureServing.ClientCA = clientCA
-	authenticator, err := authn.New(authn.Config{
+	// The generic server runs the CA controllers, kip's signer among them,
+	// and reloads the TLS handshake's list of acceptable CAs from this
+	// union.
+	cfg.Generic.SecureServing.ClientCA = dynamiccertificates.NewUnionCAContentProvider(
+		append([]dynamiccertificates.CAContentProvider{clientCA}, id.extraClientCAs()...)...)
+	authCfg := authn.Config{
 		ClientCA:           clientCA,
 		TokenReview:        client.AuthenticationV1(),
 		TokenCacheTTL:      cfg.TokenCacheTTL,
 		TokenReviewTimeout: 10 * time.Second,
-	})
+	}
+	if id.signer != nil {
+		authCfg.SignerCA, authCfg.SignerCertificates = id.signer, signer.NewAuthenticator(id.signer)
+	}
+	if id.tokens != nil {
+		authCfg.KipTokens = id.tokens
+	}
+	authenticator, err := authn.New(authCfg)
 	if err != nil {
 		return err
 	}
@@ -145,6 +179,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.probes != nil {
 		go func() { probeErr <- serveProbes(probeCtx, s.probes, probeMux(s.ready, s.profiling)) }()
 	}
+	defer s.stopIdentity()
+	s.identity.run(ctx)
 	go func() {
 		<-ctx.Done()
 		close(s.stopping)

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kip-proxy/kip/internal/exchange"
+	"github.com/kip-proxy/kip/internal/signer"
+	"github.com/kip-proxy/kip/internal/tokenauth"
+)
+
+// IdentityConfig says which identities kip verifies itself.
+type IdentityConfig struct {
+	// SignerCACertFile and SignerCAKeyFile hold the signer CA out of
+	// cluster; SignerCASecret names the Secret that holds it in cluster.
+	// All empty: kip issues no certificates.
+	SignerCACertFile, SignerCAKeyFile string
+	SignerCASecret                    types.NamespacedName
+	// CredentialTTL is the lifetime of an exchanged certificate.
+	CredentialTTL time.Duration
+	// Tokens names kip's own token verifiers.
+	Tokens tokenauth.Config
+}
+
+// kipIdentities is what kip verifies itself, built from IdentityConfig.
+type kipIdentities struct {
+	signer   *signer.CA          // nil without a signer CA
+	tokens   *tokenauth.Verifier // nil without OIDC or webhook tokens
+	exchange http.Handler        // nil unless both are configured
+}
+
+// newIdentity builds the signer CA, the token verifiers and, when kip has
+// both, the credential exchange. ctx bounds their background work.
+func newIdentity(ctx context.Context, cfg IdentityConfig, client kubernetes.Interface) (*kipIdentities, error) {
+	id := &kipIdentities{}
+	var err error
+	if id.signer, err = newSigner(ctx, cfg, client); err != nil {
+		return nil, err
+	}
+	if id.tokens, err = tokenauth.New(ctx, cfg.Tokens); err != nil {
+		return nil, err
+	}
+	if id.signer != nil && id.tokens != nil {
+		id.exchange, err = exchange.New(exchange.Config{Tokens: id.tokens, Issuer: id.signer, TTL: cfg.CredentialTTL})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return id, nil
+}
+
+func newSigner(ctx context.Context, cfg IdentityConfig, client kubernetes.Interface) (*signer.CA, error) {
+	// A retired CA stays trusted for as long as the longest certificate it
+	// could have signed.
+	opts := signer.Options{MaxCertificateTTL: cfg.CredentialTTL}
+	switch {
+	case cfg.SignerCACertFile != "":
+		ca, err := signer.NewFromFiles(cfg.SignerCACertFile, cfg.SignerCAKeyFile, opts)
+		if err != nil {
+			return nil, fmt.Errorf("loading the signer CA: %w", err)
+		}
+		return ca, nil
+	case cfg.SignerCASecret.Name != "":
+		ca, err := signer.NewFromSecret(ctx, client, cfg.SignerCASecret.Namespace, cfg.SignerCASecret.Name, opts)
+		if err != nil {
+			return nil, fmt.Errorf("loading the signer CA from Secret %s: %w", cfg.SignerCASecret, err)
+		}
+		return ca, nil
+	}
+	return nil, nil
+}
+
+// extraClientCAs is what kip's own signer adds to the CAs named in the TLS
+// handshake; the generic server also runs its reload through this list.
+func (id *kipIdentities) extraClientCAs() []dynamiccertificates.CAContentProvider {
+	if id.signer == nil {
+		return nil
+	}
+	return []dynamiccertificates.CAContentProvider{id.signer}
+}
+
+// readiness fails while an OIDC issuer kip trusts has not been reached.
+func (id *kipIdentities) readiness() []healthz.HealthChecker {
+	if id.tokens == nil {
+		return nil
+	}
+	return []healthz.HealthChecker{healthz.NamedCheck("oidc-issuers", func(*http.Request) error { return id.tokens.HealthCheck() })}
+}
+
+// run keeps the token configuration current until ctx ends. The signer CA
+// reloads through the generic server's CA controllers.
+func (id *kipIdentities) run(ctx context.Context) {
+	if id.tokens != nil {
+		go id.tokens.Run(ctx)
+	}
+}
