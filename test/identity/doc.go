@@ -1,0 +1,5 @@
+// Package identity holds kip's end-to-end tests of signing in: a real Ory
+// Hydra as the identity provider, kip's own signer CA and credential
+// exchange, webhook tokens, `kip login` as kubectl's exec plugin, and a
+// real kube-apiserver behind kip that sees the user the provider named.
+package identity

@@ -1,0 +1,226 @@
+package identity
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
+
+	"github.com/kip-proxy/kip/internal/hydra"
+)
+
+var uniq atomic.Int64
+
+// uniqueName returns a name no other test uses, for users and namespaces.
+func uniqueName(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e6, uniq.Add(1))
+}
+
+// person is someone at the identity provider.
+func person(name string, groups ...string) hydra.Identity {
+	if groups == nil {
+		groups = []string{}
+	}
+	return hydra.Identity{Subject: name + "-sub", Claims: map[string]any{
+		"email": name + "@example.com", "name": name, "groups": groups,
+	}}
+}
+
+// idToken signs in as who with client through Hydra, as a browser would,
+// and returns the ID token.
+func idToken(t *testing.T, client string, who hydra.Identity) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := env.idp.Hydra
+	ctx = oidc.ClientContext(ctx, h.HTTPClient())
+	provider, err := oidc.NewProvider(ctx, h.IssuerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := callbackPort(t)
+	conf := oauth2.Config{
+		ClientID: client, Endpoint: provider.Endpoint(),
+		RedirectURL: "http://127.0.0.1:" + strconv.Itoa(port) + "/callback",
+		Scopes:      []string{oidc.ScopeOpenID, "email", "groups", "profile"},
+	}
+	verifier := oauth2.GenerateVerifier()
+	state := uniqueName("state")
+	callback, err := h.SignIn(ctx, conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(state)), who)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if callback.Query().Get("state") != state {
+		t.Fatalf("callback %s lost the state", callback.Redacted())
+	}
+	tok, err := conf.Exchange(ctx, callback.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, ok := tok.Extra("id_token").(string)
+	if !ok {
+		t.Fatal("no id_token in the token response")
+	}
+	return raw
+}
+
+// kipConfig reaches the cluster through kip with no credential yet.
+func kipConfig() *rest.Config {
+	return &rest.Config{Host: env.stack.KipURL, TLSClientConfig: rest.TLSClientConfig{CAData: env.stack.KipCAPEM}}
+}
+
+func bearerConfig(token string) *rest.Config {
+	c := kipConfig()
+	c.BearerToken = token
+	return c
+}
+
+func certConfig(certPEM, keyPEM []byte) *rest.Config {
+	c := kipConfig()
+	c.CertData, c.KeyData = certPEM, keyPEM
+	return c
+}
+
+// exchangeClient posts TokenCredentialRequests to kip with client-go's
+// REST client and the importable API types.
+func exchangeClient(t *testing.T) rest.Interface {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := loginv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := kipConfig()
+	c.GroupVersion = &loginv1alpha1.SchemeGroupVersion
+	c.APIPath = "/apis"
+	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	rc, err := rest.RESTClientFor(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+// exchange trades token (and csrPEM, when set) for a credential. It
+// returns the answer, or the error kip gave.
+func exchange(t *testing.T, token string, csrPEM []byte) (*loginv1alpha1.TokenCredentialRequest, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := &loginv1alpha1.TokenCredentialRequest{}
+	err := exchangeClient(t).Post().Resource(loginv1alpha1.Resource).
+		Body(&loginv1alpha1.TokenCredentialRequest{Spec: loginv1alpha1.TokenCredentialRequestSpec{Token: token, CertificateSigningRequest: csrPEM}}).
+		Do(ctx).Into(out)
+	return out, err
+}
+
+// mustExchange is exchange that insists on a credential.
+func mustExchange(t *testing.T, token string, csrPEM []byte) *loginv1alpha1.ClusterCredential {
+	t.Helper()
+	out, err := exchange(t, token, csrPEM)
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	if out.Status.Credential == nil {
+		t.Fatalf("exchange gave no credential: %v", ptrString(out.Status.Message))
+	}
+	return out.Status.Credential
+}
+
+func ptrString(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
+
+// whoami asks kip, through cfg, who the upstream thinks the caller is.
+func whoami(t *testing.T, cfg *rest.Config) (*authenticationv1.UserInfo, error) {
+	t.Helper()
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := c.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return &r.Status.UserInfo, nil
+}
+
+// newCSR makes a key and a PEM certificate signing request for it.
+func newCSR(t *testing.T) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
+
+func keyPEM(t *testing.T, key *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+func parseCert(t *testing.T, certPEM string) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode([]byte(certPEM))
+	if block == nil {
+		t.Fatalf("no PEM certificate in %q", certPEM)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// upstreamSaw reports whether the upstream's audit log names user as the
+// user of any request, directly or impersonated.
+func upstreamSaw(t *testing.T, user string) bool {
+	t.Helper()
+	data, err := os.ReadFile(env.auditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(string(data), `"username":"`+user+`"`)
+}
+
+// statusCode is the HTTP status of a client-go error, or 0.
+func statusCode(err error) int {
+	type statusError interface{ Status() metav1.Status }
+	if se, ok := err.(statusError); ok {
+		return int(se.Status().Code)
+	}
+	return 0
+}
