@@ -103,13 +103,13 @@ func certConfig(certPEM, keyPEM []byte) *rest.Config {
 
 // exchangeClient posts TokenCredentialRequests to kip with client-go's
 // REST client and the importable API types.
-func exchangeClient(t *testing.T) rest.Interface {
+func exchangeClient(t *testing.T, kip *rest.Config) rest.Interface {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := loginv1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	c := kipConfig()
+	c := rest.CopyConfig(kip)
 	c.GroupVersion = &loginv1alpha1.SchemeGroupVersion
 	c.APIPath = "/apis"
 	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
@@ -124,10 +124,16 @@ func exchangeClient(t *testing.T) rest.Interface {
 // returns the answer, or the error kip gave.
 func exchange(t *testing.T, token string, csrPEM []byte) (*loginv1alpha1.TokenCredentialRequest, error) {
 	t.Helper()
+	return exchangeAt(t, kipConfig(), token, csrPEM)
+}
+
+// exchangeAt is exchange at the kip that kip describes.
+func exchangeAt(t *testing.T, kip *rest.Config, token string, csrPEM []byte) (*loginv1alpha1.TokenCredentialRequest, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out := &loginv1alpha1.TokenCredentialRequest{}
-	err := exchangeClient(t).Post().Resource(loginv1alpha1.Resource).
+	err := exchangeClient(t, kip).Post().Resource(loginv1alpha1.Resource).
 		Body(&loginv1alpha1.TokenCredentialRequest{Spec: loginv1alpha1.TokenCredentialRequestSpec{Token: token, CertificateSigningRequest: csrPEM}}).
 		Do(ctx).Into(out)
 	return out, err
@@ -136,7 +142,13 @@ func exchange(t *testing.T, token string, csrPEM []byte) (*loginv1alpha1.TokenCr
 // mustExchange is exchange that insists on a credential.
 func mustExchange(t *testing.T, token string, csrPEM []byte) *loginv1alpha1.ClusterCredential {
 	t.Helper()
-	out, err := exchange(t, token, csrPEM)
+	return mustExchangeAt(t, kipConfig(), token, csrPEM)
+}
+
+// mustExchangeAt is mustExchange at the kip that kip describes.
+func mustExchangeAt(t *testing.T, kip *rest.Config, token string, csrPEM []byte) *loginv1alpha1.ClusterCredential {
+	t.Helper()
+	out, err := exchangeAt(t, kip, token, csrPEM)
 	if err != nil {
 		t.Fatalf("exchange: %v", err)
 	}
