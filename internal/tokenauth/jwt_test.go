@@ -286,3 +286,28 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 }
 
 var _ authenticator.Token = (*Verifier)(nil)
+
+// TestJWTSeveralIssuers: each issuer's tokens are mapped by its own
+// section, and one issuer's refusal does not stop the other's tokens.
+func TestJWTSeveralIssuers(t *testing.T) {
+	first, second := newFakeIssuer(t), newFakeIssuer(t)
+	jwtSection := func(config string) string {
+		_, section, _ := strings.Cut(config, "jwt:\n")
+		return section
+	}
+	path := filepath.Join(t.TempDir(), "auth.yaml")
+	writeConfig(t, path, authConfig(first, "first:")+jwtSection(authConfig(second, "second:")))
+	v := newReadyVerifier(t, Config{AuthenticationConfigFile: path})
+	for _, tt := range []struct {
+		issuer *fakeIssuer
+		want   string
+	}{{first, "first:alice@example.com"}, {second, "second:alice@example.com"}} {
+		resp, ok, err := v.AuthenticateToken(context.Background(), tt.issuer.sign(t, nil))
+		if err != nil || !ok || resp.User.GetName() != tt.want {
+			t.Errorf("got %v, %v, %v; want %s", resp, ok, err, tt.want)
+		}
+	}
+	if _, ok, err := v.AuthenticateToken(context.Background(), second.sign(t, map[string]any{"aud": "other"})); ok || err == nil {
+		t.Errorf("the second issuer's token for another audience: ok=%v err=%v, want refused", ok, err)
+	}
+}
