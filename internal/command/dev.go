@@ -1,10 +1,11 @@
 package command
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -13,73 +14,125 @@ import (
 )
 
 func newDev() *cobra.Command {
-	var (
-		dir      string
-		user     string
-		keepDir  bool
-		repoRoot string
-	)
+	opts := devstack.SessionOptions{}
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run kip in front of a local throwaway control plane",
+		Short: "Run kip in front of a local throwaway control plane, with an identity provider",
 		Long: `kip dev builds (once, then cached) and starts a local etcd and kube-apiserver,
-starts kip serve in front of them, writes a kubeconfig for a demo user whose
-client certificate kip trusts, and prints what to try. It runs until Ctrl-C
-and leaves nothing behind.`,
+a real OIDC provider (Ory Hydra) with a login page where you sign in as anyone,
+and kip serve in front of the control plane, trusting that provider. It writes
+a kubeconfig whose user signs in through kip login, another for a demo user
+with a client certificate, and prints what to try. It runs until Ctrl-C and
+leaves nothing behind.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := genericapiserver.SetupSignalContext()
-			out := cmd.OutOrStdout()
-			stack, err := devstack.Start(ctx, devstack.Options{RepoRoot: repoRoot, Log: cmd.ErrOrStderr(), KeepDir: keepDir})
+			// The kubeconfig runs this very executable as kubectl's exec
+			// plugin; under go run it is a temporary file that lives exactly
+			// as long as kip dev.
+			exe, err := os.Executable()
 			if err != nil {
-				return err
+				return fmt.Errorf("finding the kip executable for the login kubeconfig: %w", err)
 			}
-			defer func() {
-				_, _ = fmt.Fprintln(out, "stopping kip and the local control plane")
-				if err := stack.Stop(); err != nil {
-					_, _ = fmt.Fprintln(cmd.ErrOrStderr(), err)
-				}
-			}()
-			if err := stack.CreateDemoViewRole(ctx); err != nil {
-				return err
-			}
-			if dir == "" {
-				dir = stack.Cluster.Dir
-			}
-			kubeconfig := filepath.Join(dir, user+".kubeconfig")
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return err
-			}
-			if err := stack.WriteUserKubeconfig(kubeconfig, user); err != nil {
-				return err
-			}
-			printDemo(out, stack, kubeconfig, user)
-			<-ctx.Done()
-			return nil
+			opts.KipCommand, opts.Log = exe, cmd.ErrOrStderr()
+			return runDev(cmd, opts)
 		},
 	}
-	cmd.Flags().StringVar(&dir, "kubeconfig-dir", "", "Where to write the demo user's kubeconfig (default: the stack's temporary directory).")
-	cmd.Flags().StringVar(&user, "user", "demo", "Name of the demo user.")
-	cmd.Flags().BoolVar(&keepDir, "keep-dir", false, "Keep keys and logs of the control plane after exit.")
-	cmd.Flags().StringVar(&repoRoot, "repo-root", "", "kip checkout that holds hack/tools (default: found from the working directory).")
+	cmd.Flags().StringVar(&opts.KubeconfigDir, "kubeconfig-dir", "", "Where to write the kubeconfigs (default: the session's temporary directory).")
+	cmd.Flags().StringVar(&opts.DemoUser, "user", "demo", "Name of the demo user with a client certificate.")
+	cmd.Flags().BoolVar(&opts.KeepDir, "keep-dir", false, "Keep keys and logs of the control plane and the identity provider after exit.")
+	cmd.Flags().StringVar(&opts.RepoRoot, "repo-root", "", "kip checkout that holds hack/tools (default: found from the working directory).")
+	cmd.Flags().BoolVar(&opts.SkipBrowser, "skip-browser", false,
+		"kip login prints the sign-in URL instead of opening a browser; open it yourself (over SSH, after forwarding the ports kip dev prints).")
 	return cmd
 }
 
-func printDemo(out io.Writer, s *devstack.Stack, kubeconfig, user string) {
-	kubectl := s.Binaries.Kubectl
+func runDev(cmd *cobra.Command, opts devstack.SessionOptions) (err error) {
+	ctx := genericapiserver.SetupSignalContext()
+	out := cmd.OutOrStdout()
+	s, err := devstack.StartSession(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_, _ = fmt.Fprintln(out, "stopping kip, the local control plane and the identity provider")
+		err = errors.Join(err, s.Stop())
+	}()
+	printDev(out, s, opts)
+	<-ctx.Done()
+	return nil
+}
+
+// devUser, devGroup and devUsername are the walkthrough's example. The
+// login page makes the e-mail claim <name>@kip.dev, and the session's
+// AuthenticationConfiguration takes the username from that claim.
+const (
+	devUser     = "alice"
+	devGroup    = "devs"
+	devUsername = devUser + "@kip.dev"
+)
+
+func printDev(out io.Writer, s *devstack.Session, opts devstack.SessionOptions) {
+	st := s.Stack
 	_, _ = fmt.Fprintf(out, `
-kip is running on %[1]s in front of kube-apiserver %[2]s.
+kip is running on %s in front of kube-apiserver %s.
+It trusts the OIDC provider %s: Ory Hydra, with kip dev's login page.
+`, st.KipURL, st.Cluster.URL, s.IdP.Hydra.IssuerURL)
+	printSignIn(out, s, opts)
+	printCertUser(out, s, opts.DemoUser)
+}
 
-The demo user %[4]q logs in with a client certificate that kip trusts:
-  export KUBECONFIG=%[3]s
+// printSignIn walks through signing in at the provider: refused by RBAC
+// first, allowed after a RoleBinding.
+func printSignIn(out io.Writer, s *devstack.Session, opts devstack.SessionOptions) {
+	kubectl := s.Stack.Binaries.Kubectl
+	_, _ = fmt.Fprintf(out, `
+Sign in with the identity provider (kubectl runs kip login for you):
+  export KUBECONFIG=%s
+  %s get pods
+`, s.LoginKubeconfig, kubectl)
+	if opts.SkipBrowser {
+		_, _ = fmt.Fprintf(out, `    kip login prints a URL: open it in a browser on this machine. Over SSH,
+    forward the provider, the login page and kip login's callback first:
+      ssh -L %[1]s:%[1]s -L %[2]s:%[2]s -L %[3]s:%[3]s <this host>
+`, hostPort(s.IdP.Hydra.IssuerURL), hostPort(s.IdP.LoginURL), s.CallbackAddress)
+	} else {
+		_, _ = fmt.Fprintln(out, "    A browser opens on the dev login page.")
+	}
+	_, _ = fmt.Fprintf(out, `    The browser warns about the provider's certificate, which comes from a CA
+    made for this session: accept it. Type any user name and groups, say %[1]s
+    and %[2]s, and press Accept. kip exchanges the ID token for a short-lived
+    client certificate, and the API server refuses the user it names:
+      Error from server (Forbidden): pods is forbidden: User "%[3]s" cannot list resource "pods" in API group "" in the namespace "default"
+  %[4]s --kubeconfig %[5]s create rolebinding %[1]s-view --clusterrole=%[6]s --user=%[3]s -n default
+    (or --group=%[2]s instead of --user, for everyone in %[2]s)
+  %[4]s get pods
+    Allowed now.
+  %[7]s whoami
+    The identity kip forwards: the user name (the e-mail claim), the UID (sub),
+    the groups, and extras such as the issuer.
+`, devUser, devGroup, devUsername, kubectl, s.Stack.Cluster.AdminKubeconfig, devstack.DemoViewRole, opts.KipCommand)
+}
 
-Try it (kubectl v1.37.2 is at %[5]s):
-  %[5]s auth whoami                    # kip authenticated you; the API server sees %[4]s
-  %[5]s get pods                       # forbidden: RBAC has not allowed %[4]s anything yet
-  %[5]s --kubeconfig %[6]s create rolebinding %[4]s-view --clusterrole=%[8]s --user=%[4]s -n default
-  %[5]s get pods                       # allowed now
+// printCertUser shows the other way in: a client certificate from the
+// cluster's CA, which needs no provider at all.
+func printCertUser(out io.Writer, s *devstack.Session, user string) {
+	st := s.Stack
+	_, _ = fmt.Fprintf(out, `
+Or the demo user %[2]q, with a client certificate from the cluster's CA that kip trusts:
+  export KUBECONFIG=%[1]s
+  %[3]s auth whoami
+  %[3]s --kubeconfig %[4]s create rolebinding %[2]s-view --clusterrole=%[5]s --user=%[2]s -n default
 
-Admin kubeconfig (direct to kube-apiserver): %[6]s
-Probes: %[7]s/readyz   Ctrl-C stops everything and removes it.
-`, s.KipURL, s.Cluster.URL, kubeconfig, user, kubectl, s.Cluster.AdminKubeconfig, s.ProbeURL, devstack.DemoViewRole)
+Admin kubeconfig (direct to kube-apiserver): %[4]s
+Probes: %[6]s/readyz   Ctrl-C stops everything and removes it.
+`, s.CertKubeconfig, user, st.Binaries.Kubectl, st.Cluster.AdminKubeconfig, devstack.DemoViewRole, st.ProbeURL)
+}
+
+// hostPort is the host:port of a URL the dev stack made itself.
+func hostPort(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	return u.Host
 }
