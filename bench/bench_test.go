@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/kip-proxy/kip/bench/internal/results"
+	"github.com/kip-proxy/kip/bench/internal/rig"
+	"github.com/kip-proxy/kip/bench/internal/workload"
 )
 
 // TestSmoke runs the whole benchmark with tiny sizes, so that the harness
@@ -31,7 +33,7 @@ func TestSmoke(t *testing.T) {
 		t.Error("stdout is not the report")
 	}
 	for _, want := range []string{"## Goals", "## 1. Small GET", "## 2. Proxy only", "## 3. Large LIST", "## 4. Watch fan-out",
-		"## 5. Port-forward", "## 6. Credential exchange", "not yet implemented", "## Profiles", "### kip CPU, small GET c=32", "### kip heap in use"} {
+		"## 5. Port-forward", "## 6. Credential exchange", "| oidc-csr | OIDC ID token with a CSR |", "## Profiles", "### kip CPU, small GET c=32", "### kip heap in use"} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
@@ -42,6 +44,7 @@ func TestSmoke(t *testing.T) {
 	checkList(t, run.List)
 	checkWatch(t, run.Watch)
 	checkPortForward(t, run.PortForward)
+	checkExchange(t, run.Exchange)
 	for _, png := range []string{"small-get-cdf-1", "small-get-cdf-32", "small-get-throughput", "proxy-only-cdf-32", "proxy-only-throughput", "list-time", "watch-rss"} {
 		if fi, err := os.Stat(filepath.Join(dir, png+".png")); err != nil || fi.Size() == 0 {
 			t.Errorf("plot %s.png: %v", png, err)
@@ -131,6 +134,47 @@ func checkPortForward(t *testing.T, pfs []results.PortForward) {
 			t.Errorf("port-forward through %s: %d errors (%s), %.1f MB/s", p.Target, p.Errors, p.FirstError, p.MBps)
 		}
 	}
+}
+
+// checkExchange wants every kind of exchange at both concurrencies, each
+// without errors, with latencies in a plausible order, and certificates
+// issued to the user its token names.
+func checkExchange(t *testing.T, exchanges []results.Exchange) {
+	t.Helper()
+	wantUser := map[string]string{"oidc": rig.OIDCUser, "webhook": rig.WebhookUser}
+	var cpu float64
+	for _, c := range workload.ExchangeConcurrencies {
+		for _, kind := range []string{"oidc-csr", "webhook-csr", "oidc-generated-key"} {
+			e := findExchange(exchanges, kind, c)
+			switch {
+			case e == nil:
+				t.Errorf("credential exchange: no result for %s at concurrency %d", kind, c)
+			case e.Requests == 0 || e.Errors != 0:
+				t.Errorf("credential exchange %s, c=%d: %d exchanges, %d errors (%s)", kind, c, e.Requests, e.Errors, e.FirstError)
+			case !(0 < e.Latency.P50 && e.Latency.P50 <= e.Latency.P99 && e.Latency.P99 < 2000) || e.RPS <= 0:
+				t.Errorf("credential exchange %s, c=%d: implausible p50 %.3f ms, p99 %.3f ms, %.0f/s", kind, c, e.Latency.P50, e.Latency.P99, e.RPS)
+			case e.User != wantUser[e.Token] || e.GeneratedKey != strings.HasSuffix(kind, "generated-key"):
+				t.Errorf("credential exchange %s, c=%d: certificate for %q with generated key %t, want %q", kind, c, e.User, e.GeneratedKey, wantUser[e.Token])
+			case e.ProxyCPUPer1k == nil:
+				t.Errorf("credential exchange %s, c=%d: no kip CPU", kind, c)
+			default:
+				cpu += *e.ProxyCPUPer1k
+			}
+		}
+	}
+	// A few exchanges can fall between two clock ticks, but not all of them.
+	if cpu <= 0 {
+		t.Error("credential exchange: kip used no CPU at all")
+	}
+}
+
+func findExchange(exchanges []results.Exchange, target string, c int) *results.Exchange {
+	for i := range exchanges {
+		if exchanges[i].Target == target && exchanges[i].Concurrency == c {
+			return &exchanges[i]
+		}
+	}
+	return nil
 }
 
 // testLog sends progress lines to the test log.

@@ -45,6 +45,7 @@ func defaultSizes() workload.Sizes {
 		ListObjects: 10000, ListObjectBytes: 5000, ListRounds: 3,
 		Watchers: 2000, WatchRounds: 2, Settle: time.Second,
 		PortForwardBytes: 256 << 20, ProfileSeconds: 10,
+		ExchangeRequests: 5000,
 	}
 }
 
@@ -55,6 +56,7 @@ func smokeSizes() workload.Sizes {
 		ListObjects: 50, ListObjectBytes: 5000, ListRounds: 1,
 		Watchers: 20, WatchRounds: 1, Settle: 100 * time.Millisecond,
 		PortForwardBytes: 1 << 20, ProfileSeconds: 1,
+		ExchangeRequests: 40,
 	}
 }
 
@@ -114,6 +116,7 @@ func addSizeFlags(fs *flag.FlagSet, s *workload.Sizes) {
 	fs.IntVar(&s.Watchers, "watchers", s.Watchers, "concurrent watches per target (up to 10000)")
 	fs.IntVar(&s.WatchRounds, "watch-rounds", s.WatchRounds, "watch fan-outs per target")
 	fs.Int64Var(&s.PortForwardBytes, "portforward-bytes", s.PortForwardBytes, "bytes copied through each port-forward")
+	fs.IntVar(&s.ExchangeRequests, "exchange-requests", s.ExchangeRequests, "credential exchanges per kind of token and key at concurrency 8 (a fifth at concurrency 1)")
 	fs.IntVar(&s.ProfileSeconds, "profile-seconds", s.ProfileSeconds, "seconds of each CPU profile (small GET at concurrency 1 and 32, large LIST); 0 takes none")
 }
 
@@ -149,7 +152,7 @@ func validateSizes(s workload.Sizes) error {
 	for name, v := range map[string]int{
 		"--rounds": s.Rounds, "--get-requests": s.GetRequests, "--proxy-requests": s.ProxyRequests,
 		"--list-objects": s.ListObjects, "--list-object-bytes": s.ListObjectBytes, "--list-rounds": s.ListRounds,
-		"--watchers": s.Watchers, "--watch-rounds": s.WatchRounds,
+		"--watchers": s.Watchers, "--watch-rounds": s.WatchRounds, "--exchange-requests": s.ExchangeRequests,
 	} {
 		if v < 1 {
 			return fmt.Errorf("%s must be at least 1, not %d", name, v)

@@ -43,6 +43,12 @@ func TestParseConfig(t *testing.T) {
 		{name: "unknown workload", args: []string{"--workloads=fast"}, wantErr: true},
 		{name: "too many watchers", args: []string{"--watchers=10001"}, wantErr: true},
 		{name: "no requests", args: []string{"--get-requests=0"}, wantErr: true},
+		{name: "no exchanges", args: []string{"--exchange-requests=0"}, wantErr: true},
+		{name: "exchanges", args: []string{"--smoke", "--exchange-requests=7"}, check: func(t *testing.T, c config) {
+			if c.sizes.ExchangeRequests != 7 || c.sizes.GetRequests != smokeSizes().GetRequests {
+				t.Errorf("sizes %+v", c.sizes)
+			}
+		}},
 		{name: "bad target", args: []string{"--target=kip=https://127.0.0.1:1"}, wantErr: true},
 		{name: "stray argument", args: []string{"now"}, wantErr: true},
 		{name: "report only needs a folder", args: []string{"--report-only"}, wantErr: true},

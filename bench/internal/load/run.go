@@ -13,9 +13,12 @@ import (
 // Batch is a closed loop: Concurrency workers send GETs of Path back to
 // back until Requests have been sent, Duration has passed, or ctx ends.
 type Batch struct {
-	Target      *Target
-	Path        string
-	Header      http.Header
+	Target *Target
+	Path   string
+	Header http.Header
+	// Send, when set, is sent instead of the GET: one whole request and
+	// its response, for workloads that are not GETs.
+	Send        func(context.Context) error
 	Requests    int
 	Concurrency int
 	// Duration bounds the batch; 0 means no bound but Requests.
@@ -63,9 +66,16 @@ func Run(ctx context.Context, b Batch) Sample {
 }
 
 func worker(ctx context.Context, b Batch, next *atomic.Int64) (lat []time.Duration, errs int, first error) {
+	send := b.Send
+	if send == nil {
+		send = func(ctx context.Context) error {
+			_, err := Get(ctx, b.Target, b.Path, b.Header)
+			return err
+		}
+	}
 	for next.Add(1) <= int64(b.Requests) && ctx.Err() == nil {
 		start := time.Now()
-		_, err := Get(ctx, b.Target, b.Path, b.Header)
+		err := send(ctx)
 		if ctx.Err() != nil {
 			break // cut off by the batch's time bound, not a failure
 		}

@@ -39,8 +39,7 @@ func goals(run *results.Run) []goal {
 		gs = append(gs, listTime(run, enc), listMemory(run, enc))
 	}
 	gs = append(gs, watchMemory(run), watchLatency(run),
-		portForward(run),
-		goal{name: "credential exchange p50", want: "≤ 5 ms", got: skippedOr(run, "credential exchange")},
+		portForward(run), exchangeLatency(run), exchangeCPU(run),
 	)
 	return gs
 }

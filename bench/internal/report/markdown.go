@@ -19,7 +19,7 @@ func Markdown(run *results.Run, plots map[string]string) string {
 	listSection(&b, run, plots)
 	watchSection(&b, run, plots)
 	portForwardSection(&b, run)
-	skippedSection(&b, "6. Credential exchange (TokenCredentialRequest)", run.Skipped["credential exchange"])
+	exchangeSection(&b, run)
 	profileSection(&b, run.Profiles)
 	return b.String()
 }

@@ -17,6 +17,9 @@ type Run struct {
 	List        []List        `json:"large_list"`
 	Watch       []Watch       `json:"watch"`
 	PortForward []PortForward `json:"port_forward"`
+	// Exchange is absent from runs made before kip served the credential
+	// exchange.
+	Exchange []Exchange `json:"credential_exchange,omitempty"`
 	// Skipped says why a workload has no numbers, keyed by workload name.
 	Skipped map[string]string `json:"skipped,omitempty"`
 	// Profiles were taken from kip and kube-apiserver under load.
@@ -146,6 +149,24 @@ type PortForward struct {
 	UpstreamCPUPerGiB *float64 `json:"upstream_cpu_seconds_per_gib,omitempty"`
 	Errors            int      `json:"errors"`
 	FirstError        string   `json:"first_error,omitempty"`
+}
+
+// Exchange is the credential exchange (TokenCredentialRequest) with one
+// kind of token and key, at one concurrency. Load.Target names the kind;
+// its ProxyCPUPer1k is kip's CPU seconds per 1,000 exchanges, which is
+// milliseconds per exchange.
+type Exchange struct {
+	// Token is where the token comes from: "oidc" (an ID token from Ory
+	// Hydra, verified by kip's OIDC verifier) or "webhook" (a TokenReview
+	// webhook, whose answers kip caches).
+	Token string `json:"token"`
+	// GeneratedKey says the requests carried no CSR, so kip generated each
+	// key pair and sent the private key back.
+	GeneratedKey bool `json:"generated_key"`
+	// User is whom the certificates were issued to, read from one of them
+	// after checking it chains to kip's signer CA.
+	User string `json:"certificate_user"`
+	Load
 }
 
 // Profile is a pprof profile taken during a workload.

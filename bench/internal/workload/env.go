@@ -30,6 +30,9 @@ type Sizes struct {
 	PortForwardBytes int64
 	// ProfileSeconds is how long kip's CPU is profiled; 0 skips it.
 	ProfileSeconds int
+	// ExchangeRequests are credential exchanges per kind at concurrency 8;
+	// concurrency 1 sends a fifth as many.
+	ExchangeRequests int
 }
 
 // Env is what every workload runs against.

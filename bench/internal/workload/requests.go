@@ -19,6 +19,9 @@ type requestRun struct {
 	concurrency int
 	requests    int // per target, over all rounds
 	rounds      int
+	// send, when set, sends one request to a target instead of a GET of
+	// path.
+	send func(context.Context, *load.Target) error
 }
 
 // tally adds up one target's batches.
@@ -61,7 +64,11 @@ func (r requestRun) run(ctx context.Context) []results.Load {
 }
 
 func (r requestRun) batch(t *load.Target, n int) load.Batch {
-	return load.Batch{Target: t, Path: r.path, Requests: n, Concurrency: r.concurrency, Duration: batchTimeout}
+	b := load.Batch{Target: t, Path: r.path, Requests: n, Concurrency: r.concurrency, Duration: batchTimeout}
+	if r.send != nil {
+		b.Send = func(ctx context.Context) error { return r.send(ctx, t) }
+	}
+	return b
 }
 
 // measure runs one batch and reads the CPU the proxy and the upstream

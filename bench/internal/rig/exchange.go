@@ -1,0 +1,186 @@
+package rig
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+	"k8s.io/client-go/rest"
+
+	"github.com/kip-proxy/kip/bench/internal/load"
+	"github.com/kip-proxy/kip/internal/binaries"
+	"github.com/kip-proxy/kip/internal/devstack"
+	"github.com/kip-proxy/kip/internal/hydra"
+)
+
+const (
+	// OIDCUser is the email claim of the ID tokens the benchmark signs in
+	// for, which kip's authentication configuration makes the username.
+	OIDCUser = "kip-bench@example.com"
+	// oidcClientID is the OIDC client the benchmark signs in with, as
+	// `kip login` would with its own.
+	oidcClientID = "kip-bench"
+	// oidcCallback is registered with Hydra but never visited: Hydra's
+	// redirect to it carries the code, which is all the benchmark needs.
+	oidcCallback = "http://127.0.0.1/kip-bench/callback"
+)
+
+// Exchange is a kip that serves the credential exchange, with the token
+// sources it trusts: Ory Hydra as an OIDC provider, and a TokenReview
+// webhook inside the benchmark process. kip runs as a process of its own,
+// beside the rig's kip, so that all of its CPU time is the exchange's.
+type Exchange struct {
+	// URL is kip's address, PID its process.
+	URL string
+	PID int
+	// SignerCAPEM is the CA kip signs the certificates with.
+	SignerCAPEM []byte
+	// Setup describes how it runs, for the report.
+	Setup []string
+
+	kipCAPEM []byte
+	idp      *devstack.IdentityProvider
+	webhook  *tokenWebhook
+	procs    group
+}
+
+// StartExchange starts Hydra, the token webhook and a kip that trusts both
+// and signs with a signer CA of its own, and returns once kip is ready,
+// which includes having fetched Hydra's keys. Stop it after the workload.
+func (r *Rig) StartExchange(ctx context.Context) (_ *Exchange, err error) {
+	dir := r.path("exchange")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	e := &Exchange{kipCAPEM: r.Stack.KipCAPEM}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, e.Stop())
+		}
+	}()
+	// The identity provider also writes kip's signer CA (made with
+	// internal/pki) and the AuthenticationConfiguration that trusts Hydra.
+	e.idp, err = devstack.StartIdentityProvider(ctx, devstack.IdentityOptions{
+		HydraBinary: r.Stack.Binaries.Hydra, Dir: dir, Log: r.opts.Log, KeepDir: true,
+		ClientID: oidcClientID, RedirectURIs: []string{oidcCallback},
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.SignerCAPEM = e.idp.SignerCAPEM
+	if e.webhook, err = startTokenWebhook(r.Stack.ServingCA, dir); err != nil {
+		return nil, err
+	}
+	args := append(e.idp.ServeArgs(), "--authentication-token-webhook-config-file="+e.webhook.kubeconfig)
+	kip, probe, err := r.startKip(ctx, &e.procs, "kip-exchange", r.Stack.UpstreamKubeconfig, args)
+	if err != nil {
+		return nil, err
+	}
+	e.URL, e.PID = kip.URL, kip.PID
+	e.Setup = []string{fmt.Sprintf("kip: a `kip serve` process of its own (pid %d) with a signer CA (ECDSA P-256, from files), "+
+		"--authentication-config trusting Ory Hydra %s, and --authentication-token-webhook-config-file naming a TokenReview webhook "+
+		"in the benchmark process on loopback TLS (default cache TTL, 2m); extra flags %v, environment %v. Clients send no client certificate, over HTTP/2",
+		kip.PID, binaries.HydraVersion, r.opts.KipFlags, r.opts.KipEnv)}
+	return e, waitOK(ctx, probe+"/readyz")
+}
+
+// NewTarget returns a client of kip's exchange with a connection of its
+// own, and no client certificate: the exchange is for callers that have
+// none yet.
+func (e *Exchange) NewTarget(name string) (*load.Target, error) {
+	tlsConfig, err := rest.TLSConfigFor(&rest.Config{TLSClientConfig: rest.TLSClientConfig{CAData: e.kipCAPEM}})
+	if err != nil {
+		return nil, err
+	}
+	return load.NewTarget(name, e.URL, tlsConfig, e.PID), nil
+}
+
+// IDToken signs in at Hydra as OIDCUser through the authorization code
+// flow with PKCE, as `kip login oidc` does with a browser, and returns the
+// ID token.
+func (e *Exchange) IDToken(ctx context.Context) (string, error) {
+	h := e.idp.Hydra
+	ctx = oidc.ClientContext(ctx, h.HTTPClient())
+	provider, err := oidc.NewProvider(ctx, h.IssuerURL)
+	if err != nil {
+		return "", err
+	}
+	conf := oauth2.Config{
+		ClientID: oidcClientID, Endpoint: provider.Endpoint(), RedirectURL: oidcCallback,
+		Scopes: []string{oidc.ScopeOpenID, "email", "groups"},
+	}
+	verifier, state := oauth2.GenerateVerifier(), rand.Text()
+	who := hydra.Identity{Subject: "kip-bench-sub", Claims: map[string]any{"email": OIDCUser, "groups": []string{"kip-bench-users"}}}
+	callback, err := h.SignIn(ctx, conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(state)), who)
+	if err != nil {
+		return "", err
+	}
+	if callback.Query().Get("state") != state {
+		return "", fmt.Errorf("signing in at Hydra: the callback lost the state")
+	}
+	tok, err := conf.Exchange(ctx, callback.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		return "", fmt.Errorf("redeeming the authorization code at Hydra: %w", err)
+	}
+	raw, ok := tok.Extra("id_token").(string)
+	if !ok || raw == "" {
+		return "", errors.New("hydra's token response has no id_token")
+	}
+	return raw, nil
+}
+
+// WebhookReviews is how many TokenReviews the webhook has answered.
+func (e *Exchange) WebhookReviews() int64 { return e.webhook.reviews.Load() }
+
+// Stop stops kip, the webhook and Hydra.
+func (e *Exchange) Stop() error {
+	err := e.procs.stop()
+	if e.webhook != nil {
+		err = errors.Join(err, e.webhook.stop())
+	}
+	if e.idp != nil {
+		err = errors.Join(err, e.idp.Stop())
+	}
+	return err
+}
+
+// waitOK polls url until it answers 200.
+func waitOK(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	for {
+		err := getOK(ctx, url)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s (last error: %v): %w", url, err, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func getOK(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	return nil
+}
