@@ -21,6 +21,7 @@ import (
 	authenticationv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
 
 	"github.com/kip-proxy/kip/internal/identity"
+	"github.com/kip-proxy/kip/internal/metrics"
 )
 
 // certCacheTTL bounds how long a verified client certificate chain is
@@ -58,15 +59,15 @@ func New(cfg Config) (authenticator.Request, error) {
 	// kip's own certificates come first: they carry more of the identity
 	// than the subject that the other CAs' authenticator would read.
 	if cfg.SignerCertificates != nil && cfg.SignerCA != nil {
-		parts = append(parts, group.NewAuthenticatedGroupAdder(
-			newVerifiedCertificates(cfg.SignerCertificates, cfg.SignerCA, certCacheTTL)))
+		parts = append(parts, group.NewAuthenticatedGroupAdder(metrics.CountAcceptedCertificates(metrics.MethodX509Signer,
+			newVerifiedCertificates(cfg.SignerCertificates, cfg.SignerCA, certCacheTTL))))
 	}
 	if cfg.ClientCA != nil {
 		// kip itself vouches for certificate users, so it adds
 		// system:authenticated the way kube-apiserver does.
 		certs := newVerifiedCertificates(
 			x509.NewDynamic(cfg.ClientCA.VerifyOptions, x509.CommonNameUserConversion), cfg.ClientCA, certCacheTTL)
-		parts = append(parts, group.NewAuthenticatedGroupAdder(certs))
+		parts = append(parts, group.NewAuthenticatedGroupAdder(metrics.CountAcceptedCertificates(metrics.MethodX509ClientCA, certs)))
 	}
 	tokens, err := bearerTokens(cfg)
 	if err != nil {
@@ -78,7 +79,7 @@ func New(cfg Config) (authenticator.Request, error) {
 	if len(parts) == 0 {
 		return nil, errors.New("no authentication method is configured: give a client CA or allow TokenReview")
 	}
-	return union.New(parts...), nil
+	return metrics.CountRefusals(union.New(parts...)), nil
 }
 
 // bearerTokens verifies tokens with kip's own verifiers first, then with the
@@ -117,7 +118,8 @@ func upstreamTokens(cfg Config) (authenticator.Token, error) {
 	}
 	// Errors are not cached: an upstream hiccup must not lock a user out.
 	cached := cache.New(review, false, cfg.TokenCacheTTL, cfg.TokenCacheTTL)
-	return identity.UpstreamVerified(cached), nil
+	// The upstream is asked last, so its "no" is final.
+	return metrics.CountTokens(metrics.MethodTokenReview, identity.UpstreamVerified(cached), metrics.ReviewResult, true), nil
 }
 
 func noMetrics() webhook.AuthenticatorMetrics {

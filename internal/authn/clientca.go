@@ -31,6 +31,17 @@ type ClientCAs struct {
 // generic server runs its controllers and reloads the TLS handshake's CA
 // hints from it. With no CA at all, no certificate is ever accepted.
 func (c ClientCAs) Provider() (dynamiccertificates.CAContentProvider, error) {
+	providers, err := c.Providers()
+	if err != nil {
+		return nil, err
+	}
+	return dynamiccertificates.NewUnionCAContentProvider(providers...), nil
+}
+
+// Providers returns one provider per configured CA source, so that each
+// can be checked on its own: until a source has loaded, its bundle is
+// empty and the certificates it signed are refused.
+func (c ClientCAs) Providers() ([]dynamiccertificates.CAContentProvider, error) {
 	var providers []dynamiccertificates.CAContentProvider
 	if c.File != "" {
 		p, err := dynamiccertificates.NewDynamicCAContentFromFile("client-ca-file", c.File)
@@ -47,5 +58,5 @@ func (c ClientCAs) Provider() (dynamiccertificates.CAContentProvider, error) {
 		}
 		providers = append(providers, p)
 	}
-	return dynamiccertificates.NewUnionCAContentProvider(providers...), nil
+	return providers, nil
 }

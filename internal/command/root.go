@@ -15,6 +15,6 @@ its own credentials plus Impersonate-* headers, so the API server applies its
 RBAC, admission and audit to the real user.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(newServe(), newDev(), newLogin(), newKubeconfig(), newWhoami())
+	root.AddCommand(newServe(), newDev(), newLogin(), newKubeconfig(), newWhoami(), newVersion())
 	return root
 }

@@ -159,6 +159,9 @@ func newServer(args []string) (*server.Server, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if err := o.Complete(fs); err != nil {
+		return nil, err
+	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/klog/v2"
 
+	"github.com/kip-proxy/kip/internal/metrics"
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 
@@ -52,18 +53,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeStatus(w, apierrors.NewMethodNotSupported(loginv1alpha1.SchemeGroupVersion.WithResource(loginv1alpha1.Resource).GroupResource(), r.Method))
+		metrics.ExchangeFailed(metrics.ExchangeInvalid)
 		return
 	}
 	if name, found := impersonationHeader(r.Header); found {
 		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("the credential exchange does not impersonate: remove the %s header (kubectl --as) and exchange your own token", name)))
+		metrics.ExchangeFailed(metrics.ExchangeInvalid)
 		return
 	}
 	client := clientKey(r.RemoteAddr)
 	if wait, ok := h.failures.take(client); !ok {
 		writeStatus(w, tooManyFailures(wait))
+		metrics.ExchangeFailed(metrics.ExchangeRateLimited)
 		return
 	}
 	answer, tokenFailed, err := h.exchange(w, r)
+	recordOutcome(tokenFailed, err)
 	if !tokenFailed {
 		h.failures.refund(client)
 	}

@@ -29,11 +29,14 @@ type Identity struct {
 	WebhookConfigFile        string
 	WebhookCacheTTL          time.Duration
 	AllowedReservedGroups    []string
+
+	// SignerLease decides which replica rotates a Secret-held signer CA.
+	SignerLease *SignerLease
 }
 
 // NewIdentity returns the defaults.
 func NewIdentity() *Identity {
-	return &Identity{CredentialTTL: 5 * time.Minute, WebhookCacheTTL: 2 * time.Minute}
+	return &Identity{CredentialTTL: 5 * time.Minute, WebhookCacheTTL: 2 * time.Minute, SignerLease: NewSignerLease()}
 }
 
 // AddFlags registers the identity flags on fs.
@@ -54,12 +57,14 @@ func (o *Identity) AddFlags(fs *pflag.FlagSet) {
 		"How long the token webhook's answers are reused.")
 	fs.StringSliceVar(&o.AllowedReservedGroups, "allowed-reserved-groups", o.AllowedReservedGroups,
 		"system: groups that an OIDC or webhook identity may carry; any other system: user or group is refused.")
+	o.SignerLease.AddFlags(fs)
 }
 
 // Validate reports every invalid identity option.
 func (o *Identity) Validate() []error {
 	var errs []error
 	errs = append(errs, o.validateSigner()...)
+	errs = append(errs, o.SignerLease.Validate(o.SignerCASecret)...)
 	for flag, path := range map[string]string{
 		"--authentication-config":                    o.AuthenticationConfigFile,
 		"--authentication-token-webhook-config-file": o.WebhookConfigFile,
@@ -137,6 +142,7 @@ func (o *Identity) config() server.IdentityConfig {
 		// Validate has already refused a malformed name.
 		cfg.SignerCASecret.Namespace, cfg.SignerCASecret.Name, _ = SplitNamespacedName(o.SignerCASecret)
 	}
+	o.SignerLease.ApplyTo(&cfg)
 	return cfg
 }
 

@@ -10,20 +10,35 @@ import (
 
 	"github.com/spf13/pflag"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	cliflag "k8s.io/component-base/cli/flag"
+	logsapi "k8s.io/component-base/logs/api/v1"
 
 	"github.com/kip-proxy/kip/internal/server"
+	configv1alpha1 "github.com/kip-proxy/kip/pkg/apis/config/v1alpha1"
 )
 
 // Serve is the option set of `kip serve`.
 type Serve struct {
+	// ConfigFile is a KipConfiguration file; see Complete.
+	ConfigFile string
+
 	SecureServing *genericoptions.SecureServingOptions
 	Audit         *genericoptions.AuditOptions
 	Identity      *Identity
+	Observability Observability
+	Logs          *logsapi.LoggingConfiguration
 
-	Kubeconfig           string
+	Kubeconfig string
+	// InClusterTokenFile and InClusterCAFile are kip's credentials when
+	// Kubeconfig is empty: the ServiceAccount token the kubelet projects
+	// and rotates, and the cluster's CA.
+	InClusterTokenFile string
+	InClusterCAFile    string
+
 	ClientCAFile         string
 	TrustClusterClientCA bool
 	TokenCacheTTL        time.Duration
@@ -51,6 +66,9 @@ func NewServe() *Serve {
 		SecureServing:               ss,
 		Audit:                       genericoptions.NewAuditOptions(),
 		Identity:                    NewIdentity(),
+		Logs:                        logsapi.NewLoggingConfiguration(),
+		InClusterTokenFile:          configv1alpha1.DefaultInClusterTokenFile,
+		InClusterCAFile:             configv1alpha1.DefaultInClusterCAFile,
 		TrustClusterClientCA:        true,
 		TokenCacheTTL:               10 * time.Second,
 		ProbeBindAddress:            "0.0.0.0",
@@ -61,23 +79,70 @@ func NewServe() *Serve {
 	}
 }
 
-// AddFlags registers every flag on fs.
+// The sections of `kip serve --help`, in the order it prints them.
+const (
+	sectionServing        = "serving"
+	sectionAuthentication = "authentication"
+	sectionUpstream       = "upstream"
+	sectionAudit          = "audit"
+	sectionObservability  = "observability"
+	sectionLimits         = "limits"
+	sectionLogging        = "logging"
+	sectionMisc           = "misc"
+)
+
+// Flags returns every flag, grouped into the sections of --help.
+func (o *Serve) Flags() cliflag.NamedFlagSets {
+	var fss cliflag.NamedFlagSets
+	o.SecureServing.AddFlags(fss.FlagSet(sectionServing))
+	o.addAuthenticationFlags(fss.FlagSet(sectionAuthentication))
+	o.addUpstreamFlags(fss.FlagSet(sectionUpstream))
+	o.Audit.AddFlags(fss.FlagSet(sectionAudit))
+	o.addObservabilityFlags(fss.FlagSet(sectionObservability))
+	o.addLimitFlags(fss.FlagSet(sectionLimits))
+	logsapi.AddFlags(o.Logs, fss.FlagSet(sectionLogging))
+	misc := fss.FlagSet(sectionMisc)
+	misc.StringVar(&o.ConfigFile, "config", o.ConfigFile,
+		"KipConfiguration file (kip.dev/v1alpha1) with any of these settings; flags given on the command line win over it.")
+	return fss
+}
+
+// AddFlags registers every flag on fs, for callers that need no sections.
 func (o *Serve) AddFlags(fs *pflag.FlagSet) {
-	o.SecureServing.AddFlags(fs)
-	o.Audit.AddFlags(fs)
-	o.Identity.AddFlags(fs)
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig,
-		"Kubeconfig naming the upstream API server and kip's own credentials for it. In-cluster configuration when empty.")
+	fss := o.Flags()
+	for _, name := range fss.Order {
+		fs.AddFlagSet(fss.FlagSets[name])
+	}
+}
+
+func (o *Serve) addAuthenticationFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile,
 		"PEM bundle of CAs whose client certificates kip accepts, reloaded when it changes.")
 	fs.BoolVar(&o.TrustClusterClientCA, "trust-cluster-client-ca", o.TrustClusterClientCA,
 		"Also accept client certificates from the upstream's own client CA (ConfigMap kube-system/extension-apiserver-authentication, key client-ca-file), watched and reloaded.")
 	fs.DurationVar(&o.TokenCacheTTL, "token-cache-ttl", o.TokenCacheTTL,
 		"How long the answer of a TokenReview for a bearer token is reused.")
+	o.Identity.AddFlags(fs)
+}
+
+func (o *Serve) addUpstreamFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig,
+		"Kubeconfig naming the upstream API server and kip's own credentials for it. In-cluster configuration when empty: the API server from KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT, with the token and CA below.")
+	fs.StringVar(&o.InClusterTokenFile, "in-cluster-token-file", o.InClusterTokenFile,
+		"ServiceAccount token kip authenticates upstream with when --kubeconfig is empty; re-read about once a minute, as the kubelet rotates it.")
+	fs.StringVar(&o.InClusterCAFile, "in-cluster-ca-file", o.InClusterCAFile,
+		"PEM CA bundle that verifies the upstream when --kubeconfig is empty; re-read when it changes.")
+}
+
+func (o *Serve) addObservabilityFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ProbeBindAddress, "probe-bind-address", o.ProbeBindAddress,
 		"Address of the plain-HTTP probe server (/livez, /readyz, /metrics).")
 	fs.IntVar(&o.ProbePort, "probe-port", o.ProbePort, "Port of the probe server; 0 turns it off.")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve /debug/pprof on the probe port.")
+	o.Observability.AddFlags(fs)
+}
+
+func (o *Serve) addLimitFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.MaxRequestsInFlight, "max-requests-inflight", o.MaxRequestsInFlight,
 		"Most non-mutating requests in flight at once; 0 means no limit.")
 	fs.IntVar(&o.MaxMutatingRequestsInFlight, "max-mutating-requests-inflight", o.MaxMutatingRequestsInFlight,
@@ -93,6 +158,14 @@ func (o *Serve) Validate() error {
 	errs := o.SecureServing.Validate()
 	errs = append(errs, o.Audit.Validate()...)
 	errs = append(errs, o.Identity.Validate()...)
+	errs = append(errs, o.Observability.Validate()...)
+	if lerrs := logsapi.Validate(o.Logs, nil, field.NewPath("logging")); len(lerrs) > 0 {
+		errs = append(errs, lerrs.ToAggregate())
+	}
+	// The generic options read port 0 as "do not serve"; kip exists to serve.
+	if o.SecureServing.BindPort == 0 {
+		errs = append(errs, errors.New("--secure-port 0 would turn off kip's HTTPS port; give a port between 1 and 65535"))
+	}
 	if o.ProbePort < 0 || o.ProbePort > 65535 {
 		errs = append(errs, fmt.Errorf("--probe-port %d must be between 0 and 65535", o.ProbePort))
 	}
@@ -151,6 +224,7 @@ func (o *Serve) Config() (server.Config, error) {
 		Identity:             o.Identity.config(),
 		Profiling:            o.Profiling,
 	}
+	o.Observability.ApplyTo(&cfg)
 	if o.ProbePort != 0 {
 		addr := net.JoinHostPort(o.ProbeBindAddress, strconv.Itoa(o.ProbePort))
 		if cfg.ProbeListener, err = net.Listen("tcp", addr); err != nil {
@@ -168,7 +242,7 @@ func (o *Serve) upstreamConfig() (*rest.Config, error) {
 	if o.Kubeconfig != "" {
 		cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
 	} else {
-		cfg, err = rest.InClusterConfig()
+		cfg, err = o.inClusterConfig()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loading the upstream configuration (set --kubeconfig outside a cluster): %w", err)

@@ -10,7 +10,43 @@ import (
 
 	"github.com/kip-proxy/kip/internal/exchange"
 	"github.com/kip-proxy/kip/internal/identity"
+	"github.com/kip-proxy/kip/internal/metrics"
 )
+
+// observability is what the chain records besides the audit log: metrics
+// (none when requests is nil) and, when asked, an access log.
+type observability struct {
+	requests  *metrics.Requests
+	accessLog bool
+}
+
+func (o observability) countRequests(h http.Handler) http.Handler {
+	if o.requests == nil {
+		return h
+	}
+	return o.requests.WithRequests(h)
+}
+
+func (o observability) measureUpstream(h http.Handler) http.Handler {
+	if o.requests == nil {
+		return h
+	}
+	return o.requests.WithUpstream(h)
+}
+
+func (o observability) logAccess(h http.Handler) http.Handler {
+	if !o.accessLog {
+		return h
+	}
+	return withAccessLog(h)
+}
+
+func (o observability) noteUser(h http.Handler) http.Handler {
+	if !o.accessLog {
+		return h
+	}
+	return withAccessLogUser(h)
+}
 
 // buildHandlerChain is kip's request path, read from the proxy outwards:
 // each line wraps the ones above it, so a request meets them bottom to top.
@@ -21,12 +57,15 @@ import (
 // exchange, when kip has one, answers the credential exchange before
 // authentication: it is the one resource an unauthenticated caller may
 // reach, and it authenticates the token in its body itself.
-func buildHandlerChain(proxy, exchangeHandler http.Handler, c *genericapiserver.Config) http.Handler {
+func buildHandlerChain(proxy, exchangeHandler http.Handler, c *genericapiserver.Config, obs observability) http.Handler {
 	h := proxy
+	h = obs.measureUpstream(h)
 	h = genericapifilters.WithAuthorization(h, c.Authorization.Authorizer, c.Serializer)
 	h = genericfilters.WithMaxInFlightLimit(h, c.MaxRequestsInFlight, c.MaxMutatingRequestsInFlight, c.LongRunningFunc)
 	h = withUnusedImpersonationRefused(h, c.Serializer)
+	h = obs.noteUser(h) // the impersonated user, with kubectl --as
 	h = impersonation.WithImpersonation(h, c.Authorization.Authorizer, c.Serializer)
+	h = obs.noteUser(h) // the authenticated caller
 	h = identity.WithOriginalUser(h)
 	h = genericapifilters.WithAudit(h, c.AuditBackend, c.AuditPolicyRuleEvaluator, c.LongRunningFunc)
 
@@ -48,6 +87,8 @@ func buildHandlerChain(proxy, exchangeHandler http.Handler, c *genericapiserver.
 	h = genericfilters.WithWaitGroup(h, c.LongRunningFunc, c.NonLongRunningRequestWaitGroup)
 	h = genericfilters.WithHSTS(h, c.HSTSDirectives)
 	h = genericfilters.WithHTTPLogging(h)
+	h = obs.logAccess(h)
+	h = obs.countRequests(h)
 	h = genericapifilters.WithRequestInfo(h, c.RequestInfoResolver)
 	h = genericapifilters.WithRequestReceivedTimestamp(h)
 	h = genericfilters.WithPanicRecovery(h, c.RequestInfoResolver)

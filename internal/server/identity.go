@@ -23,6 +23,9 @@ type IdentityConfig struct {
 	// All empty: kip issues no certificates.
 	SignerCACertFile, SignerCAKeyFile string
 	SignerCASecret                    types.NamespacedName
+	// SignerCALeaderElection chooses the replica that rotates the CA in
+	// SignerCASecret; zero values take the signer's defaults.
+	SignerCALeaderElection signer.LeaderElection
 	// CredentialTTL is the lifetime of an exchanged certificate.
 	CredentialTTL time.Duration
 	// Tokens names kip's own token verifiers.
@@ -59,7 +62,7 @@ func newIdentity(ctx context.Context, cfg IdentityConfig, client kubernetes.Inte
 func newSigner(ctx context.Context, cfg IdentityConfig, client kubernetes.Interface) (*signer.CA, error) {
 	// A retired CA stays trusted for as long as the longest certificate it
 	// could have signed.
-	opts := signer.Options{MaxCertificateTTL: cfg.CredentialTTL}
+	opts := signer.Options{MaxCertificateTTL: cfg.CredentialTTL, LeaderElection: cfg.SignerCALeaderElection}
 	switch {
 	case cfg.SignerCACertFile != "":
 		ca, err := signer.NewFromFiles(cfg.SignerCACertFile, cfg.SignerCAKeyFile, opts)
@@ -86,12 +89,27 @@ func (id *kipIdentities) extraClientCAs() []dynamiccertificates.CAContentProvide
 	return []dynamiccertificates.CAContentProvider{id.signer}
 }
 
-// readiness fails while an OIDC issuer kip trusts has not been reached.
+// readiness fails while the signer CA has not loaded, or an OIDC issuer
+// kip trusts has not been reached (discovery and first keys): until then
+// kip's own certificates, or that issuer's tokens, would be refused.
 func (id *kipIdentities) readiness() []healthz.HealthChecker {
-	if id.tokens == nil {
+	var checks []healthz.HealthChecker
+	if id.signer != nil {
+		checks = append(checks, caLoaded("signer-ca", id.signer))
+	}
+	if id.tokens != nil {
+		checks = append(checks, healthz.NamedCheck("oidc-issuers", func(*http.Request) error { return id.tokens.HealthCheck() }))
+	}
+	return checks
+}
+
+// signerCA is the signer as a CA provider, or nil without one (not an
+// interface holding a nil pointer).
+func (id *kipIdentities) signerCA() dynamiccertificates.CAContentProvider {
+	if id.signer == nil {
 		return nil
 	}
-	return []healthz.HealthChecker{healthz.NamedCheck("oidc-issuers", func(*http.Request) error { return id.tokens.HealthCheck() })}
+	return id.signer
 }
 
 // run keeps the token configuration current until ctx ends. The signer CA

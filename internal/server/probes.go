@@ -6,19 +6,24 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/rest"
 	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+
+	"github.com/kip-proxy/kip/internal/metrics"
 )
 
 // probeMux serves liveness, readiness and metrics, and profiling when asked.
-func probeMux(ready []healthz.HealthChecker, profiling bool) *http.ServeMux {
+func probeMux(ready []healthz.HealthChecker, expiry metrics.Expiry, profiling bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	healthz.InstallPathHandler(mux, "/livez", healthz.PingHealthz)
-	healthz.InstallPathHandler(mux, "/readyz", ready...)
-	mux.Handle("/metrics", legacyregistry.Handler())
+	mux.Handle("/readyz", readyz(ready))
+	mux.Handle("/metrics", metrics.WithExpiry(expiry, legacyregistry.Handler()))
 	if profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -27,6 +32,57 @@ func probeMux(ready []healthz.HealthChecker, profiling bool) *http.ServeMux {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// readyz answers 200 "ok" when every check passes, and 500 with a line per
+// check otherwise; ?verbose lists the checks when all pass too. Unlike
+// k8s.io/apiserver's healthz, a failed check says why: the probe port is
+// an operator's, and "the cluster's client CA has not loaded" is what the
+// operator needs to read while a replica stays out of rotation.
+func readyz(checks []healthz.HealthChecker) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var out strings.Builder
+		var failed []string
+		for _, check := range checks {
+			if err := check.Check(r); err != nil {
+				failed = append(failed, check.Name())
+				fmt.Fprintf(&out, "[-]%s failed: %v\n", check.Name(), err)
+				continue
+			}
+			fmt.Fprintf(&out, "[+]%s ok\n", check.Name())
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if len(failed) > 0 {
+			klog.V(2).InfoS("Not ready", "failedChecks", failed, "details", out.String())
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = fmt.Fprintf(w, "%sreadyz check failed\n", out.String())
+			return
+		}
+		if _, verbose := r.URL.Query()["verbose"]; !verbose {
+			_, _ = fmt.Fprint(w, "ok")
+			return
+		}
+		_, _ = fmt.Fprintf(w, "%sreadyz check passed\n", out.String())
+	})
+}
+
+// caLoaded fails while a configured CA source has not loaded: its bundle
+// stays empty until then (the cluster's client CA, for one, until kip has
+// read the ConfigMap), and every certificate it signed would get 401.
+func caLoaded(name string, sources ...dynamiccertificates.CAContentProvider) healthz.HealthChecker {
+	return healthz.NamedCheck(name, func(*http.Request) error {
+		var missing []string
+		for _, s := range sources {
+			if len(s.CurrentCABundleContent()) == 0 {
+				missing = append(missing, s.Name())
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("not loaded yet, so the client certificates they sign would be refused: %s", strings.Join(missing, ", "))
+		}
+		return nil
+	})
 }
 
 // upstreamReady fails while the upstream API server does not answer its own

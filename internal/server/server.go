@@ -22,6 +22,7 @@ import (
 
 	"github.com/kip-proxy/kip/internal/authn"
 	"github.com/kip-proxy/kip/internal/authz"
+	"github.com/kip-proxy/kip/internal/metrics"
 	"github.com/kip-proxy/kip/internal/proxy"
 	"github.com/kip-proxy/kip/internal/signer"
 )
@@ -44,6 +45,8 @@ type Config struct {
 	// ProbeListener serves /livez, /readyz and /metrics; nil turns probes off.
 	ProbeListener net.Listener
 	Profiling     bool
+	// AccessLog writes a log line for every request.
+	AccessLog bool
 }
 
 // Server is a ready-to-run kip.
@@ -54,6 +57,7 @@ type Server struct {
 	stopIdentity context.CancelFunc
 	probes       net.Listener
 	ready        []healthz.HealthChecker
+	expiry       metrics.Expiry
 	profiling    bool
 	stopping     chan struct{}
 }
@@ -100,43 +104,60 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 	if err != nil {
 		return nil, err
 	}
-	if err := wireSecurity(cfg, client, id); err != nil {
+	clientCAs, err := wireSecurity(cfg, client, id)
+	if err != nil {
 		return nil, err
 	}
 	p, err := proxy.New(cfg.Upstream)
 	if err != nil {
 		return nil, err
 	}
+	obs := observability{requests: metrics.NewRequests(), accessLog: cfg.AccessLog}
 	cfg.Generic.BuildHandlerChainFunc = func(_ http.Handler, c *genericapiserver.Config) http.Handler {
 		// The generic server's own handler (its /healthz, /version and
 		// discovery) is left out on purpose: every path belongs upstream.
-		return buildHandlerChain(p, id.exchange, c)
+		return buildHandlerChain(p, id.exchange, c, obs)
 	}
 	generic, err := cfg.Generic.Complete(nil).New("kip", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, fmt.Errorf("building the server: %w", err)
 	}
 	stopping := make(chan struct{})
-	ready := append([]healthz.HealthChecker{upstreamReady(client.Discovery().RESTClient(), 3*time.Second), notShuttingDown(stopping)}, id.readiness()...)
+	// kip is ready once it can reach the upstream and every source of
+	// identity it is configured with has loaded; before that, a caller
+	// with valid credentials would be refused.
+	ready := []healthz.HealthChecker{upstreamReady(client.Discovery().RESTClient(), 3*time.Second), notShuttingDown(stopping)}
+	if len(clientCAs) > 0 {
+		ready = append(ready, caLoaded("client-ca", clientCAs...))
+	}
+	ready = append(ready, id.readiness()...)
 	return &Server{
-		generic:   generic,
-		identity:  id,
-		probes:    cfg.ProbeListener,
-		ready:     ready,
+		generic:  generic,
+		identity: id,
+		probes:   cfg.ProbeListener,
+		ready:    ready,
+		expiry: metrics.Expiry{
+			SignerCA: id.signerCA(),
+			ClientCA: dynamiccertificates.NewUnionCAContentProvider(clientCAs...),
+			Serving:  cfg.Generic.SecureServing.Cert,
+		},
 		profiling: cfg.Profiling,
 		stopping:  stopping,
 	}, nil
 }
 
-func wireSecurity(cfg Config, client kubernetes.Interface, id *kipIdentities) error {
+// wireSecurity sets the authenticator, the authorizer and the CAs asked for
+// in the TLS handshake, and returns the client CA sources one by one.
+func wireSecurity(cfg Config, client kubernetes.Interface, id *kipIdentities) ([]dynamiccertificates.CAContentProvider, error) {
 	cas := authn.ClientCAs{File: cfg.ClientCAFile}
 	if cfg.TrustClusterClientCA {
 		cas.Cluster = client
 	}
-	clientCA, err := cas.Provider()
+	sources, err := cas.Providers()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	clientCA := dynamiccertificates.NewUnionCAContentProvider(sources...)
 	// The generic server runs the CA controllers, kip's signer among them,
 	// and reloads the TLS handshake's list of acceptable CAs from this
 	// union.
@@ -156,7 +177,7 @@ func wireSecurity(cfg Config, client kubernetes.Interface, id *kipIdentities) er
 	}
 	authenticator, err := authn.New(authCfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg.Generic.Authentication.Authenticator = authenticator
 	authorizer, err := authz.New(authz.Config{
@@ -165,10 +186,10 @@ func wireSecurity(cfg Config, client kubernetes.Interface, id *kipIdentities) er
 		DenyCacheTTL:        5 * time.Second,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg.Generic.Authorization.Authorizer = authorizer
-	return nil
+	return sources, nil
 }
 
 // Run serves until ctx ends, then drains in-flight requests and returns.
@@ -177,7 +198,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopProbes()
 	probeErr := make(chan error, 1)
 	if s.probes != nil {
-		go func() { probeErr <- serveProbes(probeCtx, s.probes, probeMux(s.ready, s.profiling)) }()
+		go func() { probeErr <- serveProbes(probeCtx, s.probes, probeMux(s.ready, s.expiry, s.profiling)) }()
 	}
 	defer s.stopIdentity()
 	s.identity.run(ctx)

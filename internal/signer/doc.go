@@ -44,6 +44,17 @@
 // NewFromSecret keeps the CA in a kubernetes.io/tls Secret shared by every
 // replica, creates it when absent, persists retired CAs and their trust
 // windows beside it, and rotates it (explicitly with Rotate, or
-// automatically when less than a fifth of its lifetime is left). See
-// secret.go for the Secret's layout.
+// automatically when less than a fifth of its lifetime is left or an
+// operator annotates the Secret). See secret.go for the Secret's layout
+// and rotate.go for the annotations.
+//
+// # Several replicas
+//
+// Every replica watches the Secret and switches to what it holds. One
+// replica at a time, the holder of a Lease beside the Secret (client-go's
+// leader election), rotates it; when it dies or loses the Lease, another
+// takes over after the Lease's duration. A rotation is one Update of the
+// Secret guarded by its resourceVersion, so it is written whole or not at
+// all, and a leader killed half-way leaves the next one a CA still due or
+// a request still pending, which it then honours.
 package signer

@@ -2,8 +2,12 @@ package signer
 
 import (
 	"fmt"
+	"os"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/utils/clock"
 )
 
@@ -11,6 +15,16 @@ const (
 	defaultMaxCertificateTTL = 24 * time.Hour
 	defaultCAValidity        = 365 * 24 * time.Hour
 	defaultCheckInterval     = time.Minute
+
+	// DefaultLeaseName is the Lease that replicas sharing a signer CA
+	// Secret hold to rotate it; deploy/rbac.yaml grants this name.
+	DefaultLeaseName = "kip-signer-ca"
+	// The Kubernetes controllers' own defaults: a replica that dies is
+	// replaced as the rotating one within about 17 seconds, and a live one
+	// rides out a few seconds of API server trouble.
+	defaultLeaseDuration = 15 * time.Second
+	defaultRenewDeadline = 10 * time.Second
+	defaultRetryPeriod   = 2 * time.Second
 )
 
 // Options tune a CA. The zero value is usable.
@@ -27,6 +41,30 @@ type Options struct {
 	CheckInterval time.Duration
 	// Clock tells the time; nil means the real clock. Tests pass a fake.
 	Clock clock.Clock
+	// LeaderElection chooses the one replica that rotates a Secret-backed
+	// CA. Unused for a CA from files.
+	LeaderElection LeaderElection
+}
+
+// LeaderElection is how replicas sharing a signer CA Secret choose, through
+// a Lease in the Secret's namespace, the one that rotates it. Every replica
+// follows the Secret whoever holds the Lease. The zero value is usable.
+type LeaderElection struct {
+	// LeaseName names the Lease. Default DefaultLeaseName.
+	LeaseName string
+	// Identity is this replica's holderIdentity in the Lease, unique among
+	// replicas. Default: the host name (in a cluster, the pod name) and a
+	// random suffix.
+	Identity string
+	// LeaseDuration is how long the others wait before taking over from a
+	// leader that stopped renewing. Default 15s.
+	LeaseDuration time.Duration
+	// RenewDeadline is how long the leader keeps trying to renew before it
+	// stops rotating. Default 10s; shorter than LeaseDuration, so the
+	// leader stops before anyone else may start.
+	RenewDeadline time.Duration
+	// RetryPeriod is the wait between tries to acquire or renew. Default 2s.
+	RetryPeriod time.Duration
 }
 
 // complete fills in defaults and refuses values that make no sense.
@@ -53,5 +91,66 @@ func (o Options) complete() (Options, error) {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	le, err := o.LeaderElection.complete()
+	if err != nil {
+		return o, err
+	}
+	o.LeaderElection = le
 	return o, nil
+}
+
+// complete fills in the election's defaults and refuses what client-go's
+// leader election would refuse, so a bad value fails at start.
+func (l LeaderElection) complete() (LeaderElection, error) {
+	if l.LeaseName == "" {
+		l.LeaseName = DefaultLeaseName
+	}
+	if l.Identity == "" {
+		l.Identity = DefaultIdentity()
+	}
+	for _, d := range []struct {
+		value *time.Duration
+		def   time.Duration
+	}{
+		{&l.LeaseDuration, defaultLeaseDuration},
+		{&l.RenewDeadline, defaultRenewDeadline},
+		{&l.RetryPeriod, defaultRetryPeriod},
+	} {
+		if *d.value == 0 {
+			*d.value = d.def
+		}
+	}
+	return l, l.Validate()
+}
+
+// Validate reports the first value client-go's leader election would
+// refuse, or one kip cannot use.
+func (l LeaderElection) Validate() error {
+	if errs := validation.IsDNS1123Subdomain(l.LeaseName); l.LeaseName != "" && len(errs) > 0 {
+		return fmt.Errorf("signer CA Lease name %q: %v", l.LeaseName, errs)
+	}
+	switch {
+	case l.RetryPeriod <= 0:
+		return fmt.Errorf("signer CA Lease retry period must be positive, got %v", l.RetryPeriod)
+	case l.LeaseDuration < time.Second:
+		// The Lease records its duration in whole seconds.
+		return fmt.Errorf("signer CA Lease duration must be at least 1s, got %v", l.LeaseDuration)
+	case l.RenewDeadline >= l.LeaseDuration:
+		// Otherwise a leader could still be rotating when another takes over.
+		return fmt.Errorf("signer CA Lease renew deadline (%v) must be shorter than its duration (%v)", l.RenewDeadline, l.LeaseDuration)
+	case l.RenewDeadline <= time.Duration(leaderelection.JitterFactor*float64(l.RetryPeriod)):
+		return fmt.Errorf("signer CA Lease renew deadline (%v) must be longer than %v times its retry period (%v)", l.RenewDeadline, leaderelection.JitterFactor, l.RetryPeriod)
+	}
+	return nil
+}
+
+// DefaultIdentity names this replica in the Lease: its host name, which is
+// the pod name in a cluster, so an operator sees which pod rotates, and a
+// random suffix, so two processes on one host never share an identity.
+func DefaultIdentity() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "kip"
+	}
+	return host + "_" + rand.String(8)
 }

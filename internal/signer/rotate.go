@@ -3,6 +3,7 @@ package signer
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,11 +11,38 @@ import (
 	"k8s.io/klog/v2"
 )
 
+// Annotations on the signer CA Secret. An operator asks for a rotation by
+// setting RotateRequestedAnnotation to a new value, the time being the
+// natural choice:
+//
+//	kubectl -n kip-system annotate --overwrite secret kip-signer-ca \
+//	  kip.dev/rotate-requested-at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+//
+// The replica holding the Lease rotates and, in the same write, copies the
+// value to RotateHandledAnnotation, so each request is honoured once, even
+// when the leader dies half-way and another one takes over. Only a change
+// of value counts; kip never parses it.
+const (
+	RotateRequestedAnnotation = "kip.dev/rotate-requested-at"
+	RotateHandledAnnotation   = "kip.dev/rotate-request-handled"
+	// RotatedByAnnotation and RotatedAtAnnotation record the replica that
+	// last rotated the CA and when, for the operator.
+	RotatedByAnnotation = "kip.dev/rotated-by"
+	RotatedAtAnnotation = "kip.dev/rotated-at"
+)
+
+// rotationRequested reports whether an operator asked for a rotation that
+// has not happened yet.
+func rotationRequested(secret *corev1.Secret) bool {
+	requested := secret.Annotations[RotateRequestedAnnotation]
+	return requested != "" && requested != secret.Annotations[RotateHandledAnnotation]
+}
+
 // rotate writes a fresh signing CA into the Secret and retires the current
 // one with its window. The write carries the resourceVersion it read, so
-// two replicas never overwrite each other: the loser reads again and
-// retries. With onlyIfDue, a retry that finds the CA already rotated by
-// another replica does nothing.
+// two writers never overwrite each other, whether or not they both think
+// they hold the Lease: the loser reads again and retries. With onlyIfDue, a
+// retry that finds the rotation done by another replica does nothing.
 func (s *secretSource) rotate(ctx context.Context, onlyIfDue bool) error {
 	var written *corev1.Secret
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -27,13 +55,15 @@ func (s *secretSource) rotate(ctx context.Context, onlyIfDue bool) error {
 	}
 	if written != nil {
 		klog.InfoS("Rotated kip's signer CA", "secret", s.String(),
-			"newCA", s.ca.state.Load().signing.cert.Subject.CommonName)
+			"newCA", s.ca.state.Load().signing.cert.Subject.CommonName,
+			"requested", written.Annotations[RotateHandledAnnotation])
 	}
 	return nil
 }
 
 // rotateOnce is one read-modify-write; it returns the Secret it wrote, or
-// nil when nothing was due.
+// nil when nothing was due. The CA is due when it has less than a fifth of
+// its life left or an operator asked for a rotation.
 func (s *secretSource) rotateOnce(ctx context.Context, onlyIfDue bool) (*corev1.Secret, error) {
 	secrets := s.client.CoreV1().Secrets(s.namespace)
 	current, err := secrets.Get(ctx, s.name, metav1.GetOptions{})
@@ -47,7 +77,7 @@ func (s *secretSource) rotateOnce(ctx context.Context, onlyIfDue bool) (*corev1.
 		// of a CA that other replicas still sign with.
 		return nil, fmt.Errorf("the Secret cannot be read, so it is left alone; fix it first: %w", err)
 	}
-	if onlyIfDue && !t.dueForRotation(now) {
+	if onlyIfDue && !t.dueForRotation(now) && !rotationRequested(current) {
 		return nil, s.apply(current)
 	}
 	fresh, err := generateSigningCA(now, s.ca.opts.CAValidity)
@@ -60,6 +90,13 @@ func (s *secretSource) rotateOnce(ctx context.Context, onlyIfDue bool) (*corev1.
 	if err := writeSecret(updated, next); err != nil {
 		return nil, err
 	}
+	markRotated(updated, s.ca.opts.LeaderElection.Identity, now)
+	// A leader that lost the Lease while generating the key stops here;
+	// one that loses it during the Update either wrote the whole rotation
+	// or nothing, and the next leader finds the request still pending.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	written, err := secrets.Update(ctx, updated, metav1.UpdateOptions{})
 	if err != nil {
 		return nil, err
@@ -67,13 +104,19 @@ func (s *secretSource) rotateOnce(ctx context.Context, onlyIfDue bool) (*corev1.
 	return written, s.apply(written)
 }
 
-// maintain rotates the CA when it has less than a fifth of its life left.
-// Every replica checks; the resourceVersion makes sure only one rotates.
-func (s *secretSource) maintain(ctx context.Context) {
-	if !s.ca.state.Load().dueForRotation(s.ca.opts.Clock.Now()) {
-		return
+// markRotated records who rotated and when, and that any pending request
+// is honoured by this rotation.
+func markRotated(secret *corev1.Secret, by string, now time.Time) {
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
 	}
-	if err := s.rotate(ctx, true); err != nil {
-		klog.ErrorS(err, "Automatic rotation of kip's signer CA failed; will retry", "secret", s.String())
+	if requested := secret.Annotations[RotateRequestedAnnotation]; requested != "" {
+		secret.Annotations[RotateHandledAnnotation] = requested
 	}
+	secret.Annotations[RotatedByAnnotation] = by
+	secret.Annotations[RotatedAtAnnotation] = now.UTC().Format(time.RFC3339)
 }
+
+// maintain does nothing for a Secret: rotation is the Lease holder's job
+// (see lead.go), and every replica follows the Secret through its watch.
+func (s *secretSource) maintain(context.Context) {}

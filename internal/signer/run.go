@@ -22,7 +22,7 @@ func (c *CA) RunOnce(ctx context.Context) error {
 
 // Run follows the source and does the upkeep until ctx is done: retired CAs
 // leave the bundle as soon as their window ends, and a Secret-backed CA
-// rotates itself when due.
+// takes part in the election of the replica that rotates it.
 func (c *CA) Run(ctx context.Context, _ int) {
 	defer utilruntime.HandleCrashWithContext(ctx)
 	klog.InfoS("Starting kip's signer CA", "name", c.name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,7 +49,7 @@ func NewFromSecret(ctx context.Context, client kubernetes.Interface, namespace, 
 	if err != nil {
 		return nil, err
 	}
-	src := &secretSource{client: client, namespace: namespace, name: name}
+	src := &secretSource{client: client, namespace: namespace, name: name, changed: make(chan struct{}, 1)}
 	c := &CA{name: "kip-signer-ca::secret::" + namespace + "/" + name, opts: opts, src: src}
 	src.ca = c
 	secret, err := src.getOrCreate(ctx)
@@ -67,6 +68,11 @@ type secretSource struct {
 	client    kubernetes.Interface
 	namespace string
 	name      string
+	// changed wakes the leader's loop when the Secret changed, so an
+	// operator's rotation request is honoured at once.
+	changed chan struct{}
+	// leading is true while this replica holds the Lease.
+	leading atomic.Bool
 }
 
 func (s *secretSource) String() string { return s.namespace + "/" + s.name }
@@ -204,6 +210,10 @@ func (s *secretSource) onSecret(obj any) {
 	}
 	if err := s.apply(secret); err != nil {
 		klog.ErrorS(err, "Keeping the previous signer CA: the Secret cannot be used", "secret", s.String())
+	}
+	select {
+	case s.changed <- struct{}{}:
+	default: // a wake-up is already pending
 	}
 }
 

@@ -199,24 +199,35 @@ func TestRotateRetriesOnConflict(t *testing.T) {
 	}
 }
 
+// TestAutomaticRotation drives the check the Lease holder runs (lead.go):
+// rotate when less than a fifth of the lifetime is left, and adopt a
+// rotation another replica already made instead of rotating again.
 func TestAutomaticRotation(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	client := fake.NewClientset()
 	opts := Options{Clock: clk, CAValidity: 10 * 24 * time.Hour, MaxCertificateTTL: time.Hour}
 	a := newSecretCA(t, client, opts)
-	b := newSecretCA(t, client, opts) // a replica that will not watch
+	b := newSecretCA(t, client, opts) // a former leader that missed the rotation
 	first := a.state.Load().signing.cert
 
 	clk.Step(7 * 24 * time.Hour)
-	if err := a.RunOnce(ctx); err != nil {
+	if err := a.src.rotate(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	if !a.state.Load().signing.cert.Equal(first) {
 		t.Fatal("rotated with 30 % of the lifetime left")
 	}
 	clk.Step(2 * 24 * time.Hour)
+	// RunOnce, which every replica runs at start, only reads: rotating is
+	// the Lease holder's job.
 	if err := a.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !a.state.Load().signing.cert.Equal(first) {
+		t.Fatal("RunOnce rotated without holding the Lease")
+	}
+	if err := a.src.rotate(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	second := a.state.Load().signing.cert
@@ -225,7 +236,9 @@ func TestAutomaticRotation(t *testing.T) {
 	}
 	// b still holds the old state; its check finds the rotation done and
 	// adopts it instead of rotating again.
-	b.maintain(ctx)
+	if err := b.src.rotate(ctx, true); err != nil {
+		t.Fatal(err)
+	}
 	if !b.state.Load().signing.cert.Equal(second) || len(b.state.Load().retired) != 1 {
 		t.Fatal("the second replica rotated again instead of adopting the rotation")
 	}

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/plugin/pkg/authenticator/token/oidc"
 	"k8s.io/klog/v2"
+
+	"github.com/kip-proxy/kip/internal/metrics"
 )
 
 // signingAlgs are the asymmetric algorithms an ID token may be signed
@@ -170,6 +172,9 @@ func retire(ctx context.Context, old *jwtSet, after time.Duration) {
 func (j *jwtAuthenticator) watch(ctx context.Context, interval time.Duration) {
 	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		changed, err := j.reload(ctx)
+		if changed || err != nil {
+			metrics.ConfigReloaded(metrics.ConfigAuthentication, err)
+		}
 		switch {
 		case err != nil:
 			klog.ErrorS(err, "Keeping the last good authentication configuration", "path", j.path)

@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	tokenunion "k8s.io/apiserver/pkg/authentication/token/union"
+
+	"github.com/kip-proxy/kip/internal/metrics"
 )
 
 // Config names kip's own token verifiers. Empty file names leave a
@@ -50,14 +52,15 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 			return nil, err
 		}
 		v.jwt = j
-		parts = append(parts, refuseReserved("oidc", j, allowed))
+		parts = append(parts, countedOIDC(refuseReserved("oidc", j, allowed)))
+		metrics.ConfigLoaded(metrics.ConfigAuthentication)
 	}
 	if cfg.WebhookConfigFile != "" {
 		w, err := newWebhookAuthenticator(cfg.WebhookConfigFile, cfg.WebhookCacheTTL)
 		if err != nil {
 			return nil, err
 		}
-		parts = append(parts, refuseReserved("webhook", w, allowed))
+		parts = append(parts, countedWebhook(refuseReserved("webhook", w, allowed)))
 	}
 	// A token one verifier recognises and refuses is refused: it is not
 	// offered to the next, nor to the upstream's TokenReview.

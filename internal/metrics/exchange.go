@@ -1,0 +1,24 @@
+package metrics
+
+// ExchangeFailure is why a credential exchange issued nothing.
+type ExchangeFailure string
+
+// The reasons of kip_exchange_failures_total.
+const (
+	// ExchangeAuthentication: the token was refused.
+	ExchangeAuthentication ExchangeFailure = "authentication"
+	// ExchangeInvalid: the request was malformed.
+	ExchangeInvalid ExchangeFailure = "invalid"
+	// ExchangeRateLimited: the address had spent its failure budget.
+	ExchangeRateLimited ExchangeFailure = "rate_limited"
+	// ExchangeInternal: kip could not sign.
+	ExchangeInternal ExchangeFailure = "internal"
+)
+
+// ExchangeIssued counts one certificate issued by the credential exchange.
+func ExchangeIssued() { exchangeIssued.Inc() }
+
+// ExchangeFailed counts one credential exchange that issued nothing.
+func ExchangeFailed(reason ExchangeFailure) {
+	exchangeFailures.WithLabelValues(string(reason)).Inc()
+}
