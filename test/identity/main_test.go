@@ -114,6 +114,7 @@ func setUp(ctx context.Context) error {
 		// The signer CA files are replaced by the rotation test; a short
 		// certificate lifetime keeps the old CA's trust window short.
 		"--credential-ttl=2m",
+		"--access-log",
 	)
 	env.stack, err = devstack.Start(ctx, devstack.Options{
 		Log: os.Stderr, KeepDir: keep, ServeArgs: serveArgs,

@@ -1,0 +1,229 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/kip-proxy/kip/internal/localcluster"
+)
+
+// TestSIGTERMUnderLoad: clients keep short requests (LISTs of a few
+// hundred kilobytes) going against a kip process, half over kept-alive
+// HTTP/2 connections as client-go makes them, half on a new HTTP/1.1
+// connection each time; then kip gets SIGTERM. During
+// --shutdown-delay-duration kip keeps serving while /readyz fails, so a
+// load balancer can take it out; then it stops accepting connections and
+// drains. Every request kip accepted must end with 200 and its whole body,
+// including those still in flight when draining began; afterwards new
+// connections are refused; and kip exits 0 within its grace period,
+// --shutdown-delay-duration plus --request-timeout, the longest a short
+// request may take to drain.
+func TestSIGTERMUnderLoad(t *testing.T) {
+	const (
+		clients       = 16
+		shutdownDelay = 2 * time.Second
+		drainTimeout  = 10 * time.Second // --request-timeout
+		grace         = shutdownDelay + drainTimeout
+	)
+	ns := createNamespace(t)
+	user := uniqueName("loaded")
+	grant(t, ns, userSubject(user), configMapRules...)
+	createBigConfigMaps(t, ns, 4, 64<<10)
+
+	ports, err := localcluster.FreePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"serve"}, stack.ServeArgs(stack.UpstreamKubeconfig, ports[0], ports[1])...)
+	args = append(args, "--shutdown-delay-duration="+shutdownDelay.String(), "--request-timeout="+drainTimeout.String())
+	kip := exec.Command(buildKip(t), args...)
+	kip.Stdout, kip.Stderr = os.Stderr, os.Stderr
+	if err := kip.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- kip.Wait() }()
+	t.Cleanup(func() { _ = kip.Process.Kill() })
+
+	cfg := stack.UserConfigFor(user)
+	cfg.Host = "https://127.0.0.1:" + strconv.Itoa(ports[0])
+	url := cfg.Host + "/api/v1/namespaces/" + ns + "/configmaps"
+	probe := "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/readyz"
+	kept := httpClient(t, cfg, false)
+	eventually(t, time.Minute, func() error { return getAll(kept, url) })
+
+	load := &shutdownLoad{url: url, stop: make(chan struct{})}
+	for i := range clients {
+		load.wg.Add(1)
+		go load.run(httpClient(t, cfg, i%2 == 1))
+	}
+	time.Sleep(2 * time.Second)
+
+	sigterm := time.Now()
+	if err := kip.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, shutdownDelay, func() error {
+		if resp, err := http.Get(probe); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return errors.New("/readyz still says ready after SIGTERM")
+			}
+		}
+		return nil
+	})
+	// Draining has begun once the port refuses connections: between the
+	// last connection accepted and the first refused.
+	var lastAccepted, refusedAt time.Time
+	for deadline := time.Now().Add(grace); refusedAt.IsZero(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("kip still accepts connections %v after SIGTERM", grace)
+		}
+		tried := time.Now()
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(ports[0]), time.Second)
+		if err == nil {
+			lastAccepted = tried
+			_ = conn.Close()
+			continue
+		}
+		refusedAt = time.Now()
+	}
+
+	var exitedAfter time.Duration
+	select {
+	case err := <-exited:
+		exitedAfter = time.Since(sigterm)
+		if err != nil {
+			t.Errorf("kip exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(grace + 30*time.Second):
+		t.Fatalf("kip had not exited %v after SIGTERM; its grace period is %v", grace+30*time.Second, grace)
+	}
+	close(load.stop)
+	load.wg.Wait()
+
+	inFlight, afterSIGTERM := 0, 0
+	for _, r := range load.served {
+		if r.start.Before(lastAccepted) && r.end.After(refusedAt) {
+			inFlight++
+		}
+		if r.start.After(sigterm) {
+			afterSIGTERM++
+		}
+	}
+	t.Logf("%d clients: %d requests served with 200 (%d started after SIGTERM, during the shutdown delay or drain; %d in flight when the port closed), "+
+		"%d refused at connect after draining began, %d failed; refusing %v after SIGTERM, exited %v after SIGTERM (grace %v)",
+		clients, len(load.served), afterSIGTERM, inFlight, load.refused, len(load.failed),
+		refusedAt.Sub(sigterm).Round(time.Millisecond), exitedAfter.Round(time.Millisecond), grace)
+	for _, f := range load.failed {
+		t.Errorf("a request kip accepted did not end with 200 and its body: %s", f)
+	}
+	if exitedAfter > grace {
+		t.Errorf("kip exited %v after SIGTERM, beyond its grace period of %v", exitedAfter, grace)
+	}
+	if refusedAt.Sub(sigterm) < shutdownDelay {
+		t.Errorf("kip refused connections %v after SIGTERM, before its shutdown delay of %v was over", refusedAt.Sub(sigterm), shutdownDelay)
+	}
+	if afterSIGTERM == 0 {
+		t.Error("no request was served after SIGTERM: kip stopped serving before its shutdown delay was over")
+	}
+	if inFlight == 0 {
+		t.Error("no request was in flight when draining began; the test proved nothing about draining")
+	}
+}
+
+// httpClient reaches kip as cfg says; fresh makes a new HTTP/1.1
+// connection for every request, the other clients keep one HTTP/2
+// connection.
+func httpClient(t *testing.T, cfg *rest.Config, fresh bool) *http.Client {
+	t.Helper()
+	if !fresh {
+		c, err := rest.HTTPClientFor(rest.CopyConfig(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tlsConfig, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, DisableKeepAlives: true}}
+}
+
+// getAll GETs url and reads the whole answer, which must be 200.
+func getAll(client *http.Client, url string) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return fmt.Errorf("%s, body cut off: %w", resp.Status, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", resp.Status)
+	}
+	return nil
+}
+
+// shutdownLoad is the clients' record of every request.
+type shutdownLoad struct {
+	url  string
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	served  []servedRequest
+	refused int
+	failed  []string
+}
+
+type servedRequest struct{ start, end time.Time }
+
+// run sends one request after another until stop. A connection refused
+// is the answer a client gets once kip is draining and is not counted as a
+// failure; everything else that is not a whole 200 is.
+func (l *shutdownLoad) run(client *http.Client) {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		start := time.Now()
+		err := getAll(client, l.url)
+		end := time.Now()
+		l.mu.Lock()
+		switch {
+		case err == nil:
+			l.served = append(l.served, servedRequest{start, end})
+		case errors.Is(err, syscall.ECONNREFUSED):
+			l.refused++
+		default:
+			l.failed = append(l.failed, fmt.Sprintf("started %s: %v", start.Format("15:04:05.000"), err))
+		}
+		l.mu.Unlock()
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			time.Sleep(50 * time.Millisecond) // as a client backing off
+		}
+	}
+}
