@@ -1,11 +1,14 @@
 package integration
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"strconv"
@@ -24,10 +27,13 @@ import (
 // HTTP/2 connections as client-go makes them, half on a new HTTP/1.1
 // connection each time; then kip gets SIGTERM. During
 // --shutdown-delay-duration kip keeps serving while /readyz fails, so a
-// load balancer can take it out; then it stops accepting connections and
-// drains. Every request kip accepted must end with 200 and its whole body,
-// including those still in flight when draining began; afterwards new
-// connections are refused; and kip exits 0 within its grace period,
+// load balancer can take it out (the per-request-connection clients stop
+// then, as the balancer would stop sending them); then it stops accepting
+// connections and drains. Every request kip accepted must end with 200 and
+// its whole body, including those still in flight when draining began; a
+// request arriving on an open connection after that may only get 503 with
+// Retry-After; new connections are refused; and kip exits 0 within its
+// grace period,
 // --shutdown-delay-duration plus --request-timeout, the longest a short
 // request may take to drain.
 func TestSIGTERMUnderLoad(t *testing.T) {
@@ -64,10 +70,10 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	kept := httpClient(t, cfg, false)
 	eventually(t, time.Minute, func() error { return getAll(kept, url) })
 
-	load := &shutdownLoad{url: url, stop: make(chan struct{})}
+	load := &shutdownLoad{url: url, stop: make(chan struct{}), outOfRotation: make(chan struct{})}
 	for i := range clients {
 		load.wg.Add(1)
-		go load.run(httpClient(t, cfg, i%2 == 1))
+		go load.run(httpClient(t, cfg, i%2 == 1), i%2 == 1)
 	}
 	time.Sleep(2 * time.Second)
 
@@ -84,6 +90,9 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		}
 		return nil
 	})
+	// A load balancer takes kip out of rotation once /readyz fails: no new
+	// connections from then on, while open ones carry on.
+	close(load.outOfRotation)
 	// Draining has begun once the port refuses connections: between the
 	// last connection accepted and the first refused.
 	var lastAccepted, refusedAt time.Time
@@ -163,20 +172,37 @@ func httpClient(t *testing.T, cfg *rest.Config, fresh bool) *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, DisableKeepAlives: true}}
 }
 
+// errNeverAccepted marks a request whose new connection closed before its
+// TLS handshake finished: kip never read it. It happens to a connection
+// the kernel queued just as kip closed its listener, and is a refusal, not
+// a request lost.
+var errNeverAccepted = errors.New("the connection closed before its TLS handshake finished")
+
 // getAll GETs url and reads the whole answer, which must be 200.
 func getAll(client *http.Client, url string) error {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	var reused, handshaken bool
+	trace := &httptrace.ClientTrace{
+		GotConn:          func(info httptrace.GotConnInfo) { reused = info.Reused },
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) { handshaken = err == nil },
+	}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
+		if !reused && !handshaken {
+			return fmt.Errorf("%w: %w", errNeverAccepted, err)
+		}
 		return err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 		return fmt.Errorf("%s, body cut off: %w", resp.Status, err)
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" {
+		return fmt.Errorf("%w: %s", errDraining, resp.Status)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s", resp.Status)
@@ -184,11 +210,20 @@ func getAll(client *http.Client, url string) error {
 	return nil
 }
 
+// errDraining marks a 503 with Retry-After: the answer to a request that
+// arrives on an open connection once kip drains, which clients retry.
+var errDraining = errors.New("kip is draining")
+
 // shutdownLoad is the clients' record of every request.
 type shutdownLoad struct {
 	url  string
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// outOfRotation closes when /readyz has failed: clients that open a
+	// connection per request stop, as a load balancer would stop sending
+	// them.
+	outOfRotation chan struct{}
 
 	mu      sync.Mutex
 	served  []servedRequest
@@ -198,15 +233,20 @@ type shutdownLoad struct {
 
 type servedRequest struct{ start, end time.Time }
 
-// run sends one request after another until stop. A connection refused
-// is the answer a client gets once kip is draining and is not counted as a
-// failure; everything else that is not a whole 200 is.
-func (l *shutdownLoad) run(client *http.Client) {
+// run sends one request after another until stop. A connection refused,
+// or closed before kip finished its TLS handshake, is the answer a client
+// gets once kip is draining and is not counted as a failure; everything
+// else that is not a whole 200 is.
+func (l *shutdownLoad) run(client *http.Client, newConnections bool) {
 	defer l.wg.Done()
 	for {
 		select {
 		case <-l.stop:
 			return
+		case <-l.outOfRotation:
+			if newConnections {
+				return
+			}
 		default:
 		}
 		start := time.Now()
@@ -216,13 +256,13 @@ func (l *shutdownLoad) run(client *http.Client) {
 		switch {
 		case err == nil:
 			l.served = append(l.served, servedRequest{start, end})
-		case errors.Is(err, syscall.ECONNREFUSED):
+		case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, errNeverAccepted), errors.Is(err, errDraining):
 			l.refused++
 		default:
 			l.failed = append(l.failed, fmt.Sprintf("started %s: %v", start.Format("15:04:05.000"), err))
 		}
 		l.mu.Unlock()
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, errNeverAccepted) || errors.Is(err, errDraining) {
 			time.Sleep(50 * time.Millisecond) // as a client backing off
 		}
 	}
