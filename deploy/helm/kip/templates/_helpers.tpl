@@ -1,0 +1,78 @@
+{{/* The chart's name, for the app.kubernetes.io/name label. */}}
+{{- define "kip.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every object's name. A release named "kip" gives plain "kip",
+the names deploy/rbac.yaml uses.
+*/}}
+{{- define "kip.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kip.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kip.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "kip.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "kip.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "kip.tag" . | quote }}
+app.kubernetes.io/component: proxy
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "kip.serviceAccountName" -}}
+{{- default (include "kip.fullname" .) .Values.serviceAccount.name }}
+{{- end }}
+
+{{- define "kip.tag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{/* The image, repository:tag, or repository@digest when a digest is given. */}}
+{{- define "kip.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (include "kip.tag" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding kip's serving certificate (tls.crt, tls.key). */}}
+{{- define "kip.servingSecretName" -}}
+{{- default (printf "%s-serving" (include "kip.fullname" .)) .Values.servingCert.existingSecret }}
+{{- end }}
+
+{{/* The Secret holding the token webhook's kubeconfig. */}}
+{{- define "kip.webhookSecretName" -}}
+{{- default (printf "%s-token-webhook" (include "kip.fullname" .)) .Values.tokenWebhook.existingSecret }}
+{{- end }}
+
+{{- define "kip.webhookEnabled" -}}
+{{- if or .Values.tokenWebhook.kubeconfig .Values.tokenWebhook.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/*
+The termination grace period: kip keeps serving for --shutdown-delay-duration
+after SIGTERM while /readyz fails, then waits up to --request-timeout for
+short requests in flight; ten seconds more for the process to exit.
+*/}}
+{{- define "kip.terminationGracePeriodSeconds" -}}
+{{- if .Values.terminationGracePeriodSeconds }}
+{{- .Values.terminationGracePeriodSeconds }}
+{{- else }}
+{{- add .Values.shutdownDelaySeconds .Values.requestTimeoutSeconds 10 }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,211 @@
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// TestDeploymentDefaults checks what the default values promise an
+// operator: two replicas spread over nodes, a disruption budget, probes on
+// the probe port, a grace period that covers the drain, and a locked-down
+// container.
+func TestDeploymentDefaults(t *testing.T) {
+	objs := mustRender(t, "", chartNamespace)
+	d := deployment(t, objs)
+	spec := d.Spec.Template.Spec
+	c := spec.Containers[0]
+
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("replicas %v, want 2", d.Spec.Replicas)
+	}
+	if a := spec.Affinity; a == nil || a.PodAntiAffinity == nil || len(a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) != 1 {
+		t.Errorf("affinity %+v, want one preferred pod anti-affinity term", a)
+	} else {
+		term := a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm
+		if term.TopologyKey != corev1.LabelHostname || !reflect.DeepEqual(term.LabelSelector.MatchLabels, d.Spec.Selector.MatchLabels) {
+			t.Errorf("anti-affinity term %+v, want the Deployment's own pods by %s", term, corev1.LabelHostname)
+		}
+	}
+
+	var pdb policyv1.PodDisruptionBudget
+	fromUnstructured(t, find(t, objs, "PodDisruptionBudget", "kip"), &pdb)
+	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 || !reflect.DeepEqual(pdb.Spec.Selector, d.Spec.Selector) {
+		t.Errorf("PodDisruptionBudget %+v, want maxUnavailable 1 over the Deployment's pods", pdb.Spec)
+	}
+
+	args := flagValues(c.Args)
+	probePort := port(t, c, "probes")
+	if args["--probe-port"] != probePort {
+		t.Errorf("--probe-port=%s, but the container's probes port is %s", args["--probe-port"], probePort)
+	}
+	for name, probe := range map[string]*corev1.Probe{"/livez": c.LivenessProbe, "/readyz": c.ReadinessProbe} {
+		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != name || probe.HTTPGet.Port.String() != "probes" {
+			t.Errorf("probe %s is %+v, want an HTTP GET on the probes port", name, probe)
+		}
+	}
+	if args["--secure-port"] != port(t, c, "https") {
+		t.Errorf("--secure-port=%s, but the container's https port is %s", args["--secure-port"], port(t, c, "https"))
+	}
+
+	drain := duration(t, args["--shutdown-delay-duration"]) + duration(t, args["--request-timeout"])
+	if grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second; grace <= drain {
+		t.Errorf("terminationGracePeriodSeconds %s does not cover the drain: shutdown delay plus request timeout is %s", grace, drain)
+	}
+
+	if got, want := args["--signer-ca-secret"], chartNamespace+"/kip-signer-ca"; got != want {
+		t.Errorf("--signer-ca-secret=%s, want %s", got, want)
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
+		t.Errorf("resource requests %v, want cpu and memory", c.Resources.Requests)
+	}
+
+	psc, sc := spec.SecurityContext, c.SecurityContext
+	switch {
+	case psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser != 65532:
+		t.Errorf("pod securityContext %+v, want runAsNonRoot as user 65532, the image's", psc)
+	case sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+		t.Errorf("container securityContext %+v, want a read-only root filesystem", sc)
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+		t.Errorf("container securityContext %+v, want allowPrivilegeEscalation false", sc)
+	case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0:
+		t.Errorf("capabilities %+v, want all dropped and none added", sc.Capabilities)
+	case sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
+		t.Errorf("seccomp %+v, want RuntimeDefault", sc.SeccompProfile)
+	}
+}
+
+// TestChartGrantsTheDeployedRights: in every value set, the chart grants
+// exactly deploy/rbac.yaml's rights (the signer CA Secret and Lease in
+// kip's own namespace), and nothing else cluster-wide.
+func TestChartGrantsTheDeployedRights(t *testing.T) {
+	deployed := decodeObjectsFile(t, filepath.Join(env.root, "deploy", "rbac.yaml"))
+	wantClusterRules := rules(t, find(t, deployed, "ClusterRole", "kip-proxy"))
+	wantSignerRules := rules(t, find(t, deployed, "Role", "kip-signer-ca"))
+	const ns = "kip-rights"
+	for _, set := range valueSets {
+		t.Run(set.name, func(t *testing.T) {
+			objs := mustRender(t, set.values, ns)
+			if crs := ofKind(objs, "ClusterRole"); len(crs) != 1 || !reflect.DeepEqual(rules(t, crs[0]), wantClusterRules) {
+				t.Errorf("ClusterRoles %v, want one with deploy/rbac.yaml's rules", names(crs))
+			}
+			for _, b := range append(ofKind(objs, "ClusterRoleBinding"), ofKind(objs, "RoleBinding")...) {
+				checkBinding(t, b, ns)
+			}
+			for _, r := range ofKind(objs, "Role") {
+				if r.GetNamespace() != ns {
+					t.Errorf("Role %s/%s is outside kip's namespace", r.GetNamespace(), r.GetName())
+				}
+				if got := rules(t, r); r.GetName() != "kip-signer-ca" || !reflect.DeepEqual(got, wantSignerRules) {
+					t.Errorf("Role %s has rules %+v, want only Role kip-signer-ca with deploy/rbac.yaml's rules", r.GetName(), got)
+				}
+			}
+			// kip creates its signer CA; a CA rendered by the chart would be
+			// the same for every install and sit in the release history.
+			for _, s := range ofKind(objs, "Secret") {
+				if s.GetName() == "kip-signer-ca" {
+					t.Error("the chart renders the signer CA Secret, which kip must create itself")
+				}
+			}
+		})
+	}
+}
+
+// checkBinding fails unless b binds one of the chart's roles, or the
+// client-CA reader in kube-system, to kip's ServiceAccount alone.
+func checkBinding(t *testing.T, b *unstructured.Unstructured, ns string) {
+	t.Helper()
+	var rb rbacv1.RoleBinding // a ClusterRoleBinding has the same fields
+	fromUnstructured(t, b, &rb)
+	want := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "kip", Namespace: ns}}
+	if !reflect.DeepEqual(rb.Subjects, want) {
+		t.Errorf("%s %s binds %+v, want only kip's ServiceAccount", b.GetKind(), b.GetName(), rb.Subjects)
+	}
+	ok := false
+	switch {
+	case b.GetKind() == "ClusterRoleBinding":
+		ok = rb.RoleRef.Kind == "ClusterRole" && rb.RoleRef.Name == "kip-proxy"
+	case b.GetNamespace() == "kube-system":
+		ok = rb.RoleRef.Kind == "Role" && rb.RoleRef.Name == "extension-apiserver-authentication-reader"
+	case b.GetNamespace() == ns:
+		ok = rb.RoleRef.Kind == "Role"
+	}
+	if !ok {
+		t.Errorf("%s %s/%s refers to %s %s, which the chart does not own", b.GetKind(), b.GetNamespace(), b.GetName(), rb.RoleRef.Kind, rb.RoleRef.Name)
+	}
+}
+
+func decodeObjectsFile(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decodeObjects(t, string(data))
+}
+
+func rules(t *testing.T, o *unstructured.Unstructured) []rbacv1.PolicyRule {
+	t.Helper()
+	var r rbacv1.ClusterRole // a Role has the same fields
+	fromUnstructured(t, o, &r)
+	return r.Rules
+}
+
+func names(objs []*unstructured.Unstructured) []string {
+	var out []string
+	for _, o := range objs {
+		out = append(out, o.GetName())
+	}
+	return out
+}
+
+func fromUnstructured(t *testing.T, o *unstructured.Unstructured, into any) {
+	t.Helper()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, into); err != nil {
+		t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
+	}
+}
+
+// flagValues maps each --flag=value argument to its value; a later one wins,
+// as with kip's own flag parsing.
+func flagValues(args []string) map[string]string {
+	m := map[string]string{}
+	for _, a := range args {
+		if k, v, ok := strings.Cut(a, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// port is the number of the container's port called name.
+func port(t *testing.T, c corev1.Container, name string) string {
+	t.Helper()
+	for _, p := range c.Ports {
+		if p.Name == name {
+			return strconv.Itoa(int(p.ContainerPort))
+		}
+	}
+	t.Fatalf("container %s has no port %s", c.Name, name)
+	return ""
+}
+
+func duration(t *testing.T, s string) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("duration %q: %v", s, err)
+	}
+	return d
+}
