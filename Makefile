@@ -1,34 +1,53 @@
 # kip's routine commands. `make dev` and `make test` are all a fresh machine
-# needs: the first run builds the pinned etcd, kube-apiserver and kubectl
-# (10 to 15 minutes on 2 cores) into .cache/bin, later runs reuse them.
+# needs: the first run builds the pinned etcd, kube-apiserver, kubectl and
+# Ory Hydra (12 to 20 minutes on 2 cores) into .cache/bin, later runs reuse
+# them. `make test` also installs Debian's chromium for the sign-in tests.
 
 GO ?= go
 TEST_TIMEOUT ?= 80m
 
-.PHONY: generate all build dev test test-unit test-integration tools fmt vet check lint fuzz soak bench bench-smoke clean
+.PHONY: generate all build dev test test-unit test-integration tools browser fmt vet check lint fuzz soak bench bench-smoke clean
 
 all: build
 
-build:
-	$(GO) build -o bin/kip ./cmd/kip
+# The version and commit kip reports (`kip version`), stamped from git; a
+# binary built without them says v0.0.0-dev.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/kip-proxy/kip/internal/version.gitVersion=$(VERSION) -X github.com/kip-proxy/kip/internal/version.gitCommit=$(COMMIT)
 
-## dev: kip in front of a local etcd + kube-apiserver, with a demo user; Ctrl-C stops it.
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/kip ./cmd/kip
+
+## dev: kip in front of a local etcd + kube-apiserver, with Hydra to sign in at
+## and a demo user; Ctrl-C stops it. Over SSH: make dev DEV_ARGS=--skip-browser
 dev:
-	$(GO) run ./cmd/kip dev
+	$(GO) run ./cmd/kip dev $(DEV_ARGS)
 
 ## test: every unit and integration test (builds the pinned binaries once).
-test: tools
+test: tools browser
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 test-unit:
 	$(GO) test -race -short ./internal/... ./cmd/... ./bench/...
 
-test-integration: tools
+test-integration: tools browser
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./test/...
 
-## tools: build (or find cached) etcd, kube-apiserver and kubectl.
+## tools: build (or find cached) etcd, kube-apiserver, kubectl and Hydra.
 tools:
 	$(GO) run ./hack/ensuretools
+
+# Root installs directly; anyone else through sudo, which asks as it must.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+## browser: install Debian's chromium, the headless browser of the sign-in
+## tests in test/identity, unless /usr/bin/chromium is already there.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing Debian's chromium for the sign-in tests: apt-get update && apt-get install -y --no-install-recommends chromium (about a minute)"; \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	fi
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -74,6 +93,24 @@ clean:
 soak: tools
 	KIP_SOAK=1 $(GO) test -timeout 40m -run Soak -v ./test/integration
 
-## generate: regenerate the API types' deepcopy functions.
+## generate: regenerate the API types' deepcopy and defaulting functions.
 generate:
-	$(GO) run k8s.io/code-generator/cmd/deepcopy-gen@v0.37.2 --output-file zz_generated.deepcopy.go --go-header-file hack/boilerplate.go.txt ./pkg/apis/login/v1alpha1
+	$(GO) run k8s.io/code-generator/cmd/deepcopy-gen@v0.37.2 --output-file zz_generated.deepcopy.go --go-header-file hack/boilerplate.go.txt ./pkg/apis/login/v1alpha1 ./pkg/apis/config/v1alpha1
+	$(GO) run k8s.io/code-generator/cmd/defaulter-gen@v0.37.2 --output-file zz_generated.defaults.go --go-header-file hack/boilerplate.go.txt ./pkg/apis/config/v1alpha1
+
+# The chart renderer: Helm's Go library (hack/tools/helm, pinned), built once
+# into .cache. The folder is the one the chart tests use
+# (binaries.EnsureHelmRender): Helm's version and a hash of the renderer.
+HELM_VERSION := v3.22.0
+HELM_RENDER := .cache/bin/helm-render-$(HELM_VERSION)-$(shell sha256sum hack/tools/helm/render/main.go | cut -c1-12)/render
+
+$(HELM_RENDER): hack/tools/helm/go.mod hack/tools/helm/go.sum hack/tools/helm/render/main.go
+	@echo "building the chart renderer from hack/tools/helm (a first build takes 2 to 4 minutes on 2 cores; cached afterwards)"
+	cd hack/tools/helm && GOWORK=off $(GO) build -trimpath -buildvcs=false -o $(CURDIR)/$(HELM_RENDER) ./render
+
+.PHONY: manifests
+## manifests: render deploy/manifests/kip.yaml from the Helm chart's default values.
+manifests: $(HELM_RENDER)
+	@mkdir -p deploy/manifests
+	$(HELM_RENDER) --chart deploy/helm/kip --namespace kip-system > deploy/manifests/kip.yaml.partial
+	mv deploy/manifests/kip.yaml.partial deploy/manifests/kip.yaml
