@@ -165,7 +165,7 @@ func (h *Hydra) run(ctx context.Context, binary, configPath string) error {
 	h.proc = p
 	h.mu.Unlock()
 
-	if err := waitReady(ctx, p, h.ready); err != nil {
+	if err := p.WaitReady(ctx, readyTimeout, h.ready); err != nil {
 		return err
 	}
 	_, _ = fmt.Fprintf(h.log, "Hydra ready in %s\n", time.Since(start).Round(100*time.Millisecond))
@@ -177,7 +177,7 @@ func (h *Hydra) run(ctx context.Context, binary, configPath string) error {
 func (h *Hydra) ready(ctx context.Context) error {
 	client := h.HTTPClient()
 	for _, base := range []string{h.IssuerURL, h.AdminURL} {
-		if err := get(ctx, client, base+"/health/ready"); err != nil {
+		if err := childproc.GetOK(ctx, client, base+"/health/ready"); err != nil {
 			return err
 		}
 	}
@@ -215,46 +215,4 @@ func makeDir(dir string) (string, error) {
 	}
 	// Owner-only: the directory holds a CA key and the system secret.
 	return dir, os.MkdirAll(dir, 0o700)
-}
-
-// waitReady calls probe until it succeeds, p exits, readyTimeout passes or
-// ctx ends. Failures carry the tail of Hydra's log, where the reason is.
-func waitReady(ctx context.Context, p *childproc.Process, probe func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	for {
-		// A short per-probe timeout keeps one hung connection from eating
-		// the whole budget.
-		probeCtx, cancelProbe := context.WithTimeout(ctx, 2*time.Second)
-		err := probe(probeCtx)
-		cancelProbe()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-p.Exited():
-			return fmt.Errorf("hydra exited before becoming ready (%v); %s", p.Err(), p.LogTail())
-		case <-ctx.Done():
-			return fmt.Errorf("hydra not ready (last probe: %v): %w; %s", err, ctx.Err(), p.LogTail())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// get succeeds when url answers 200 OK.
-func get(ctx context.Context, client *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
-	}
-	return nil
 }

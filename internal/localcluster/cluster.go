@@ -169,8 +169,8 @@ func (c *Cluster) startEtcd(ctx context.Context, port, peerPort int) error {
 	c.mu.Unlock()
 
 	client := &http.Client{}
-	if err := waitReady(ctx, p, etcdReadyTimeout, func(ctx context.Context) error {
-		return get(ctx, client, clientURL+"/health")
+	if err := p.WaitReady(ctx, etcdReadyTimeout, func(ctx context.Context) error {
+		return childproc.GetOK(ctx, client, clientURL+"/health")
 	}); err != nil {
 		return err
 	}
@@ -239,8 +239,8 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 	}
 	// /readyz turns 200 only after the post-start hooks have run, among
 	// them the RBAC bootstrap that tests rely on.
-	if err := waitReady(ctx, p, apiServerReadyTimeout, func(ctx context.Context) error {
-		return get(ctx, client, c.URL+"/readyz")
+	if err := p.WaitReady(ctx, apiServerReadyTimeout, func(ctx context.Context) error {
+		return childproc.GetOK(ctx, client, c.URL+"/readyz")
 	}); err != nil {
 		return errors.Join(err, c.stopAPIServerLocked())
 	}
@@ -298,48 +298,6 @@ func (c *Cluster) UserConfig(user string, groups ...string) (*rest.Config, error
 			KeyData:  keyPEM,
 		},
 	}, nil
-}
-
-// waitReady calls probe until it succeeds, p exits, timeout passes or ctx
-// ends. Failures carry the tail of p's log.
-func waitReady(ctx context.Context, p *childproc.Process, timeout time.Duration, probe func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		// A short per-probe timeout keeps one hung connection from eating
-		// the whole budget.
-		probeCtx, cancelProbe := context.WithTimeout(ctx, 2*time.Second)
-		err := probe(probeCtx)
-		cancelProbe()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-p.Exited():
-			return fmt.Errorf("%s exited before becoming ready (%v); %s", p.Name, p.Err(), p.LogTail())
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready (last probe: %v): %w; %s", p.Name, err, ctx.Err(), p.LogTail())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// get succeeds when url answers 200 OK.
-func get(ctx context.Context, client *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
-	}
-	return nil
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }

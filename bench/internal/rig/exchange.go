@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/kip-proxy/kip/bench/internal/load"
 	"github.com/kip-proxy/kip/internal/binaries"
+	"github.com/kip-proxy/kip/internal/childproc"
 	"github.com/kip-proxy/kip/internal/devstack"
 	"github.com/kip-proxy/kip/internal/hydra"
 )
@@ -156,7 +156,7 @@ func waitOK(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	for {
-		err := getOK(ctx, url)
+		err := childproc.GetOK(ctx, http.DefaultClient, url)
 		if err == nil {
 			return nil
 		}
@@ -166,21 +166,4 @@ func waitOK(ctx context.Context, url string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func getOK(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
-	}
-	return nil
 }
