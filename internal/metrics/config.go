@@ -26,3 +26,10 @@ func ConfigReloaded(config string, err error) {
 	configReloads.WithLabelValues(config, resultSuccess).Inc()
 	configLastReloadSuccess.WithLabelValues(config).Set(1)
 }
+
+// ConfigInSync records that config's file again matches what kip runs
+// with, as when a broken file is put back as it was: no reload happened,
+// but the last reload's failure no longer describes the file.
+func ConfigInSync(config string) {
+	configLastReloadSuccess.WithLabelValues(config).Set(1)
+}

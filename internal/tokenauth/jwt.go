@@ -174,6 +174,8 @@ func (j *jwtAuthenticator) watch(ctx context.Context, interval time.Duration) {
 		changed, err := j.reload(ctx)
 		if changed || err != nil {
 			metrics.ConfigReloaded(metrics.ConfigAuthentication, err)
+		} else {
+			metrics.ConfigInSync(metrics.ConfigAuthentication)
 		}
 		switch {
 		case err != nil:
