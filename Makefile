@@ -72,9 +72,14 @@ check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
-## fuzz: run the header-sanitation fuzzer for a minute.
+## fuzz: run each fuzzer for FUZZTIME, one after the other (one worker each:
+## a failure stops the run and leaves its input under testdata/fuzz).
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./internal/proxy -run '^$$' -fuzz FuzzNoInboundCredentialReachesUpstream -fuzztime 60s
+	$(GO) test ./internal/proxy -run '^$$' -fuzz '^FuzzNoInboundCredentialReachesUpstream$$' -fuzztime $(FUZZTIME) -parallel 1
+	$(GO) test ./internal/proxy -run '^$$' -fuzz '^FuzzExtraKeyRoundTrip$$' -fuzztime $(FUZZTIME) -parallel 1
+	$(GO) test ./internal/signer -run '^$$' -fuzz '^FuzzIdentityRoundTrip$$' -fuzztime $(FUZZTIME) -parallel 1
+	$(GO) test ./internal/exchange -run '^$$' -fuzz '^FuzzTokenCredentialRequestDecode$$' -fuzztime $(FUZZTIME) -parallel 1
 
 ## bench: measure kip against direct access, kubectl proxy and a bare reverse
 ## proxy (about 5 minutes on 2 cores); writes bench/results/<date>/
