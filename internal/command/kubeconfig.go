@@ -5,9 +5,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kip-proxy/kip/internal/kubeconfig"
 	"github.com/kip-proxy/kip/internal/options"
 )
 
@@ -23,18 +21,7 @@ exec credential plugin; the login flags given here are passed through.`,
     --issuer https://idp.example.com --client-id kip -o ~/.kube/kip.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			c, err := o.Config()
-			if err != nil {
-				return err
-			}
-			kc, err := kubeconfig.Build(c)
-			if err != nil {
-				return err
-			}
-			b, err := clientcmd.Write(*kc)
+			b, err := o.Render()
 			if err != nil {
 				return err
 			}

@@ -10,10 +10,8 @@ import (
 	"strconv"
 
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kip-proxy/kip/internal/binaries"
-	"github.com/kip-proxy/kip/internal/kubeconfig"
 	"github.com/kip-proxy/kip/internal/localcluster"
 	"github.com/kip-proxy/kip/internal/login/oidcflow"
 	"github.com/kip-proxy/kip/internal/options"
@@ -185,18 +183,7 @@ func writeLoginKubeconfig(path string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	c, err := o.Config()
-	if err != nil {
-		return err
-	}
-	kc, err := kubeconfig.Build(c)
-	if err != nil {
-		return err
-	}
-	b, err := clientcmd.Write(*kc)
+	b, err := o.Render()
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/spf13/pflag"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 
@@ -184,4 +186,21 @@ func (o *Kubeconfig) loginArgs() ([]string, error) {
 		args = append(args, "--"+f.Name+"="+v)
 	})
 	return args, err
+}
+
+// Render validates the options and returns the kubeconfig they describe,
+// serialized: what `kip kubeconfig` writes and what `kip dev` hands out.
+func (o *Kubeconfig) Render() ([]byte, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := o.Config()
+	if err != nil {
+		return nil, err
+	}
+	kc, err := kubeconfig.Build(c)
+	if err != nil {
+		return nil, err
+	}
+	return clientcmd.Write(*kc)
 }
