@@ -46,7 +46,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	ns := createNamespace(t)
 	user := uniqueName("loaded")
 	grant(t, ns, userSubject(user), configMapRules...)
-	createBigConfigMaps(t, ns, 4, 64<<10)
+	createBigConfigMaps(t, ns, 8, 64<<10)
 
 	ports, err := localcluster.FreePorts(2)
 	if err != nil {
@@ -123,19 +123,29 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	close(load.stop)
 	load.wg.Wait()
 
+	// Draining began no later than the first sign of it a client saw: a
+	// refused connection or a 503 "draining" answer. kip answers every
+	// request that reaches it after that with 503, so every 200 started
+	// before draining began; a 200 that ended after the first sign was
+	// therefore in flight when draining began.
+	drainSeen := refusedAt
+	if !load.firstDraining.IsZero() && load.firstDraining.Before(drainSeen) {
+		drainSeen = load.firstDraining
+	}
 	inFlight, afterSIGTERM := 0, 0
 	for _, r := range load.served {
-		if r.start.Before(lastAccepted) && r.end.After(refusedAt) {
+		if r.end.After(drainSeen) {
 			inFlight++
 		}
 		if r.start.After(sigterm) {
 			afterSIGTERM++
 		}
 	}
-	t.Logf("%d clients: %d requests served with 200 (%d started after SIGTERM, during the shutdown delay or drain; %d in flight when the port closed), "+
-		"%d refused at connect after draining began, %d failed; refusing %v after SIGTERM, exited %v after SIGTERM (grace %v)",
+	t.Logf("%d clients: %d requests served with 200 (%d started after SIGTERM, during the shutdown delay or drain; %d in flight when draining began), "+
+		"%d refused once draining began (connection refused or 503 with Retry-After), %d failed; draining seen %v and port refusing %v after SIGTERM (last accepted %v), exited %v after SIGTERM (grace %v)",
 		clients, len(load.served), afterSIGTERM, inFlight, load.refused, len(load.failed),
-		refusedAt.Sub(sigterm).Round(time.Millisecond), exitedAfter.Round(time.Millisecond), grace)
+		drainSeen.Sub(sigterm).Round(time.Millisecond), refusedAt.Sub(sigterm).Round(time.Millisecond), lastAccepted.Sub(sigterm).Round(time.Millisecond),
+		exitedAfter.Round(time.Millisecond), grace)
 	for _, f := range load.failed {
 		t.Errorf("a request kip accepted did not end with 200 and its body: %s", f)
 	}
@@ -229,6 +239,8 @@ type shutdownLoad struct {
 	served  []servedRequest
 	refused int
 	failed  []string
+	// firstDraining is when the first 503 "draining" answer arrived.
+	firstDraining time.Time
 }
 
 type servedRequest struct{ start, end time.Time }
@@ -258,6 +270,9 @@ func (l *shutdownLoad) run(client *http.Client, newConnections bool) {
 			l.served = append(l.served, servedRequest{start, end})
 		case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, errNeverAccepted), errors.Is(err, errDraining):
 			l.refused++
+			if errors.Is(err, errDraining) && (l.firstDraining.IsZero() || end.Before(l.firstDraining)) {
+				l.firstDraining = end
+			}
 		default:
 			l.failed = append(l.failed, fmt.Sprintf("started %s: %v", start.Format("15:04:05.000"), err))
 		}
