@@ -5,4 +5,7 @@
 // replaced it, so the upstream's audit log can name the real actor; and the
 // bearer token of a caller that the upstream itself verified, so kip can pass
 // that token through unchanged instead of impersonating.
+//
+// It also knows kip's own upstream username (OwnName), which no identity
+// kip impersonates may take.
 package identity

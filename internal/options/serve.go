@@ -247,6 +247,12 @@ func (o *Serve) upstreamConfig() (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the upstream configuration (set --kubeconfig outside a cluster): %w", err)
 	}
+	// kip's reviews and its own-name check must run as kip itself: a
+	// kubeconfig that impersonates someone would make them speak for that
+	// user instead.
+	if im := cfg.Impersonate; im.UserName != "" || im.UID != "" || len(im.Groups) > 0 || len(im.Extra) > 0 {
+		return nil, fmt.Errorf("the upstream kubeconfig %s impersonates %q (as/as-groups/as-uid): kip must reach the API server as itself; remove them", o.Kubeconfig, im.UserName)
+	}
 	// TokenReviews and SubjectAccessReviews are kip's only own API calls;
 	// client-side throttling would only add latency to users' requests.
 	cfg.QPS, cfg.Burst = 200, 400

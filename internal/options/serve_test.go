@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -144,5 +145,41 @@ func TestServeValidateRefusesNoSecurePort(t *testing.T) {
 		if got := err != nil && strings.Contains(err.Error(), "--secure-port 0"); got != tt.wantErr {
 			t.Errorf("port %d: Validate() = %v, want the --secure-port error: %v", tt.port, err, tt.wantErr)
 		}
+	}
+}
+
+func TestUpstreamKubeconfigMayNotImpersonate(t *testing.T) {
+	const kubeconfig = `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: t%s}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`
+	tests := []struct {
+		name, user, wantErr string
+	}{
+		{name: "plain", user: ""},
+		{name: "as", user: ", as: alice", wantErr: `impersonates "alice"`},
+		{name: "as-groups", user: ", as: alice, as-groups: [admins]", wantErr: "impersonates"},
+		{name: "as-groups without as", user: ", as-groups: [admins]", wantErr: "without impersonating a user"},
+		{name: "as-uid", user: ", as: alice, as-uid: u1", wantErr: "impersonates"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "kubeconfig")
+			if err := os.WriteFile(path, []byte(fmt.Sprintf(kubeconfig, tt.user)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o := NewServe()
+			o.Kubeconfig = path
+			_, err := o.upstreamConfig()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("upstreamConfig() = %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("upstreamConfig() = %v, want an error with %q", err, tt.wantErr)
+			}
+		})
 	}
 }

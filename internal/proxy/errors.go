@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 )
 
@@ -20,6 +22,11 @@ func upstreamError(err error, upstream string) *apierrors.StatusError {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return apierrors.NewTimeoutError(fmt.Sprintf("the upstream API server %s did not answer in time", upstream), 0)
+	case isHeaderListTooLarge(err):
+		return &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status: metav1.StatusFailure, Code: http.StatusRequestHeaderFieldsTooLarge,
+			Message: fmt.Sprintf("the request's headers are larger than the upstream API server %s accepts; send fewer or shorter headers", upstream),
+		}}
 	case isUnreachable(err):
 		return apierrors.NewServiceUnavailable(fmt.Sprintf("the upstream API server %s is unavailable: %v", upstream, err))
 	default:
@@ -29,6 +36,15 @@ func upstreamError(err error, upstream string) *apierrors.StatusError {
 		se.ErrStatus.Message = fmt.Sprintf("bad gateway: the upstream API server %s: %v", upstream, err)
 		return se
 	}
+}
+
+// isHeaderListTooLarge spots the HTTP/2 transport refusing to send headers
+// over the upstream's advertised limit. kip's own server reads a few KiB
+// past its limit, so such a request reaches the proxy; it is the caller's
+// fault, not a bad gateway. The error is unexported in both HTTP/2
+// implementations, hence the match on its text.
+func isHeaderListTooLarge(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "request header list larger than")
 }
 
 func isUnreachable(err error) bool {

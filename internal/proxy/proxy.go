@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apiserver/pkg/authentication/user"
@@ -95,8 +96,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id.Token != "" {
 		ctx = withCallerToken(ctx)
 	}
+	// The request deadline stops the upstream call but not a write blocked
+	// on a caller that never reads: without a write deadline such a caller
+	// would hold its in-flight slot, and enough of them every user's. The
+	// grace leaves time to write the 504 that a deadline passing earns.
+	// Watches have no deadline and are not limited here.
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = http.NewResponseController(w).SetWriteDeadline(deadline.Add(writeGrace))
+	}
 	p.reverseFor(ctx).ServeHTTP(w, r.WithContext(contextWithHeaders(ctx, headers)))
 }
+
+// writeGrace is how long after a short request's deadline kip still
+// writes its answer: enough for a 504 Status, not for a caller that never
+// reads to keep its slot.
+const writeGrace = 2 * time.Second
 
 // reverseFor picks the reverse proxy, and so the copy buffer, for a request.
 func (p *Proxy) reverseFor(ctx context.Context) *httputil.ReverseProxy {

@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kip-proxy/kip/internal/exchange"
+	"github.com/kip-proxy/kip/internal/identity"
 	"github.com/kip-proxy/kip/internal/signer"
 	"github.com/kip-proxy/kip/internal/tokenauth"
 )
@@ -37,16 +39,23 @@ type kipIdentities struct {
 	signer   *signer.CA          // nil without a signer CA
 	tokens   *tokenauth.Verifier // nil without OIDC or webhook tokens
 	exchange http.Handler        // nil unless both are configured
+	// ownName is kip's own upstream username, learned from the upstream;
+	// no identity kip impersonates may take it.
+	ownName *identity.OwnName
+	client  kubernetes.Interface
 }
 
 // newIdentity builds the signer CA, the token verifiers and, when kip has
 // both, the credential exchange. ctx bounds their background work.
 func newIdentity(ctx context.Context, cfg IdentityConfig, client kubernetes.Interface) (*kipIdentities, error) {
-	id := &kipIdentities{}
+	id := &kipIdentities{ownName: &identity.OwnName{}, client: client}
 	var err error
 	if id.signer, err = newSigner(ctx, cfg, client); err != nil {
 		return nil, err
 	}
+	// OIDC and webhook identities are checked here too, so that the
+	// exchange never signs a certificate for kip's own name.
+	cfg.Tokens.RefusedUsername = id.ownName.Reason
 	if id.tokens, err = tokenauth.New(ctx, cfg.Tokens); err != nil {
 		return nil, err
 	}
@@ -89,11 +98,12 @@ func (id *kipIdentities) extraClientCAs() []dynamiccertificates.CAContentProvide
 	return []dynamiccertificates.CAContentProvider{id.signer}
 }
 
-// readiness fails while the signer CA has not loaded, or an OIDC issuer
-// kip trusts has not been reached (discovery and first keys): until then
+// readiness fails while kip's own upstream username is unknown, the signer
+// CA has not loaded, or an OIDC issuer kip trusts has not been reached
+// (discovery and first keys): until then every identity kip impersonates,
 // kip's own certificates, or that issuer's tokens, would be refused.
 func (id *kipIdentities) readiness() []healthz.HealthChecker {
-	var checks []healthz.HealthChecker
+	checks := []healthz.HealthChecker{healthz.NamedCheck("own-upstream-name", id.ownName.Check)}
 	if id.signer != nil {
 		checks = append(checks, caLoaded("signer-ca", id.signer))
 	}
@@ -112,9 +122,19 @@ func (id *kipIdentities) signerCA() dynamiccertificates.CAContentProvider {
 	return id.signer
 }
 
-// run keeps the token configuration current until ctx ends. The signer CA
-// reloads through the generic server's CA controllers.
+// refuseOwnName wraps kip's request authenticator so that no identity kip
+// would impersonate takes kip's own upstream username.
+func (id *kipIdentities) refuseOwnName(auth authenticator.Request) authenticator.Request {
+	return identity.RefuseOwnName(id.ownName, auth)
+}
+
+// run learns kip's own upstream username and keeps the token configuration
+// current until ctx ends. The signer CA reloads through the generic
+// server's CA controllers.
 func (id *kipIdentities) run(ctx context.Context) {
+	// Quick retries at first, since kip is not ready until it knows its
+	// name; then at most one question every 30 s.
+	go id.ownName.Learn(ctx, id.client.AuthenticationV1(), 250*time.Millisecond, 30*time.Second)
 	if id.tokens != nil {
 		go id.tokens.Run(ctx)
 	}

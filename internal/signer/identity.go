@@ -9,12 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	asn1util "k8s.io/apimachinery/pkg/apis/asn1"
 	"k8s.io/apiserver/pkg/authentication/user"
+
+	"github.com/kip-proxy/kip/internal/identity"
 )
 
 var (
@@ -60,10 +59,10 @@ func validateIdentity(id *user.DefaultInfo) error {
 	if id.Name == user.Anonymous {
 		return fmt.Errorf("the user name %q is reserved for unauthenticated requests", user.Anonymous)
 	}
-	if err := headerSafe("user name", id.Name); err != nil {
+	if err := identity.HeaderSafe("user name", id.Name); err != nil {
 		return err
 	}
-	if err := headerSafe("UID", id.UID); err != nil {
+	if err := identity.HeaderSafe("UID", id.UID); err != nil {
 		return err
 	}
 	for _, g := range id.Groups {
@@ -81,7 +80,7 @@ func validateGroup(g string) error {
 	if g == user.AllUnauthenticated {
 		return fmt.Errorf("the group %q is reserved for unauthenticated requests", user.AllUnauthenticated)
 	}
-	return headerSafe("group", g)
+	return identity.HeaderSafe("group", g)
 }
 
 func validateExtras(extras map[string][]string) error {
@@ -92,26 +91,14 @@ func validateExtras(extras map[string][]string) error {
 		if k == user.CredentialIDKey {
 			return fmt.Errorf("the extra %q is derived from the certificate itself and cannot be carried in it", k)
 		}
-		if err := headerSafe("extra key", k); err != nil {
+		if err := identity.HeaderSafe("extra key", k); err != nil {
 			return err
 		}
 		for _, v := range values {
-			if err := headerSafe("value of extra "+k, v); err != nil {
+			if err := identity.HeaderSafe("value of extra "+k, v); err != nil {
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// headerSafe refuses what cannot travel upstream: kip hands every part of
-// an identity to the API server as an Impersonate-* header value.
-func headerSafe(what, s string) error {
-	if !utf8.ValidString(s) {
-		return fmt.Errorf("the %s %q is not valid UTF-8", what, s)
-	}
-	if strings.ContainsFunc(s, unicode.IsControl) {
-		return fmt.Errorf("the %s %q contains control characters", what, s)
 	}
 	return nil
 }

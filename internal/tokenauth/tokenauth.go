@@ -28,6 +28,11 @@ type Config struct {
 	// AllowedReservedGroups are the system: groups an external identity may
 	// carry; every other system: name is refused.
 	AllowedReservedGroups []string
+	// RefusedUsername says why an external identity may not have a
+	// username, or returns "" when it may. kip refuses its own upstream
+	// username this way: an identity with that name would get kip's
+	// rights. Nil turns the check off.
+	RefusedUsername func(name string) string
 }
 
 // Verifier is the union of kip's own token verifiers.
@@ -43,7 +48,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.AuthenticationConfigFile == "" && cfg.WebhookConfigFile == "" {
 		return nil, nil
 	}
-	allowed := sets.New(cfg.AllowedReservedGroups...)
+	rules := identityRules{allowed: sets.New(cfg.AllowedReservedGroups...), refusedName: cfg.RefusedUsername}
 	v := &Verifier{cfg: cfg}
 	var parts []authenticator.Token
 	if cfg.AuthenticationConfigFile != "" {
@@ -52,7 +57,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 			return nil, err
 		}
 		v.jwt = j
-		parts = append(parts, countedOIDC(refuseReserved("oidc", j, allowed)))
+		parts = append(parts, countedOIDC(refuseReserved("oidc", j, rules)))
 		metrics.ConfigLoaded(metrics.ConfigAuthentication)
 	}
 	if cfg.WebhookConfigFile != "" {
@@ -60,7 +65,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		if err != nil {
 			return nil, err
 		}
-		parts = append(parts, countedWebhook(refuseReserved("webhook", w, allowed)))
+		// ServiceAccount tokens skip the webhook (and its count): the
+		// upstream's TokenReview alone decides on them.
+		parts = append(parts, notServiceAccountTokens(countedWebhook(refuseReserved("webhook", w, rules))))
 	}
 	// A token one verifier recognises and refuses is refused: it is not
 	// offered to the next, nor to the upstream's TokenReview.

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
+)
+
+// withMaxInFlight bounds the short requests kip serves at once, read-only
+// (get, list, watch) and mutating apart, with the rules of k8s.io/apiserver's
+// WithMaxInFlightLimit: long-running requests and system:masters are never
+// turned away, and a limit of 0 means none. Unlike that filter, the refusal
+// is a metav1.Status with Retry-After, so kubectl and client-go show it and
+// retry, as they do for kube-apiserver's priority-and-fairness 429s.
+func withMaxInFlight(h http.Handler, readOnly, mutating int, longRunning apirequest.LongRunningRequestCheck, s runtime.NegotiatedSerializer) http.Handler {
+	if readOnly <= 0 && mutating <= 0 {
+		return h
+	}
+	l := &inFlight{next: h, readOnly: slots(readOnly), mutating: slots(mutating), longRunning: longRunning, serializer: s}
+	return l
+}
+
+// slots is a semaphore of n places, or nil for no limit.
+func slots(n int) chan struct{} {
+	if n <= 0 {
+		return nil
+	}
+	return make(chan struct{}, n)
+}
+
+type inFlight struct {
+	next               http.Handler
+	readOnly, mutating chan struct{}
+	longRunning        apirequest.LongRunningRequestCheck
+	serializer         runtime.NegotiatedSerializer
+}
+
+func (l *inFlight) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info, ok := apirequest.RequestInfoFrom(r.Context())
+	if !ok {
+		responsewriters.InternalError(w, r, fmt.Errorf("no RequestInfo found in the context: kip's handler chain is wrong"))
+		return
+	}
+	if l.longRunning != nil && l.longRunning(r, info) {
+		l.next.ServeHTTP(w, r)
+		return
+	}
+	sem, kind := l.mutating, "mutating"
+	if info.Verb == "get" || info.Verb == "list" || info.Verb == "watch" {
+		sem, kind = l.readOnly, "read-only"
+	}
+	if sem == nil {
+		l.next.ServeHTTP(w, r)
+		return
+	}
+	select {
+	case sem <- struct{}{}:
+		defer func() { <-sem }()
+		l.next.ServeHTTP(w, r)
+	default:
+		if privileged(r) {
+			l.next.ServeHTTP(w, r)
+			return
+		}
+		err := apierrors.NewTooManyRequests(fmt.Sprintf("kip is serving its limit of %d %s requests at once (--max-requests-inflight, --max-mutating-requests-inflight); try again", cap(sem), kind), 1)
+		responsewriters.ErrorNegotiated(err, l.serializer, schema.GroupVersion{}, w, r)
+	}
+}
+
+// privileged says whether the caller is in system:masters, whom
+// kube-apiserver always answers so that an administrator can fix an
+// overloaded cluster.
+func privileged(r *http.Request) bool {
+	u, ok := apirequest.UserFrom(r.Context())
+	return ok && slices.Contains(u.GetGroups(), user.SystemPrivilegedGroup)
+}
