@@ -157,7 +157,7 @@ func wireSecurity(cfg Config, client kubernetes.Interface, id *kipIdentities) ([
 	if err != nil {
 		return nil, err
 	}
-	clientCA := dynamiccertificates.NewUnionCAContentProvider(sources...)
+	clientCA := authn.UnionOf(sources...)
 	// The generic server runs the CA controllers, kip's signer among them,
 	// and reloads the TLS handshake's list of acceptable CAs from this
 	// union.
@@ -179,7 +179,8 @@ func wireSecurity(cfg Config, client kubernetes.Interface, id *kipIdentities) ([
 	if err != nil {
 		return nil, err
 	}
-	cfg.Generic.Authentication.Authenticator = authenticator
+	// No identity kip impersonates may take kip's own upstream name.
+	cfg.Generic.Authentication.Authenticator = id.refuseOwnName(authenticator)
 	authorizer, err := authz.New(authz.Config{
 		SubjectAccessReview: client.AuthorizationV1(),
 		AllowCacheTTL:       10 * time.Second,

@@ -7,11 +7,15 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/kip-proxy/kip/internal/devstack"
 )
 
-// trivialUpstream answers every GET with the same small ConfigMap, and the
-// health paths with "ok": the least an API server can do, so that what is
-// left of a request's cost through it is the proxy's.
+// trivialUpstream answers every GET with the same small ConfigMap, the
+// health paths with "ok", and a SelfSubjectReview with kip's own user (kip
+// asks who it is upstream before it serves anyone): the least an API
+// server can do, so that what is left of a request's cost through it is
+// the proxy's.
 type trivialUpstream struct {
 	URL    string
 	server *http.Server
@@ -31,6 +35,11 @@ func startTrivialUpstream(certPEM, keyPEM, body []byte) (*trivialUpstream, error
 	for _, path := range []string{"/readyz", "/livez", "/healthz"} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	}
+	mux.HandleFunc("POST /apis/authentication.k8s.io/v1/selfsubjectreviews", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write(selfSubjectReview)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
@@ -48,6 +57,11 @@ func startTrivialUpstream(certPEM, keyPEM, body []byte) (*trivialUpstream, error
 	go func() { u.done <- u.server.ServeTLS(ln, "", "") }()
 	return u, nil
 }
+
+// selfSubjectReview names the user of the certificate kip is given for the
+// trivial upstream (see trivialKubeconfig).
+var selfSubjectReview = []byte(`{"kind":"SelfSubjectReview","apiVersion":"authentication.k8s.io/v1","metadata":{},` +
+	`"status":{"userInfo":{"username":"` + devstack.KipUser + `"}}}`)
 
 func (u *trivialUpstream) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

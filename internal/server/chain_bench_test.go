@@ -1,0 +1,76 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+
+	"github.com/kip-proxy/kip/internal/metrics"
+)
+
+// discardWriter is the least a response writer can be, so that what a
+// benchmark counts is the chain's own work.
+type discardWriter struct{ header http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.header }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+func (w *discardWriter) Flush()                      {}
+
+// benchConfig is the generic configuration kip serves with by default (no
+// audit policy), a fixed caller and an authorizer that allows everything.
+func benchConfig() *genericapiserver.Config {
+	c := NewGenericConfig()
+	c.RequestInfoResolver = &request.RequestInfoFactory{APIPrefixes: sets.NewString("api", "apis"), GrouplessAPIPrefixes: sets.NewString("api")}
+	resp := &authenticator.Response{User: &user.DefaultInfo{Name: "alice", Groups: []string{user.AllAuthenticated}}}
+	c.Authentication.Authenticator = authenticator.RequestFunc(func(*http.Request) (*authenticator.Response, bool, error) {
+		return resp, true, nil
+	})
+	c.Authorization.Authorizer = authorizerfactory.NewAlwaysAllowAuthorizer()
+	return c
+}
+
+var smallBody = []byte(`{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c","namespace":"default"}}`)
+
+// BenchmarkChainLayers serves a small GET through the outermost n layers
+// of kip's chain in front of a handler that writes a small body, for every
+// n: the step from one line to the next is what that layer costs.
+func BenchmarkChainLayers(b *testing.B) {
+	c := benchConfig()
+	layers := handlerLayers(nil, c, observability{requests: metrics.NewRequests()})
+	slices.Reverse(layers) // outermost first
+	for n := 0; n <= len(layers); n++ {
+		name := "none"
+		if n > 0 {
+			name = layers[n-1].name
+		}
+		b.Run(fmt.Sprintf("%02d %s", n, name), func(b *testing.B) {
+			var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(smallBody) })
+			for i := n - 1; i >= 0; i-- {
+				h = layers[i].wrap(h)
+			}
+			serveSmallGets(b, h)
+		})
+	}
+}
+
+func serveSmallGets(b *testing.B, h http.Handler) {
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/namespaces/default/configmaps/c", nil)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "kubectl/v1.37.2")
+	w := &discardWriter{header: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.header)
+		h.ServeHTTP(w, req)
+	}
+}
