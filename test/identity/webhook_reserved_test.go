@@ -1,0 +1,157 @@
+package identity
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kip-proxy/kip/internal/pki"
+)
+
+// TestWebhookReservedNamesAreRefused is rule 4 for the token webhook, end
+// to end: a kip of the test's own asks a webhook that answers with
+// system: names. Each such token gets 401 as a bearer token and
+// "authentication failed" at the exchange, kip's log says why, and the
+// upstream's audit log never names the user. The webhook's ordinary user
+// is served, and the upstream does name it, so the test can tell.
+func TestWebhookReservedNamesAreRefused(t *testing.T) {
+	hook := startReservedWebhook(t)
+	ns := createNamespace(t)
+	applyDeployedSignerRole(t, ns)
+	kip, err := startReplica(t, ns, 0, "--authentication-token-webhook-config-file="+hook.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		user authenticationv1.UserInfo
+		logs string // "" for an identity kip serves
+	}{
+		{name: "ordinary user", user: authenticationv1.UserInfo{Username: uniqueName("dana"), Groups: []string{"devs"}}},
+		{name: "system:masters group", user: authenticationv1.UserInfo{Username: uniqueName("mallory"), Groups: []string{"devs", "system:masters"}},
+			logs: `the group \"system:masters\" is in the reserved system: namespace`},
+		{name: "system:masters group in other letter case", user: authenticationv1.UserInfo{Username: uniqueName("mallory"), Groups: []string{"System:Masters"}},
+			logs: `the group \"System:Masters\" is in the reserved system: namespace`},
+		{name: "system: username", user: authenticationv1.UserInfo{Username: "system:" + uniqueName("kube-scheduler")},
+			logs: `is in the reserved system: namespace`},
+		{name: "system:serviceaccount username", user: authenticationv1.UserInfo{Username: "system:serviceaccount:kube-system:" + uniqueName("sa")},
+			logs: `is in the reserved system: namespace`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			token := hook.tokenFor(tt.user)
+			bearer := rest.CopyConfig(kip.config)
+			bearer.BearerToken = token
+			got, err := whoami(t, bearer)
+			if tt.logs == "" {
+				if err != nil || got.Username != tt.user.Username {
+					t.Fatalf("whoami = %+v, %v; want %s", got, err, tt.user.Username)
+				}
+				if !upstreamSaw(t, tt.user.Username) {
+					t.Fatalf("the upstream's audit log does not name %s, so it cannot show a refusal either", tt.user.Username)
+				}
+				return
+			}
+			if !apierrors.IsUnauthorized(err) {
+				t.Errorf("as a bearer token: %+v, %v; want 401 Unauthorized", got, err)
+			}
+			out, err := exchangeAt(t, kip.config, token, nil)
+			if err != nil || out.Status.Credential != nil || ptrString(out.Status.Message) != "authentication failed" {
+				t.Errorf("exchange = %+v, %v; want only the message \"authentication failed\"", out.Status, err)
+			}
+			if hook.reviewsOf(token) == 0 {
+				t.Error("the webhook was never asked, so its answer was not what kip refused")
+			}
+			if upstreamSaw(t, tt.user.Username) {
+				t.Errorf("the upstream saw a request as %s", tt.user.Username)
+			}
+			if log, _ := os.ReadFile(kip.log); !strings.Contains(string(log), tt.logs) {
+				t.Errorf("kip's log does not say %q", tt.logs)
+			}
+		})
+	}
+}
+
+// reservedWebhook is a TokenReview webhook that answers each token it
+// handed out with the identity the test chose, and counts its reviews.
+type reservedWebhook struct {
+	*httptest.Server
+	kubeconfig string
+
+	mu      sync.Mutex
+	users   map[string]authenticationv1.UserInfo
+	reviews map[string]int
+}
+
+func startReservedWebhook(t *testing.T) *reservedWebhook {
+	t.Helper()
+	w := &reservedWebhook{users: map[string]authenticationv1.UserInfo{}, reviews: map[string]int{}}
+	ca, err := pki.NewCA("kip test reserved-names webhook CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.IssueServing([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Server = httptest.NewUnstartedServer(http.HandlerFunc(w.review))
+	if w.TLS, err = serverTLS(certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	w.StartTLS()
+	t.Cleanup(w.Close)
+	w.kubeconfig = filepath.Join(t.TempDir(), "reserved-webhook.kubeconfig")
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["webhook"] = &clientcmdapi.Cluster{Server: w.URL + "/review", CertificateAuthorityData: ca.CertPEM}
+	cfg.AuthInfos["kip"] = &clientcmdapi.AuthInfo{}
+	cfg.Contexts["webhook"] = &clientcmdapi.Context{Cluster: "webhook", AuthInfo: "kip"}
+	cfg.CurrentContext = "webhook"
+	if err := clientcmd.WriteToFile(*cfg, w.kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// tokenFor returns a new token the webhook answers with u.
+func (w *reservedWebhook) tokenFor(u authenticationv1.UserInfo) string {
+	token := uniqueName("reserved-webhook-token")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.users[token] = u
+	return token
+}
+
+func (w *reservedWebhook) reviewsOf(token string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.reviews[token]
+}
+
+func (w *reservedWebhook) review(rw http.ResponseWriter, r *http.Request) {
+	var review authenticationv1.TokenReview
+	if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
+		http.Error(rw, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.mu.Lock()
+	w.reviews[review.Spec.Token]++
+	u, ok := w.users[review.Spec.Token]
+	w.mu.Unlock()
+	if ok {
+		review.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: u}
+	}
+	rw.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(rw).Encode(&review)
+}

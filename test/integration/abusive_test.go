@@ -1,0 +1,500 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestAbusiveClients runs clients that hold on to kip's resources without
+// ever finishing a request, each against a kip process of its own, and
+// proves that kip stays responsive to a normal client meanwhile and that
+// its memory stays bounded. Bounds are generous: they hold for a healthy
+// kip many times over and break only for a leak; no timing is asserted.
+func TestAbusiveClients(t *testing.T) {
+	raiseOpenFileLimit(t, 2*idleConnections+1000)
+	bin := buildKip(t)
+	// Each kind runs against a kip of its own, all at the same time:
+	// slowloris takes kip's header read timeout (32 s) to prove anything,
+	// and the others fit in that wait. Not t.Parallel, which -parallel
+	// would cap at the machine's two cores; and the parent returns only
+	// when all three have, so no other test of the package runs meanwhile.
+	var wg sync.WaitGroup
+	for name, abuse := range map[string]func(*testing.T, string){
+		"slowloris":            testSlowloris,
+		"watch never read":     testUnreadWatch,
+		"idle TLS connections": testIdleTLS,
+	} {
+		wg.Go(func() { t.Run(name, func(t *testing.T) { abuse(t, bin) }) })
+	}
+	wg.Wait()
+}
+
+// raiseOpenFileLimit lifts this process's soft limit on open files to at
+// least want, up to the hard limit; kip processes started afterwards
+// inherit it. It skips the test when the hard limit is too low.
+func raiseOpenFileLimit(t *testing.T, want uint64) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur >= want {
+		return
+	}
+	if lim.Max < want {
+		t.Skipf("the hard limit on open files is %d; this test needs %d", lim.Max, want)
+	}
+	old := lim.Cur
+	lim.Cur = want
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		lim.Cur = old
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	})
+}
+
+// responsive reports an error unless a normal client is served a GET by kip.
+func responsive(client *http.Client, url string) error {
+	if err := loadGet(client, url).err(); err != nil {
+		return fmt.Errorf("a normal client was not served: %w", err)
+	}
+	return nil
+}
+
+// slowlorisConnections of each kind: TLS done, then a request header one
+// byte a second; or a TLS handshake record one byte a second.
+const slowlorisConnections = 100
+
+// testSlowloris opens connections that send one byte a second and never
+// finish: half finish the TLS handshake and then trickle a request header,
+// half trickle the handshake itself. kip must close every one of them (its
+// header read timeout, which also bounds the handshake) and serve a normal
+// client meanwhile.
+func testSlowloris(t *testing.T, bin string) {
+	kip := startKipProc(t, bin)
+	user := uniqueName("patient")
+	grantNamespaceGet(t, user)
+	normal := rawClient(t, rawHTTP2, rawUserCert(t, user))
+	url := kip.url + "/api/v1/namespaces/default"
+	addr := strings.TrimPrefix(kip.url, "https://")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	opened := time.Now()
+	closedAfter := make(chan time.Duration, 2*slowlorisConnections)
+	for i := range 2 * slowlorisConnections {
+		conn, err := slowConn(t, addr, i%2 == 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			closedAfter <- trickle(ctx, conn, opened)
+		}()
+	}
+	kipFDs := kip.fds(t)
+
+	// Served throughout, while the connections hang on.
+	served := 0
+	for deadline := time.Now().Add(90 * time.Second); len(closedAfter) < cap(closedAfter); time.Sleep(time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d slow connections still open 90 s after they opened", cap(closedAfter)-len(closedAfter), cap(closedAfter))
+		}
+		if err := responsive(normal, url); err != nil {
+			t.Fatalf("with %d slow connections open: %v", cap(closedAfter)-len(closedAfter), err)
+		}
+		served++
+	}
+	cancel()
+	wg.Wait()
+	close(closedAfter)
+	var first, last time.Duration
+	for d := range closedAfter {
+		if first == 0 || d < first {
+			first = d
+		}
+		last = max(last, d)
+	}
+	t.Logf("%d slow connections (%d trickling a header after TLS, %d trickling the handshake); kip held %d file descriptors with them open; "+
+		"it closed them %v to %v after they opened; a normal client was served %d times meanwhile",
+		2*slowlorisConnections, slowlorisConnections, slowlorisConnections, kipFDs, first.Round(time.Second), last.Round(time.Second), served)
+	if kipFDs < 2*slowlorisConnections {
+		t.Errorf("kip held only %d file descriptors with %d slow connections open: they did not all reach it", kipFDs, 2*slowlorisConnections)
+	}
+	if err := responsive(normal, url); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// slowConn opens a connection to kip and starts it off: a TLS handshake
+// and the start of a request, or just the header of a TLS handshake record
+// that announces a large record to come.
+func slowConn(t *testing.T, addr string, afterTLS bool) (net.Conn, error) {
+	t.Helper()
+	if !afterTLS {
+		conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		// Content type handshake, TLS 1.0 record version, 16 KiB to come.
+		_, err = conn.Write([]byte{0x16, 0x03, 0x01, 0x40, 0x00})
+		return conn, err
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	conn, err := tls.DialWithDialer(dialer, "tcp", addr, kipTLSConfig(nil, "http/1.1"))
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.WriteString(conn, "GET /api/v1/namespaces/default HTTP/1.1\r\nHost: "+addr+"\r\nX-Slow: ")
+	return conn, err
+}
+
+// trickle writes a byte a second to conn until kip closes it or ctx ends,
+// and returns how long after opened kip closed it.
+func trickle(ctx context.Context, conn net.Conn, opened time.Time) time.Duration {
+	defer func() { _ = conn.Close() }()
+	closed := make(chan time.Time, 1)
+	go func() {
+		// kip sends nothing; a read returns when it closes.
+		_, _ = conn.Read(make([]byte, 1))
+		closed <- time.Now()
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case at := <-closed:
+			return at.Sub(opened)
+		case <-ctx.Done():
+			return 0
+		case <-tick.C:
+			_, _ = conn.Write([]byte("a"))
+		}
+	}
+}
+
+// grantNamespaceGet lets user GET namespaces, the small request the
+// normal clients send.
+func grantNamespaceGet(t *testing.T, user string) {
+	t.Helper()
+	grantCluster(t, userSubject(user), rbacv1.PolicyRule{
+		APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"},
+	})
+}
+
+// testUnreadWatch opens a watch through kip and never reads a byte of its
+// events, while ConfigMap updates produce about 62 MiB of them. Another
+// client's watch through the same kip must see every update, normal GETs
+// must be served, and kip's memory must grow far less than the events
+// produced: kip may hold what flow control lets in for the stuck watch,
+// not everything the upstream sends.
+func testUnreadWatch(t *testing.T, bin string) {
+	const (
+		objects, rounds, size = 8, 8, 1000 << 10 // 64 updates of ~1 MB
+		growthBound           = 32 << 10         // KiB, half of what is produced
+	)
+	kip := startKipProc(t, bin)
+	ns := createNamespace(t)
+	user := uniqueName("unread")
+	grant(t, ns, userSubject(user), configMapRules...)
+	grantNamespaceGet(t, user)
+	cert := rawUserCert(t, user)
+	normal := rawClient(t, rawHTTP2, cert)
+	watchPath := "/api/v1/namespaces/" + ns + "/configmaps?watch=true"
+
+	stuck := openUnreadWatch(t, kip.url, watchPath, cert)
+	defer func() { _ = stuck.Close() }()
+	reader := startReadingWatch(t, rawClient(t, rawHTTP2, cert), kip.url+watchPath)
+
+	baseRSS := kip.rssKiB(t)
+	var peakRSS atomic.Int64
+	peakRSS.Store(int64(baseRSS))
+	stopSampling := sampleRSS(t, kip, &peakRSS)
+	produced := updateConfigMaps(t, ns, objects, rounds, size)
+	eventually(t, time.Minute, func() error { return reader.sawAtLeast(produced * 9 / 10) })
+	if err := responsive(normal, kip.url+"/api/v1/namespaces/default"); err != nil {
+		t.Fatalf("with a watch that is never read: %v", err)
+	}
+	stopSampling()
+	withStuck := kip.rssKiB(t)
+	_ = stuck.Close()
+	time.Sleep(2 * time.Second)
+	afterClose := kip.rssKiB(t)
+
+	t.Logf("produced %.1f MiB of ConfigMap updates; a reading watch through the same kip received %.1f MiB; "+
+		"kip's RSS: %d KiB before, peak %d KiB (growth %d KiB, bound %d KiB), %d KiB at the end with the unread watch open, %d KiB 2 s after it closed",
+		float64(produced)/(1<<20), float64(reader.bytes.Load())/(1<<20),
+		baseRSS, peakRSS.Load(), peakRSS.Load()-int64(baseRSS), growthBound, withStuck, afterClose)
+	if growth := peakRSS.Load() - int64(baseRSS); growth > growthBound {
+		t.Errorf("kip's RSS grew by %d KiB while %d MiB of events went to a watch that is never read: it holds what it cannot send", growth, produced>>20)
+	}
+}
+
+// openUnreadWatch starts a watch over HTTP/1.1 on a connection of its own,
+// reads the answer's header to see that it is a 200, and from then on reads
+// nothing.
+func openUnreadWatch(t *testing.T, kipURL, path string, cert *tls.Certificate) net.Conn {
+	t.Helper()
+	addr := strings.TrimPrefix(kipURL, "https://")
+	conn, err := tls.Dial("tcp", addr, kipTLSConfig(cert, "http/1.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: "+addr+"\r\nAccept: application/json\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// One byte at a time, so that nothing past the header is read.
+	var header strings.Builder
+	b := make([]byte, 1)
+	for !strings.HasSuffix(header.String(), "\r\n\r\n") {
+		if header.Len() > 16<<10 {
+			t.Fatalf("no end of the watch's answer header: %q", header.String())
+		}
+		if _, err := conn.Read(b); err != nil {
+			t.Fatalf("reading the watch's answer header: %v", err)
+		}
+		header.WriteByte(b[0])
+	}
+	if !strings.HasPrefix(header.String(), "HTTP/1.1 200 ") {
+		t.Fatalf("the watch was refused: %s", header.String())
+	}
+	return conn
+}
+
+// readingWatch is a watch whose events are read as they come.
+type readingWatch struct {
+	bytes  atomic.Int64
+	events atomic.Int64
+}
+
+// sawAtLeast reports an error until the watch has received n bytes.
+func (w *readingWatch) sawAtLeast(n int64) error {
+	if got := w.bytes.Load(); got < n {
+		return fmt.Errorf("the reading watch received %d bytes in %d events, want at least %d", got, w.events.Load(), n)
+	}
+	return nil
+}
+
+func startReadingWatch(t *testing.T, client *http.Client, url string) *readingWatch {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	// The client's 30 s limit would cut a watch off.
+	resp, err := (&http.Client{Transport: client.Transport}).Do(req) //nolint:bodyclose // the reading watch closes it when it ends
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		t.Fatalf("the reading watch was refused: %s: %s", resp.Status, body)
+	}
+	w := &readingWatch{}
+	go func() {
+		defer func() { _ = resp.Body.Close() }()
+		r := bufio.NewReaderSize(resp.Body, 64<<10)
+		for {
+			line, err := r.ReadSlice('\n')
+			w.bytes.Add(int64(len(line)))
+			if err == nil {
+				w.events.Add(1)
+			} else if !errors.Is(err, bufio.ErrBufferFull) {
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// sampleRSS records kip's peak RSS every 100 ms until the returned
+// function is called.
+func sampleRSS(t *testing.T, kip *kipProc, peak *atomic.Int64) (stop func()) {
+	t.Helper()
+	done, finished := make(chan struct{}), make(chan struct{})
+	pid := kip.cmd.Process.Pid
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if rss, err := readRSS(pid); err == nil && int64(rss) > peak.Load() {
+					peak.Store(int64(rss))
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// readRSS is rssKiB for use off the test goroutine.
+func readRSS(pid int) (int, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+// updateConfigMaps creates objects ConfigMaps of about size bytes and
+// rewrites each rounds-1 more times with new content, and returns how many
+// bytes of data the watch events carry.
+func updateConfigMaps(t *testing.T, ns string, objects, rounds, size int) int64 {
+	t.Helper()
+	admin := adminClient(t)
+	ctx := context.Background()
+	var produced int64
+	for round := range rounds {
+		value := strings.Repeat(string(rune('a'+round%26)), size)
+		for i := range objects {
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("churn-%02d", i)}, Data: map[string]string{"v": value}}
+			var err error
+			if round == 0 {
+				_, err = admin.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
+			} else {
+				_, err = admin.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			produced += int64(size)
+		}
+	}
+	return produced
+}
+
+// idleConnections is how many idle TLS connections testIdleTLS holds open.
+const idleConnections = 5000
+
+// testIdleTLS opens 5,000 TLS connections to kip with a client
+// certificate, each sending the HTTP/2 preface and its settings, as
+// kubectl does, and then nothing. kip must serve a normal GET while they
+// are open, and its RSS must stay far below 1 GiB; the figures before, with
+// them open and after they close are reported.
+func testIdleTLS(t *testing.T, bin string) {
+	const rssBound = 1 << 20 // KiB
+	kip := startKipProc(t, bin)
+	user := uniqueName("idle")
+	grantNamespaceGet(t, user)
+	cert := rawUserCert(t, user)
+	normal := rawClient(t, rawHTTP2, cert)
+	url := kip.url + "/api/v1/namespaces/default"
+	if err := responsive(normal, url); err != nil {
+		t.Fatal(err)
+	}
+	normal.CloseIdleConnections()
+	baseFDs, _ := kip.settledUsage(t)
+	baseRSS := kip.rssKiB(t)
+
+	conns := openIdleConnections(t, strings.TrimPrefix(kip.url, "https://"), kipTLSConfig(cert, "h2"), idleConnections)
+	openFDs, openRSS := kip.fds(t), kip.rssKiB(t)
+	servedErr := responsive(normal, url)
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	normal.CloseIdleConnections()
+	var endFDs int
+	eventually(t, time.Minute, func() error {
+		if endFDs = kip.fds(t); endFDs > baseFDs+fdSlack {
+			return fmt.Errorf("kip holds %d file descriptors after the idle connections closed, %d before", endFDs, baseFDs)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	endRSS := kip.rssKiB(t)
+
+	t.Logf("kip with %d idle TLS connections: %d file descriptors (%d before, %d after closing); RSS %d KiB before, %d KiB with them open, %d KiB after closing; %.1f KiB per connection",
+		len(conns), openFDs, baseFDs, endFDs, baseRSS, openRSS, endRSS, float64(openRSS-baseRSS)/float64(len(conns)))
+	if servedErr != nil {
+		t.Errorf("with %d idle connections open: %v", len(conns), servedErr)
+	}
+	if openFDs < baseFDs+idleConnections {
+		t.Errorf("kip held %d file descriptors with %d connections open, %d before: they did not all stay open", openFDs, idleConnections, baseFDs)
+	}
+	if openRSS > rssBound {
+		t.Errorf("kip's RSS is %d KiB with %d idle connections, bound %d KiB", openRSS, idleConnections, rssBound)
+	}
+}
+
+// http2Preface is what an HTTP/2 client sends first: the connection
+// preface and an empty SETTINGS frame.
+var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+
+// openIdleConnections opens n TLS connections to addr with cfg, 32 at a
+// time, sends the HTTP/2 preface on each and returns them open.
+func openIdleConnections(t *testing.T, addr string, cfg *tls.Config, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	errs := make(chan error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 30 * time.Second}, "tcp", addr, cfg)
+				if err == nil {
+					_, err = conn.Write(http2Preface)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("connection %d: %w", i, err)
+					continue
+				}
+				conns[i] = conn
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	})
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return conns
+}
