@@ -98,6 +98,16 @@ clean:
 soak: tools
 	KIP_SOAK=1 $(GO) test -timeout 40m -run Soak -v ./test/integration
 
+.PHONY: soak-hour
+## soak-hour: an hour of mixed traffic (GET, LIST, watch, exec, port-forward,
+## credential exchange) through kip as a process of its own, kube-apiserver
+## restarted every 10 minutes; writes bench/results/<date>/soak/ (summary.md,
+## samples.csv, plot.svg). Not in CI. KIP_SOAK_DURATION, KIP_SOAK_RESTART_EVERY
+## and KIP_SOAK_OUT change it; SOAK_HOUR_TIMEOUT must cover the duration + 15m.
+SOAK_HOUR_TIMEOUT ?= 75m
+soak-hour: tools
+	KIP_SOAK=1 $(GO) test -count=1 -timeout $(SOAK_HOUR_TIMEOUT) -run '^TestSoakHour$$' -v ./test/soak
+
 ## generate: regenerate the API types' deepcopy and defaulting functions.
 generate:
 	$(GO) run k8s.io/code-generator/cmd/deepcopy-gen@v0.37.2 --output-file zz_generated.deepcopy.go --go-header-file hack/boilerplate.go.txt ./pkg/apis/login/v1alpha1 ./pkg/apis/config/v1alpha1

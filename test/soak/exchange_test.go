@@ -1,0 +1,161 @@
+package soak
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/kip-proxy/kip/internal/hydra"
+	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
+)
+
+// exchangeLoop signs in at Hydra, exchanges the ID token at kip for a
+// certificate, with and without a CSR in turn, and reads a ConfigMap with
+// each certificate as a fresh client would: a new connection, closed
+// after.
+func (tr *traffic) exchangeLoop(ctx context.Context) {
+	rc, transport, err := tr.r.exchangeClient()
+	if err != nil {
+		tr.record(ctx, kindExchange, err)
+		return
+	}
+	defer transport.CloseIdleConnections()
+	token, uses := "", 0
+	for turn := 0; ctx.Err() == nil; turn++ {
+		if token == "" || uses >= tr.mix.tokenUses {
+			opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+			token, err = tr.r.idToken(opCtx)
+			cancel()
+			tr.record(ctx, kindSignIn, err)
+			if err != nil {
+				pause(ctx, tr.mix.exchangeEvery)
+				continue
+			}
+			uses = 0
+		}
+		uses++
+		if err := tr.exchangeOnce(ctx, rc, token, turn%2 == 1); isUnauthorized(err) {
+			token = "" // sign in again
+		}
+		pause(ctx, tr.mix.exchangeEvery)
+	}
+}
+
+// exchangeOnce records under ctx, the soak's context, and bounds its
+// requests with a timeout of their own.
+func (tr *traffic) exchangeOnce(ctx context.Context, rc rest.Interface, token string, withCSR bool) error {
+	opCtx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var csrPEM, keyPEM []byte
+	if withCSR {
+		var err error
+		if keyPEM, csrPEM, err = newCSR(); err != nil {
+			return err
+		}
+	}
+	out := &loginv1alpha1.TokenCredentialRequest{}
+	err := rc.Post().Resource(loginv1alpha1.Resource).
+		Body(&loginv1alpha1.TokenCredentialRequest{Spec: loginv1alpha1.TokenCredentialRequestSpec{Token: token, CertificateSigningRequest: csrPEM}}).
+		Do(opCtx).Into(out)
+	if err == nil && out.Status.Credential == nil {
+		err = fmt.Errorf("the exchange gave no credential: %s", ptr(out.Status.Message))
+	}
+	tr.record(ctx, kindExchange, err)
+	if err != nil {
+		return err
+	}
+	cred := out.Status.Credential
+	if !withCSR {
+		keyPEM = []byte(cred.ClientKeyData)
+	}
+	tr.record(ctx, kindExchangedGet, tr.getWithCert(opCtx, []byte(cred.ClientCertificateData), keyPEM))
+	return nil
+}
+
+// getWithCert reads a ConfigMap as the certificate's user.
+func (tr *traffic) getWithCert(ctx context.Context, certPEM, keyPEM []byte) error {
+	c, err := newClient(tr.r.certConfig(certPEM, keyPEM))
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	_, err = c.cs.CoreV1().ConfigMaps(namespace).Get(ctx, configMapName(0), metav1.GetOptions{})
+	return err
+}
+
+// idToken signs in at Hydra as the soak's OIDC user through the
+// authorization code flow with PKCE, as `kip login oidc` does with a
+// browser, and returns the ID token.
+func (r *rig) idToken(ctx context.Context) (string, error) {
+	h := r.idp.Hydra
+	ctx = oidc.ClientContext(ctx, h.HTTPClient())
+	provider, err := oidc.NewProvider(ctx, h.IssuerURL)
+	if err != nil {
+		return "", err
+	}
+	conf := oauth2.Config{
+		ClientID: oidcClientID, Endpoint: provider.Endpoint(), RedirectURL: oidcCallback,
+		Scopes: []string{oidc.ScopeOpenID, "email", "groups"},
+	}
+	verifier, state := oauth2.GenerateVerifier(), rand.Text()
+	who := hydra.Identity{Subject: "kip-soak-sub", Claims: map[string]any{"email": oidcEmail, "groups": []string{oidcGroup}}}
+	callback, err := h.SignIn(ctx, conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(state)), who)
+	if err != nil {
+		return "", err
+	}
+	if callback.Query().Get("state") != state {
+		return "", errors.New("signing in at Hydra: the callback lost the state")
+	}
+	tok, err := conf.Exchange(ctx, callback.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		return "", fmt.Errorf("redeeming the authorization code at Hydra: %w", err)
+	}
+	raw, ok := tok.Extra("id_token").(string)
+	if !ok || raw == "" {
+		return "", errors.New("hydra's token response has no id_token")
+	}
+	return raw, nil
+}
+
+// newCSR makes a P-256 key and a certificate signing request for it, both
+// PEM.
+func newCSR() (keyPEM, csrPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+}
+
+func isUnauthorized(err error) bool {
+	type statusError interface{ Status() metav1.Status }
+	var se statusError
+	return errors.As(err, &se) && se.Status().Code == http.StatusUnauthorized
+}
+
+func ptr(s *string) string {
+	if s == nil {
+		return "<no message>"
+	}
+	return *s
+}
