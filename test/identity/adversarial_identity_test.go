@@ -32,13 +32,14 @@ type usersWebhook struct {
 	*httptest.Server
 	kubeconfig string
 
-	mu    sync.Mutex
-	users map[string]authenticationv1.UserInfo
+	mu      sync.Mutex
+	users   map[string]authenticationv1.UserInfo
+	reviews map[string]int
 }
 
 func startUsersWebhook(t *testing.T) *usersWebhook {
 	t.Helper()
-	w := &usersWebhook{users: map[string]authenticationv1.UserInfo{}}
+	w := &usersWebhook{users: map[string]authenticationv1.UserInfo{}, reviews: map[string]int{}}
 	ca, err := pki.NewCA("kip test users webhook CA", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +75,13 @@ func (w *usersWebhook) tokenFor(u authenticationv1.UserInfo) string {
 	return token
 }
 
+// reviewsOf counts the reviews the webhook answered for token.
+func (w *usersWebhook) reviewsOf(token string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.reviews[token]
+}
+
 func (w *usersWebhook) review(rw http.ResponseWriter, r *http.Request) {
 	var review authenticationv1.TokenReview
 	if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
@@ -81,6 +89,7 @@ func (w *usersWebhook) review(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.mu.Lock()
+	w.reviews[review.Spec.Token]++
 	u, ok := w.users[review.Spec.Token]
 	w.mu.Unlock()
 	if ok {

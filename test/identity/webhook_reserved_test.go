@@ -1,23 +1,13 @@
 package identity
 
 import (
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
-	"github.com/kip-proxy/kip/internal/pki"
 )
 
 // TestWebhookReservedNamesAreRefused is rule 4 for the token webhook, end
@@ -27,7 +17,7 @@ import (
 // upstream's audit log never names the user. The webhook's ordinary user
 // is served, and the upstream does name it, so the test can tell.
 func TestWebhookReservedNamesAreRefused(t *testing.T) {
-	hook := startReservedWebhook(t)
+	hook := startUsersWebhook(t)
 	ns := createNamespace(t)
 	applyDeployedSignerRole(t, ns)
 	kip, err := startReplica(t, ns, 0, "--authentication-token-webhook-config-file="+hook.kubeconfig)
@@ -82,76 +72,4 @@ func TestWebhookReservedNamesAreRefused(t *testing.T) {
 			}
 		})
 	}
-}
-
-// reservedWebhook is a TokenReview webhook that answers each token it
-// handed out with the identity the test chose, and counts its reviews.
-type reservedWebhook struct {
-	*httptest.Server
-	kubeconfig string
-
-	mu      sync.Mutex
-	users   map[string]authenticationv1.UserInfo
-	reviews map[string]int
-}
-
-func startReservedWebhook(t *testing.T) *reservedWebhook {
-	t.Helper()
-	w := &reservedWebhook{users: map[string]authenticationv1.UserInfo{}, reviews: map[string]int{}}
-	ca, err := pki.NewCA("kip test reserved-names webhook CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := ca.IssueServing([]string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Server = httptest.NewUnstartedServer(http.HandlerFunc(w.review))
-	if w.TLS, err = serverTLS(certPEM, keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	w.StartTLS()
-	t.Cleanup(w.Close)
-	w.kubeconfig = filepath.Join(t.TempDir(), "reserved-webhook.kubeconfig")
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["webhook"] = &clientcmdapi.Cluster{Server: w.URL + "/review", CertificateAuthorityData: ca.CertPEM}
-	cfg.AuthInfos["kip"] = &clientcmdapi.AuthInfo{}
-	cfg.Contexts["webhook"] = &clientcmdapi.Context{Cluster: "webhook", AuthInfo: "kip"}
-	cfg.CurrentContext = "webhook"
-	if err := clientcmd.WriteToFile(*cfg, w.kubeconfig); err != nil {
-		t.Fatal(err)
-	}
-	return w
-}
-
-// tokenFor returns a new token the webhook answers with u.
-func (w *reservedWebhook) tokenFor(u authenticationv1.UserInfo) string {
-	token := uniqueName("reserved-webhook-token")
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.users[token] = u
-	return token
-}
-
-func (w *reservedWebhook) reviewsOf(token string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.reviews[token]
-}
-
-func (w *reservedWebhook) review(rw http.ResponseWriter, r *http.Request) {
-	var review authenticationv1.TokenReview
-	if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
-		http.Error(rw, err.Error(), http.StatusBadRequest)
-		return
-	}
-	w.mu.Lock()
-	w.reviews[review.Spec.Token]++
-	u, ok := w.users[review.Spec.Token]
-	w.mu.Unlock()
-	if ok {
-		review.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: u}
-	}
-	rw.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(rw).Encode(&review)
 }
