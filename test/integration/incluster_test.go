@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -178,23 +177,7 @@ func startInClusterKip(t *testing.T, tokenFile, caFile string) string {
 		"--probe-bind-address=127.0.0.1",
 		"--probe-port=" + strconv.Itoa(ports[1]),
 	})
-	ctx, stop := context.WithCancel(context.Background())
-	stopped := make(chan error, 1)
-	go func() { stopped <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-stopped:
-			if err != nil {
-				t.Errorf("kip: %v", err)
-			}
-		case <-time.After(70 * time.Second):
-			t.Error("kip did not stop within 70s")
-		}
-	})
-	probe := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])) + "/readyz"
-	eventually(t, time.Minute, func() error { return httpOK(probe) })
-	return "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	return runInProcess(t, srv, ports)
 }
 
 func newInClusterServer(t *testing.T, args []string) *server.Server {

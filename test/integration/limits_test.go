@@ -497,6 +497,13 @@ func startKipInProcess(t *testing.T, extra ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runInProcess(t, srv, ports)
+}
+
+// runInProcess runs srv until the test ends and returns its URL once its
+// /readyz on ports[1] says 200; ports[0] is its secure port.
+func runInProcess(t *testing.T, srv *server.Server, ports []int) string {
+	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)
 	go func() { stopped <- srv.Run(ctx) }()
