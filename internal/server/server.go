@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,11 +113,15 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 	if err != nil {
 		return nil, err
 	}
+	trustedCAs := clientCAs
+	if signer := id.signerCA(); signer != nil {
+		trustedCAs = append(slices.Clip(clientCAs), signer)
+	}
 	obs := observability{requests: metrics.NewRequests(), accessLog: cfg.AccessLog}
 	cfg.Generic.BuildHandlerChainFunc = func(_ http.Handler, c *genericapiserver.Config) http.Handler {
 		// The generic server's own handler (its /healthz, /version and
 		// discovery) is left out on purpose: every path belongs upstream.
-		return buildHandlerChain(p, id.exchange, c, obs)
+		return withClientCAsLoaded(buildHandlerChain(p, id.exchange, c, obs), trustedCAs, c.Serializer)
 	}
 	generic, err := cfg.Generic.Complete(nil).New("kip", genericapiserver.NewEmptyDelegate())
 	if err != nil {
