@@ -29,7 +29,7 @@ func withClientCAsLoaded(h http.Handler, sources []dynamiccertificates.CAContent
 			h.ServeHTTP(w, r)
 			return
 		}
-		if !allLoaded(sources) {
+		if len(notLoaded(sources)) > 0 {
 			err := apierrors.NewServiceUnavailable("kip is still loading the CAs it trusts for client certificates; try again")
 			err.ErrStatus.Details = &metav1.StatusDetails{RetryAfterSeconds: 1}
 			responsewriters.ErrorNegotiated(err, s, schema.GroupVersion{}, w, r)
@@ -38,13 +38,4 @@ func withClientCAsLoaded(h http.Handler, sources []dynamiccertificates.CAContent
 		loaded.Store(true)
 		h.ServeHTTP(w, r)
 	})
-}
-
-func allLoaded(sources []dynamiccertificates.CAContentProvider) bool {
-	for _, s := range sources {
-		if len(s.CurrentCABundleContent()) == 0 {
-			return false
-		}
-	}
-	return true
 }

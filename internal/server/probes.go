@@ -72,17 +72,22 @@ func readyz(checks []healthz.HealthChecker) http.Handler {
 // read the ConfigMap), and every certificate it signed would get 401.
 func caLoaded(name string, sources ...dynamiccertificates.CAContentProvider) healthz.HealthChecker {
 	return healthz.NamedCheck(name, func(*http.Request) error {
-		var missing []string
-		for _, s := range sources {
-			if len(s.CurrentCABundleContent()) == 0 {
-				missing = append(missing, s.Name())
-			}
-		}
-		if len(missing) > 0 {
+		if missing := notLoaded(sources); len(missing) > 0 {
 			return fmt.Errorf("not loaded yet, so the client certificates they sign would be refused: %s", strings.Join(missing, ", "))
 		}
 		return nil
 	})
+}
+
+// notLoaded names the sources whose bundle is still empty.
+func notLoaded(sources []dynamiccertificates.CAContentProvider) []string {
+	var missing []string
+	for _, s := range sources {
+		if len(s.CurrentCABundleContent()) == 0 {
+			missing = append(missing, s.Name())
+		}
+	}
+	return missing
 }
 
 // upstreamReady fails while the upstream API server does not answer its own

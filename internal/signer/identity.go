@@ -59,10 +59,7 @@ func validateIdentity(id *user.DefaultInfo) error {
 	if id.Name == user.Anonymous {
 		return fmt.Errorf("the user name %q is reserved for unauthenticated requests", user.Anonymous)
 	}
-	if err := identity.HeaderSafe("user name", id.Name); err != nil {
-		return err
-	}
-	if err := identity.HeaderSafe("UID", id.UID); err != nil {
+	if err := identity.CheckHeaderSafe(id); err != nil {
 		return err
 	}
 	for _, g := range id.Groups {
@@ -80,24 +77,16 @@ func validateGroup(g string) error {
 	if g == user.AllUnauthenticated {
 		return fmt.Errorf("the group %q is reserved for unauthenticated requests", user.AllUnauthenticated)
 	}
-	return identity.HeaderSafe("group", g)
+	return nil
 }
 
 func validateExtras(extras map[string][]string) error {
-	for k, values := range extras {
+	for k := range extras {
 		if k == "" {
 			return errors.New("an extra has an empty key")
 		}
 		if k == user.CredentialIDKey {
 			return fmt.Errorf("the extra %q is derived from the certificate itself and cannot be carried in it", k)
-		}
-		if err := identity.HeaderSafe("extra key", k); err != nil {
-			return err
-		}
-		for _, v := range values {
-			if err := identity.HeaderSafe("value of extra "+k, v); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
