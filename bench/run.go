@@ -111,7 +111,9 @@ func runWorkload(ctx context.Context, w string, env workload.Env, res *results.R
 		}
 	case wProxyOnly:
 		var setup []string
-		res.ProxyOnly, setup, err = workload.ProxyOnly(ctx, env)
+		var profiles []results.Profile
+		res.ProxyOnly, setup, profiles, err = workload.ProxyOnly(ctx, env)
+		res.Profiles = append(res.Profiles, profiles...)
 		for _, s := range setup {
 			res.Setup = append(res.Setup, "proxy-only "+s)
 		}

@@ -32,9 +32,11 @@ func (g goal) verdict() string {
 
 func is(b bool) *bool { return &b }
 
-// goals compares kip with its goals.
+// goals compares kip with its goals. Where a goal has a baseline, the
+// comparison is a ratio or difference taken within one run: that carries
+// over between machines, where absolute figures do not.
 func goals(run *results.Run) []goal {
-	gs := []goal{addedLatency(run), throughput(run), proxyOnly(run)}
+	gs := []goal{smallGetThroughput(run), smallGetCPU(run), proxyOnlyCPU(run), addedLatency(run)}
 	for _, enc := range encodings(run.List) {
 		gs = append(gs, listTime(run, enc), listMemory(run, enc))
 	}
@@ -52,45 +54,93 @@ func skippedOr(run *results.Run, workload string) string {
 	return "not measured"
 }
 
+// served is the load against target at concurrency c, or nil when that
+// target served nothing: an empty result is no baseline to compare with.
+func served(loads []results.Load, target string, c int) *results.Load {
+	if l := findLoad(loads, target, c); l != nil && l.Requests > 0 && l.RPS > 0 {
+		return l
+	}
+	return nil
+}
+
+// cpuPer1k is the proxy CPU per 1,000 requests for target at concurrency
+// c, or nil when it was not measured or is zero (no ratio can use it).
+func cpuPer1k(loads []results.Load, target string, c int) *float64 {
+	if l := findLoad(loads, target, c); l != nil && l.ProxyCPUPer1k != nil && *l.ProxyCPUPer1k > 0 {
+		return l.ProxyCPUPer1k
+	}
+	return nil
+}
+
+// smallGetThroughput asks kip to beat the proxy users would otherwise run;
+// direct-impersonating is the ceiling for any impersonating proxy, so 0.9×
+// of it is the moonshot.
+func smallGetThroughput(run *results.Run) goal {
+	g := goal{name: "small GET c=32 throughput", want: "ahead of kubectl proxy (moonshot 0.9× direct-impersonating)"}
+	// kip may have served nothing: that is a miss, not a missing baseline.
+	kip, kp, direct := findLoad(run.SmallGet, "kip", 32), served(run.SmallGet, "kubectl-proxy", 32), served(run.SmallGet, "direct", 32)
+	if kip == nil || kp == nil || direct == nil {
+		return g
+	}
+	g.got = fmt.Sprintf("%.2f× direct", kip.RPS/direct.RPS)
+	if imp := served(run.SmallGet, "direct-impersonating", 32); imp != nil {
+		g.got += fmt.Sprintf(", %.2f× direct-impersonating", kip.RPS/imp.RPS)
+	}
+	g.got += fmt.Sprintf("; kubectl proxy %.2f× direct", kp.RPS/direct.RPS)
+	g.met = is(kip.RPS > kp.RPS)
+	return g
+}
+
+// smallGetCPU weighs kip's CPU against kubectl proxy's: on a shared node
+// a proxy's CPU is taken from the workloads, whatever its throughput.
+func smallGetCPU(run *results.Run) goal {
+	g := goal{name: "kip CPU per small GET, c=32", want: "≤ kubectl proxy's"}
+	kip, kp := cpuPer1k(run.SmallGet, "kip", 32), cpuPer1k(run.SmallGet, "kubectl-proxy", 32)
+	if kip == nil || kp == nil {
+		return g
+	}
+	g.got = fmt.Sprintf("%.2f× kubectl proxy's (%.3f vs %.3f s per 1,000)", *kip / *kp, *kip, *kp)
+	g.met = is(*kip <= *kp)
+	return g
+}
+
+// proxyOnlyCPU isolates kip's own hop from kube-apiserver: against a
+// trivial upstream, its work per request should undercut a bare
+// httputil.ReverseProxy doing only TLS and HTTP/2 on both sides.
+func proxyOnlyCPU(run *results.Run) goal {
+	g := goal{name: "proxy-only CPU per request, c=32", want: "≤ 0.8× the bare reverse proxy's"}
+	kip, rp := cpuPer1k(run.ProxyOnly, "kip", 32), cpuPer1k(run.ProxyOnly, "reverse-proxy", 32)
+	if kip == nil || rp == nil {
+		return g
+	}
+	r := *kip / *rp
+	g.got = fmt.Sprintf("%.2f× the reverse proxy's (%.3f vs %.3f s per 1,000)", r, *kip, *rp)
+	if kp := cpuPer1k(run.ProxyOnly, "kubectl-proxy", 32); kp != nil {
+		g.got += fmt.Sprintf("; kubectl proxy %.2f×", *kp / *rp)
+	}
+	g.met = is(r <= 0.8)
+	return g
+}
+
+// addedLatency is measured over direct-impersonating, which pays
+// kube-apiserver's own impersonation cost, so what remains is kip's hop.
+// Runs without that target fall back to direct, which is stricter.
 func addedLatency(run *results.Run) goal {
-	g := goal{name: "added latency, small GET, c=1, p50", want: "≤ 0.150 ms"}
-	kip, direct := findLoad(run.SmallGet, "kip", 1), findLoad(run.SmallGet, "direct", 1)
-	if kip == nil || direct == nil || kip.Requests == 0 || direct.Requests == 0 {
+	g := goal{name: "added latency, small GET, c=1, p50", want: "≤ 0.150 ms over direct-impersonating"}
+	kip, direct := served(run.SmallGet, "kip", 1), served(run.SmallGet, "direct", 1)
+	if kip == nil || direct == nil {
 		return g
 	}
-	added := kip.Latency.P50 - direct.Latency.P50
-	g.got = fmt.Sprintf("%.3f ms (%.3f vs %.3f)", added, kip.Latency.P50, direct.Latency.P50)
-	if imp := findLoad(run.SmallGet, "direct-impersonating", 1); imp != nil && imp.Requests > 0 {
-		g.got += fmt.Sprintf("; %.3f ms over direct-impersonating", kip.Latency.P50-imp.Latency.P50)
+	overDirect := kip.Latency.P50 - direct.Latency.P50
+	imp := served(run.SmallGet, "direct-impersonating", 1)
+	if imp == nil {
+		g.got = fmt.Sprintf("%.3f ms over direct (%.3f vs %.3f); no direct-impersonating result", overDirect, kip.Latency.P50, direct.Latency.P50)
+		g.met = is(overDirect <= 0.150)
+		return g
 	}
+	added := kip.Latency.P50 - imp.Latency.P50
+	g.got = fmt.Sprintf("%.3f ms (%.3f vs %.3f); %.3f ms over direct", added, kip.Latency.P50, imp.Latency.P50, overDirect)
 	g.met = is(added <= 0.150)
-	return g
-}
-
-func throughput(run *results.Run) goal {
-	g := goal{name: "throughput, small GET, c=32", want: "≥ 0.9× direct"}
-	kip, direct := findLoad(run.SmallGet, "kip", 32), findLoad(run.SmallGet, "direct", 32)
-	if kip == nil || direct == nil || direct.RPS == 0 {
-		return g
-	}
-	r := kip.RPS / direct.RPS
-	g.got = fmt.Sprintf("%.2f× (%.0f vs %.0f req/s)", r, kip.RPS, direct.RPS)
-	if imp := findLoad(run.SmallGet, "direct-impersonating", 32); imp != nil && imp.RPS > 0 {
-		g.got += fmt.Sprintf("; %.2f× direct-impersonating", kip.RPS/imp.RPS)
-	}
-	g.met = is(r >= 0.9)
-	return g
-}
-
-func proxyOnly(run *results.Run) goal {
-	g := goal{name: "proxy-only throughput, c=32", want: "≥ 0.7× bare reverse proxy, and ahead of kubectl proxy"}
-	kip, rp, kp := findLoad(run.ProxyOnly, "kip", 32), findLoad(run.ProxyOnly, "reverse-proxy", 32), findLoad(run.ProxyOnly, "kubectl-proxy", 32)
-	if kip == nil || rp == nil || kp == nil || rp.RPS == 0 {
-		return g
-	}
-	r := kip.RPS / rp.RPS
-	g.got = fmt.Sprintf("%.2f× reverse proxy; %.0f vs kubectl proxy %.0f req/s", r, kip.RPS, kp.RPS)
-	g.met = is(r >= 0.7 && kip.RPS > kp.RPS)
 	return g
 }
 
@@ -118,30 +168,47 @@ func listMemory(run *results.Run, enc string) goal {
 	return g
 }
 
+// goalWatchers is the fan-out the watch goals are set at.
+const goalWatchers = 10000
+
+// atGoalScale turns a met verdict from a smaller fan-out into a note:
+// per-watch costs and delivery tails only show at the goal's scale.
+func atGoalScale(g goal, watchers int) goal {
+	if g.met != nil && *g.met && watchers < goalWatchers {
+		g.note = fmt.Sprintf("met at %d (goal is at 10,000)", watchers)
+	}
+	return g
+}
+
 func watchMemory(run *results.Run) goal {
-	g := goal{name: "watch memory", want: "≤ 32 KiB RSS per open watch"}
+	g := goal{name: "watch memory", want: "≤ 24 KiB RSS per open watch at 10,000"}
 	kip := findWatch(run.Watch, "kip")
 	if kip == nil || kip.ProxyRSSPerWatch == nil {
 		return g
 	}
 	g.got = fmt.Sprintf("%.1f KiB at %d watches", *kip.ProxyRSSPerWatch/1024, kip.Opened)
-	g.met = is(*kip.ProxyRSSPerWatch <= 32*1024)
-	return g
+	g.met = is(*kip.ProxyRSSPerWatch <= 24*1024)
+	return atGoalScale(g, kip.Watchers)
 }
 
+// watchLatency compares kip's delivery tail with direct watches in the
+// same run: the tail is set mostly by how fast the machine can write
+// 10,000 events, which no absolute bound would carry between machines.
+// A watch that saw no event is a miss, however fast the others were.
 func watchLatency(run *results.Run) goal {
-	g := goal{name: "watch delivery p99", want: "≤ 1 s at 10,000 watchers"}
-	kip := findWatch(run.Watch, "kip")
-	if kip == nil || kip.Delivered == 0 {
+	g := goal{name: "watch delivery p99", want: "≤ direct's p99 in the same run, at 10,000 watchers"}
+	kip, direct := findWatch(run.Watch, "kip"), findWatch(run.Watch, "direct")
+	if kip == nil || kip.Opened == 0 {
 		return g
 	}
-	g.got = fmt.Sprintf("%.0f ms at %d watchers (%d of %d delivered)", kip.Delivery.P99, kip.Watchers, kip.Delivered, kip.Opened)
-	g.met = is(kip.Delivery.P99 <= 1000 && kip.Delivered == kip.Opened)
-	if *g.met && kip.Watchers < 10000 {
-		// At fewer watchers than the goal names it is a hint, not a verdict.
-		g.note = fmt.Sprintf("met at %d (goal is at 10,000)", kip.Watchers)
+	delivered := fmt.Sprintf("at %d watchers (%d of %d delivered)", kip.Watchers, kip.Delivered, kip.Opened)
+	if direct == nil || direct.Delivered == 0 {
+		g.got = fmt.Sprintf("%.0f ms %s; no direct watch result to compare with", kip.Delivery.P99, delivered)
+		return g
 	}
-	return g
+	g.got = fmt.Sprintf("%.0f ms vs direct %.0f ms %s", kip.Delivery.P99, direct.Delivery.P99, delivered)
+	g.met = is(kip.Delivery.P99 <= direct.Delivery.P99 && kip.Delivered == kip.Opened)
+	return atGoalScale(g, kip.Watchers)
 }
 
 func encodings(lists []results.List) []string {
@@ -157,7 +224,7 @@ func encodings(lists []results.List) []string {
 }
 
 func portForward(run *results.Run) goal {
-	g := goal{name: "port-forward throughput", want: "≥ 0.8× direct", got: skippedOr(run, "port-forward")}
+	g := goal{name: "port-forward throughput", want: "≥ 0.9× direct", got: skippedOr(run, "port-forward")}
 	var kip, direct float64
 	for _, p := range run.PortForward {
 		switch p.Target {
@@ -171,6 +238,6 @@ func portForward(run *results.Run) goal {
 		return g
 	}
 	g.got = fmt.Sprintf("%.2f× (%.0f vs %.0f MB/s)", kip/direct, kip, direct)
-	g.met = is(kip/direct >= 0.8)
+	g.met = is(kip/direct >= 0.9)
 	return g
 }

@@ -21,6 +21,8 @@ type ProxyOnly struct {
 	// and kubectl-proxy.
 	Targets []*load.Target
 	Setup   []string
+	// KipProbeURL serves the proxy-only kip's /debug/pprof.
+	KipProbeURL string
 
 	upstream *trivialUpstream
 	procs    group
@@ -87,13 +89,14 @@ func (r *Rig) startProxiesFor(ctx context.Context, p *ProxyOnly, upstreamURL, ku
 	}
 	// The trivial upstream has no client-CA ConfigMap: kip trusts the
 	// bench user's CA from a file instead.
-	kip, _, err := r.startKip(ctx, &p.procs, "kip-proxy-only", kubeconfig, []string{
+	kip, probe, err := r.startKip(ctx, &p.procs, "kip-proxy-only", kubeconfig, []string{
 		"--trust-cluster-client-ca=false", "--client-ca-file=" + r.clientCAFile,
 	})
 	if err != nil {
 		return nil, err
 	}
 	kip.Name = "kip"
+	p.KipProbeURL = probe
 	kubectl, err := r.startKubectlProxy(ctx, &p.procs, "kubectl-proxy-proxy-only", kubeconfig)
 	if err != nil {
 		return nil, err

@@ -14,16 +14,17 @@ import (
 
 // ProxyOnly runs the small GET against a trivial upstream that answers with
 // the very bytes kube-apiserver sends for the small ConfigMap, so what is
-// measured is the proxies alone. setup describes the targets.
-func ProxyOnly(ctx context.Context, env Env) (res []results.Load, setup []string, err error) {
+// measured is the proxies alone. setup describes the targets; the profile,
+// when the sizes ask for profiles, is kip's CPU at concurrency 32.
+func ProxyOnly(ctx context.Context, env Env) (res []results.Load, setup []string, profiles []results.Profile, err error) {
 	direct := env.Rig.Target("direct")
 	body, err := rawGet(ctx, direct, rig.SmallPath)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	group, err := env.Rig.StartProxyOnly(ctx, body)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer func() { err = errors.Join(err, group.Stop()) }()
 	for _, c := range Concurrencies {
@@ -36,7 +37,28 @@ func ProxyOnly(ctx context.Context, env Env) (res []results.Load, setup []string
 			rounds:      env.Sizes.Rounds,
 		}.run(ctx)...)
 	}
-	return res, group.Setup, nil
+	if env.Sizes.ProfileSeconds > 0 {
+		profiles, err = profileProxyOnly(ctx, env, group)
+	}
+	return res, group.Setup, profiles, err
+}
+
+// profileProxyOnly profiles kip alone, with nothing behind it but the
+// trivial upstream, so that its own work is all the profile shows.
+func profileProxyOnly(ctx context.Context, env Env, group *rig.ProxyOnly) ([]results.Profile, error) {
+	const c = 32
+	about := fmt.Sprintf("the proxy-only GET through kip at concurrency %d", c)
+	var kip *load.Target
+	for _, t := range group.Targets {
+		if t.Name == "kip" {
+			kip = t
+		}
+	}
+	source := profileSource{who: "kip", client: http.DefaultClient, base: group.KipProbeURL}
+	env.logf("profiling for %ds under %s", env.Sizes.ProfileSeconds, about)
+	return whileLoaded(ctx, env, env.Sizes.ProfileSeconds, func(ctx context.Context) {
+		load.Run(ctx, load.Batch{Target: kip, Path: rig.SmallPath, Concurrency: c, Requests: 1 << 30})
+	}, []cpuCapture{{source, fmt.Sprintf("kip CPU, proxy-only c=%d", c), about, fmt.Sprintf("kip-cpu-proxy-only-c%d.pprof", c)}})
 }
 
 // rawGet returns the body of a GET of path on t.
