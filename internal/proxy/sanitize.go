@@ -12,12 +12,18 @@ import (
 // ignores letter case.
 func forbiddenInbound(h http.Header) error {
 	for name := range h {
-		lower := strings.ToLower(name)
-		if lower == "authorization" || strings.HasPrefix(lower, "impersonate-") {
+		if strings.EqualFold(name, "authorization") || IsImpersonationHeader(name) {
 			return fmt.Errorf("header %q reached the proxy step; kip refuses to forward it", name)
 		}
 	}
 	return nil
+}
+
+// IsImpersonationHeader reports whether a header name asks for
+// impersonation, in any letter case: Go canonicalizes most names, but not
+// all.
+func IsImpersonationHeader(name string) bool {
+	return hasPrefixFold(name, "impersonate-")
 }
 
 // spoofablePrefixes are header families a caller could use to claim an
@@ -25,28 +31,41 @@ func forbiddenInbound(h http.Header) error {
 // believe: front-proxy identity headers and forwarding headers.
 var spoofablePrefixes = []string{"x-remote-", "x-forwarded-"}
 
-var spoofableNames = map[string]bool{"forwarded": true, "x-real-ip": true}
+var spoofableNames = []string{"forwarded", "x-real-ip"}
 
 // dropSpoofable removes every spoofable header from the outbound request,
 // whatever its letter case, and any WebSocket bearer-token subprotocol the
 // authenticator did not already consume.
 func dropSpoofable(h http.Header) {
 	for name := range h {
-		lower := strings.ToLower(name)
-		if spoofableNames[lower] || hasAnyPrefix(lower, spoofablePrefixes) {
+		if isSpoofable(name) {
 			delete(h, name)
 		}
 	}
 	dropBearerSubprotocols(h)
 }
 
-func hasAnyPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
+// isSpoofable matches without lower-casing the name first: the check runs
+// for every header of every request, and a lower-cased copy of each
+// canonical name would be an allocation apiece.
+func isSpoofable(name string) bool {
+	for _, n := range spoofableNames {
+		if strings.EqualFold(name, n) {
+			return true
+		}
+	}
+	for _, p := range spoofablePrefixes {
+		if hasPrefixFold(name, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// hasPrefixFold is strings.HasPrefix ignoring letter case, as
+// strings.EqualFold does.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // dropBearerSubprotocols keeps every WebSocket subprotocol except those that

@@ -24,7 +24,7 @@ import (
 func withUnusedImpersonationRefused(handler http.Handler, s runtime.NegotiatedSerializer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for name := range r.Header {
-			if strings.HasPrefix(strings.ToLower(name), "impersonate-") {
+			if proxy.IsImpersonationHeader(name) {
 				err := apierrors.NewBadRequest(fmt.Sprintf("impersonation header %q is empty or not supported", name))
 				responsewriters.ErrorNegotiated(err, s, schema.GroupVersion{Version: "v1"}, w, r)
 				return
