@@ -127,7 +127,9 @@ func runWorkload(ctx context.Context, w string, env workload.Env, res *results.R
 			res.Profiles = append(res.Profiles, *heap)
 		}
 	case wPortForward:
-		res.PortForward, err = workload.PortForward(ctx, env)
+		var profiles []results.Profile
+		res.PortForward, profiles, err = workload.PortForward(ctx, env)
+		res.Profiles = append(res.Profiles, profiles...)
 	case wExchange:
 		var setup []string
 		res.Exchange, setup, err = workload.CredentialExchange(ctx, env)

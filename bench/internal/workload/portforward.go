@@ -31,33 +31,60 @@ const (
 // PortForward sends PortForwardBytes from a server behind a pod port of a
 // test node to the benchmark, through a port-forward opened directly and
 // through kip (SPDY, as kubectl falls back to), and measures the rate.
-func PortForward(ctx context.Context, env Env) (_ []results.PortForward, err error) {
+// When the sizes ask for profiles, it then profiles kip copying.
+func PortForward(ctx context.Context, env Env) (_ []results.PortForward, _ []results.Profile, err error) {
 	src, err := startSource(env.Sizes.PortForwardBytes)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { _ = src.Close() }()
 	node, err := testnode.Start(ctx, testnode.Options{Client: env.Rig.Admin, Name: "kip-bench-node"})
 	if err != nil {
-		return nil, fmt.Errorf("starting the test node: %w", err)
+		return nil, nil, fmt.Errorf("starting the test node: %w", err)
 	}
 	defer node.Stop()
 	if err := runSourcePod(ctx, env.Rig.Admin, node.Name(), src.Addr().(*net.TCPAddr).Port); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() {
 		err = errors.Join(err, env.Rig.Admin.CoreV1().Pods(pfNamespace).Delete(context.Background(), pfPod, metav1.DeleteOptions{}))
 	}()
 	targets, err := forwarders(ctx, env, src.Addr().(*net.TCPAddr).Port)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() {
 		for _, f := range targets {
 			f.stop()
 		}
 	}()
-	return pfRoundsRun(ctx, env, targets), nil
+	out := pfRoundsRun(ctx, env, targets)
+	if env.Sizes.ProfileSeconds == 0 {
+		return out, nil, nil
+	}
+	profiles, err := profilePortForward(ctx, env, targets, env.Sizes.PortForwardBytes)
+	return out, profiles, err
+}
+
+// profilePortForward profiles kip while port-forward copies run through it
+// back to back.
+func profilePortForward(ctx context.Context, env Env, fs []*forwarder, size int64) ([]results.Profile, error) {
+	var kip *forwarder
+	for _, f := range fs {
+		if f.target.Name == "kip" {
+			kip = f
+		}
+	}
+	if kip == nil {
+		return nil, nil
+	}
+	about := "port-forward copies through kip, one after another"
+	env.logf("profiling kip for %ds under %s", env.Sizes.ProfileSeconds, about)
+	return whileLoaded(ctx, env, env.Sizes.ProfileSeconds, func(ctx context.Context) {
+		for ctx.Err() == nil {
+			_, _ = copyThrough(ctx, kip.local, size)
+		}
+	}, []cpuCapture{{kipSource(env), "kip CPU, port-forward", about, "kip-cpu-port-forward.pprof"}})
 }
 
 // startSource listens on a loopback port and sends size bytes to each
