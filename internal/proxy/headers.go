@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -63,8 +64,10 @@ func setImpersonation(h http.Header, u user.Info) error {
 		return fmt.Errorf("refusing to forward a request for a user without a name")
 	}
 	h.Set(authenticationv1.ImpersonateUserHeader, u.GetName())
-	for _, g := range withAuthenticatedGroup(u) {
-		h.Add(authenticationv1.ImpersonateGroupHeader, g)
+	for _, g := range u.GetGroups() {
+		if forwardsGroup(u, g) {
+			h.Add(authenticationv1.ImpersonateGroupHeader, g)
+		}
 	}
 	if uid := u.GetUID(); uid != "" {
 		h.Set(authenticationv1.ImpersonateUIDHeader, uid)
@@ -83,20 +86,18 @@ func setImpersonation(h http.Header, u user.Info) error {
 	return nil
 }
 
-// withAuthenticatedGroup adds system:authenticated the way kube-apiserver
-// does for its own users, because an impersonated user gets only the groups
-// named in the request.
-func withAuthenticatedGroup(u user.Info) []string {
-	groups := u.GetGroups()
-	for _, g := range groups {
-		if g == user.AllAuthenticated || g == user.AllUnauthenticated {
-			return groups
-		}
+// forwardsGroup reports whether a group of u is named upstream.
+// kube-apiserver adds system:authenticated to every impersonated user but
+// the anonymous one, unless the request names system:unauthenticated, and
+// it checks kip's right to impersonate each group it is sent. Naming
+// system:authenticated would cost it one more authorization check on every
+// request and change nothing, so kip names it only where kube-apiserver
+// would not add it.
+func forwardsGroup(u user.Info, group string) bool {
+	if group != user.AllAuthenticated || u.GetName() == user.Anonymous {
+		return true
 	}
-	if u.GetName() == user.Anonymous {
-		return groups
-	}
-	return append(append([]string(nil), groups...), user.AllAuthenticated)
+	return slices.Contains(u.GetGroups(), user.AllUnauthenticated)
 }
 
 func userInfo(u user.Info) authenticationv1.UserInfo {

@@ -51,29 +51,26 @@ func TestUpstreamHeaders(t *testing.T) {
 			want: header(
 				"Impersonate-User", "alice",
 				"Impersonate-Group", "devs",
-				"Impersonate-Group", "system:authenticated",
 				"Impersonate-Extra-authentication.kubernetes.io%2Fcredential-id", "X509SHA256=ab12",
 			),
 			wantUser: certUser,
 		},
 		{
-			name: "system:authenticated is added once, after the user's groups",
+			name: "system:authenticated is left to kube-apiserver, which adds it after the named groups",
 			id:   upstreamIdentity{User: &user.DefaultInfo{Name: "bob", UID: "uid-1", Groups: []string{"a", "b"}}},
 			want: header(
 				"Impersonate-User", "bob",
 				"Impersonate-Group", "a",
 				"Impersonate-Group", "b",
-				"Impersonate-Group", "system:authenticated",
 				"Impersonate-Uid", "uid-1",
 			),
 			wantUser: &user.DefaultInfo{Name: "bob", UID: "uid-1", Groups: []string{"a", "b", user.AllAuthenticated}},
 		},
 		{
-			name: "user without groups still gets system:authenticated",
+			name: "user without groups still ends up in system:authenticated",
 			id:   upstreamIdentity{User: &user.DefaultInfo{Name: "carol"}},
 			want: header(
 				"Impersonate-User", "carol",
-				"Impersonate-Group", "system:authenticated",
 			),
 			wantUser: &user.DefaultInfo{Name: "carol", Groups: []string{user.AllAuthenticated}},
 		},
@@ -94,7 +91,6 @@ func TestUpstreamHeaders(t *testing.T) {
 			}},
 			want: header(
 				"Impersonate-User", "dave",
-				"Impersonate-Group", "system:authenticated",
 				"Impersonate-Extra-example.com%2Fteam", "red",
 				"Impersonate-Extra-example.com%2Fteam", "blue",
 				"Impersonate-Extra-with%20space", "v",
@@ -128,7 +124,6 @@ func TestUpstreamHeaders(t *testing.T) {
 			},
 			want: header(
 				"Impersonate-User", "bob",
-				"Impersonate-Group", "system:authenticated",
 				"Impersonate-Extra-original-user-info.kip.dev", `{"username":"alice","uid":"u-1","groups":["devs","system:authenticated"],"extra":{"authentication.kubernetes.io/credential-id":["X509SHA256=ab12"]}}`,
 			),
 			wantUser: &user.DefaultInfo{
@@ -158,7 +153,6 @@ func TestUpstreamHeaders(t *testing.T) {
 				"Authorization", "Bearer sa-token",
 				"Impersonate-User", "bob",
 				"Impersonate-Group", "viewers",
-				"Impersonate-Group", "system:authenticated",
 			),
 			wantUser: &user.DefaultInfo{Name: "bob", Groups: []string{"viewers", user.AllAuthenticated}},
 		},
@@ -179,6 +173,16 @@ func TestUpstreamHeaders(t *testing.T) {
 				"Impersonate-Group", "system:unauthenticated",
 			),
 			wantUser: &user.DefaultInfo{Name: "eve", Groups: []string{user.AllUnauthenticated}},
+		},
+		{
+			name: "a user in both system:unauthenticated and system:authenticated keeps both",
+			id:   upstreamIdentity{User: &user.DefaultInfo{Name: "frank", Groups: []string{user.AllUnauthenticated, user.AllAuthenticated}}},
+			want: header(
+				"Impersonate-User", "frank",
+				"Impersonate-Group", "system:unauthenticated",
+				"Impersonate-Group", "system:authenticated",
+			),
+			wantUser: &user.DefaultInfo{Name: "frank", Groups: []string{user.AllUnauthenticated, user.AllAuthenticated}},
 		},
 		{
 			name:    "empty user name fails closed: an empty Impersonate-User would run as kip",

@@ -123,7 +123,6 @@ func TestProxyUpstreamHeaders(t *testing.T) {
 	certIdentity := []string{
 		"Impersonate-User", "alice",
 		"Impersonate-Group", "devs",
-		"Impersonate-Group", "system:authenticated",
 		"Impersonate-Extra-Authentication.kubernetes.io%2Fcredential-id", "X509SHA256=ab12",
 	}
 	clean := []string{"Accept", "application/json", "User-Agent", "kubectl/v1.37.2"}
@@ -156,7 +155,6 @@ func TestProxyUpstreamHeaders(t *testing.T) {
 			wantUpstream: header(slices.Concat(clean, []string{
 				"Impersonate-User", "bob",
 				"Impersonate-Group", "viewers",
-				"Impersonate-Group", "system:authenticated",
 				"Impersonate-Extra-Original-user-info.kip.dev", `{"username":"alice","groups":["devs","system:authenticated"],"extra":{"authentication.kubernetes.io/credential-id":["X509SHA256=ab12"]}}`,
 				"X-Forwarded-For", peer,
 			})...),
@@ -231,7 +229,6 @@ func TestProxyUpstreamHeaders(t *testing.T) {
 			wantUpstream: header(slices.Concat(clean, []string{
 				"Authorization", "Bearer sa-token",
 				"Impersonate-User", "bob",
-				"Impersonate-Group", "system:authenticated",
 				"X-Forwarded-For", peer,
 			})...),
 			wantCode: http.StatusOK,

@@ -53,9 +53,9 @@ func (r *Rig) baselineTargets() ([]*load.Target, error) {
 }
 
 // impersonationHeaders are what kip sends upstream for the bench user: the
-// name, the group every authenticated user has, and the credential ID that
-// kube-apiserver's x509 authenticator (the one kip uses too) derives from
-// the certificate.
+// name and the credential ID that kube-apiserver's x509 authenticator (the
+// one kip uses too) derives from the certificate. The bench user has no
+// group of its own, and kube-apiserver adds system:authenticated itself.
 func impersonationHeaders(certPEM []byte) (http.Header, error) {
 	cert, err := pki.ParseCertPEM(certPEM)
 	if err != nil {
@@ -63,8 +63,7 @@ func impersonationHeaders(certPEM []byte) (http.Header, error) {
 	}
 	sum := sha256.Sum256(cert.Raw)
 	return http.Header{
-		"Impersonate-User":  {User},
-		"Impersonate-Group": {"system:authenticated"},
+		"Impersonate-User": {User},
 		"Impersonate-Extra-Authentication.kubernetes.io%2fcredential-Id": {"X509SHA256=" + hex.EncodeToString(sum[:])},
 	}, nil
 }
