@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -83,6 +85,46 @@ func TestDeploymentDefaults(t *testing.T) {
 		t.Errorf("capabilities %+v, want all dropped and none added", sc.Capabilities)
 	case sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
 		t.Errorf("seccomp %+v, want RuntimeDefault", sc.SeccompProfile)
+	}
+}
+
+// TestGoMemoryLimitFollowsTheContainers: with a memory limit, kip's Go
+// runtime gets it as GOMEMLIMIT through the downward API, so the garbage
+// collector works harder before the kernel would OOM-kill the pod; without
+// one, no GOMEMLIMIT, since the downward API would give the node's memory.
+func TestGoMemoryLimitFollowsTheContainers(t *testing.T) {
+	want := &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+		ContainerName: "kip", Resource: "limits.memory", Divisor: resource.MustParse("1"),
+	}}
+	tests := []struct {
+		name, values string
+		want         *corev1.EnvVarSource // nil: no GOMEMLIMIT
+	}{
+		{name: "defaults", want: want},
+		{name: "another limit", values: "resources: {limits: {memory: 2Gi}}", want: want},
+		{name: "no memory limit", values: "resources: {limits: {memory: null}}"},
+		{name: "no limits", values: "resources: {limits: null}"},
+		{name: "no resources", values: "resources: null"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := deployment(t, mustRender(t, tt.values, chartNamespace)).Spec.Template.Spec.Containers[0]
+			var got []corev1.EnvVar
+			for _, e := range c.Env {
+				if e.Name == "GOMEMLIMIT" {
+					got = append(got, e)
+				}
+			}
+			switch {
+			case tt.want == nil && len(got) > 0:
+				t.Errorf("GOMEMLIMIT %+v with resources %v, want none without a memory limit", got, c.Resources)
+			case tt.want == nil:
+			case len(got) != 1 || got[0].Value != "" || !apiequality.Semantic.DeepEqual(got[0].ValueFrom, tt.want):
+				t.Errorf("GOMEMLIMIT %+v, want one taken from limits.memory of container kip in bytes", got)
+			case c.Resources.Limits.Memory().IsZero():
+				t.Errorf("GOMEMLIMIT set but the container has no memory limit: %v", c.Resources)
+			}
+		})
 	}
 }
 
