@@ -73,8 +73,8 @@ func profileList(ctx context.Context, env Env) ([]results.Profile, error) {
 			_, _ = load.Get(ctx, kip, listPath, nil)
 		}
 	}, []cpuCapture{
-		{kipSource(env), "kip CPU, large LIST without Accept-Encoding", about, "kip-cpu-large-list.pprof"},
-		{apiServerSource(env), "kube-apiserver CPU, large LIST through kip without Accept-Encoding", about, "kube-apiserver-cpu-large-list-kip.pprof"},
+		{source: kipSource(env), name: "kip CPU, large LIST without Accept-Encoding", about: about, file: "kip-cpu-large-list.pprof"},
+		{source: apiServerSource(env), name: "kube-apiserver CPU, large LIST through kip without Accept-Encoding", about: about, file: "kube-apiserver-cpu-large-list-kip.pprof"},
 	})
 }
 

@@ -84,7 +84,7 @@ func profilePortForward(ctx context.Context, env Env, fs []*forwarder, size int6
 		for ctx.Err() == nil {
 			_, _ = copyThrough(ctx, kip.local, size)
 		}
-	}, []cpuCapture{{kipSource(env), "kip CPU, port-forward", about, "kip-cpu-port-forward.pprof"}})
+	}, []cpuCapture{{source: kipSource(env), name: "kip CPU, port-forward", about: about, file: "kip-cpu-port-forward.pprof"}})
 }
 
 // startSource listens on a loopback port and sends size bytes to each

@@ -51,11 +51,11 @@ func ProfileSmallGet(ctx context.Context, env Env) ([]results.Profile, error) {
 
 func profileSmallGetAt(ctx context.Context, env Env, c int) ([]results.Profile, error) {
 	about := fmt.Sprintf("the small GET through kip at concurrency %d", c)
-	captures := []cpuCapture{{kipSource(env), fmt.Sprintf("kip CPU, small GET c=%d", c), about, fmt.Sprintf("kip-cpu-small-get-c%d.pprof", c)}}
+	captures := []cpuCapture{{source: kipSource(env), name: fmt.Sprintf("kip CPU, small GET c=%d", c), about: about, file: fmt.Sprintf("kip-cpu-small-get-c%d.pprof", c)}}
 	if c > 1 {
 		// Under load, kube-apiserver's share of impersonation shows best.
-		captures = append(captures, cpuCapture{apiServerSource(env),
-			fmt.Sprintf("kube-apiserver CPU, small GET through kip c=%d", c), about, fmt.Sprintf("kube-apiserver-cpu-small-get-kip-c%d.pprof", c)})
+		captures = append(captures, cpuCapture{source: apiServerSource(env),
+			name: fmt.Sprintf("kube-apiserver CPU, small GET through kip c=%d", c), about: about, file: fmt.Sprintf("kube-apiserver-cpu-small-get-kip-c%d.pprof", c)})
 	}
 	env.logf("profiling for %ds under %s", env.Sizes.ProfileSeconds, about)
 	return whileLoaded(ctx, env, env.Sizes.ProfileSeconds, func(ctx context.Context) {
@@ -63,10 +63,29 @@ func profileSmallGetAt(ctx context.Context, env Env, c int) ([]results.Profile, 
 	}, captures)
 }
 
-// cpuCapture is one CPU profile to take while loaded.
+// cpuCapture is one CPU profile to take while loaded, or with allocs set,
+// the allocations made over the same time.
 type cpuCapture struct {
 	source            profileSource
 	name, about, file string
+	allocs            bool
+}
+
+// path is where the source serves the capture's profile.
+func (c cpuCapture) path(seconds int) string {
+	if c.allocs {
+		return fmt.Sprintf("/debug/pprof/allocs?seconds=%d", seconds)
+	}
+	return fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds)
+}
+
+// pprofArgs picks what the summary counts: bytes allocated, for an
+// allocation profile.
+func (c cpuCapture) pprofArgs() []string {
+	if c.allocs {
+		return []string{"-sample_index=alloc_space"}
+	}
+	return nil
 }
 
 // whileLoaded runs load until the captures are done, starting them after
@@ -83,7 +102,7 @@ func whileLoaded(ctx context.Context, env Env, seconds int, load func(context.Co
 	errs := make(chan error, len(captures))
 	for _, c := range captures {
 		go func() {
-			errs <- c.source.save(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), env.raw(c.file))
+			errs <- c.source.save(ctx, c.path(seconds), env.raw(c.file))
 		}()
 	}
 	for range captures {
@@ -93,7 +112,7 @@ func whileLoaded(ctx context.Context, env Env, seconds int, load func(context.Co
 	}
 	var out []results.Profile
 	for _, c := range captures {
-		p, err := summarize(ctx, env, c.name, c.about, c.file)
+		p, err := summarize(ctx, env, c.name, c.about, c.file, c.pprofArgs()...)
 		if err != nil {
 			return nil, err
 		}

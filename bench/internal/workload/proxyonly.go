@@ -58,7 +58,10 @@ func profileProxyOnly(ctx context.Context, env Env, group *rig.ProxyOnly) ([]res
 	env.logf("profiling for %ds under %s", env.Sizes.ProfileSeconds, about)
 	return whileLoaded(ctx, env, env.Sizes.ProfileSeconds, func(ctx context.Context) {
 		load.Run(ctx, load.Batch{Target: kip, Path: rig.SmallPath, Concurrency: c, Requests: 1 << 30})
-	}, []cpuCapture{{source, fmt.Sprintf("kip CPU, proxy-only c=%d", c), about, fmt.Sprintf("kip-cpu-proxy-only-c%d.pprof", c)}})
+	}, []cpuCapture{
+		{source: source, name: fmt.Sprintf("kip CPU, proxy-only c=%d", c), about: about, file: fmt.Sprintf("kip-cpu-proxy-only-c%d.pprof", c)},
+		{source: source, name: fmt.Sprintf("kip allocations, proxy-only c=%d", c), about: about, file: fmt.Sprintf("kip-allocs-proxy-only-c%d.pprof", c), allocs: true},
+	})
 }
 
 // rawGet returns the body of a GET of path on t.
