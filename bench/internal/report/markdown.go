@@ -9,11 +9,16 @@ import (
 	"github.com/kip-proxy/kip/bench/internal/results"
 )
 
-// Markdown renders the report. plots maps a plot's role to its file name.
-func Markdown(run *results.Run, plots map[string]string) string {
+// Markdown renders the report. plots maps a plot's role to its file name;
+// notes, when not empty, is written by hand and follows the goals: what
+// changed since the last reference report and what it bought.
+func Markdown(run *results.Run, plots map[string]string, notes string) string {
 	var b strings.Builder
 	header(&b, run)
 	goalsSection(&b, run)
+	if notes = strings.TrimSpace(notes); notes != "" {
+		b.WriteString(notes + "\n\n")
+	}
 	smallGetSection(&b, run, plots)
 	proxyOnlySection(&b, run, plots)
 	listSection(&b, run, plots)

@@ -119,7 +119,7 @@ func TestExchangeReport(t *testing.T) {
 			if !strings.HasPrefix(p50.got, tc.p50Got) || !strings.HasPrefix(cpu.got, tc.cpuGot) {
 				t.Errorf("got %q and %q, want them to start with %q and %q", p50.got, cpu.got, tc.p50Got, tc.cpuGot)
 			}
-			md := Markdown(tc.run, nil)
+			md := Markdown(tc.run, nil, "")
 			for _, want := range append(tc.md, "## 6. Credential exchange (TokenCredentialRequest)") {
 				if !strings.Contains(md, want) {
 					t.Errorf("report lacks %q", want)
@@ -138,4 +138,24 @@ func withoutExchange(reason string) *results.Run {
 		run.Skipped = map[string]string{"credential exchange": reason}
 	}
 	return run
+}
+
+// TestWriteKeepsNotes checks that the hand-written notes beside
+// results.json land right after the goals, and survive a redraw.
+func TestWriteKeepsNotes(t *testing.T) {
+	dir := t.TempDir()
+	notes := "## What changed and what it bought\n\nOne experiment, kept."
+	if err := os.WriteFile(filepath.Join(dir, NotesFile), []byte(notes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		md, err := Write(dir, sampleRun())
+		if err != nil {
+			t.Fatal(err)
+		}
+		goals, notesAt, first := strings.Index(md, "## Goals"), strings.Index(md, notes), strings.Index(md, "## 1. Small GET")
+		if goals < 0 || notesAt < goals || first < notesAt {
+			t.Fatalf("notes at %d, want between the goals (%d) and the first section (%d)", notesAt, goals, first)
+		}
+	}
 }

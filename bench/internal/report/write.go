@@ -2,7 +2,9 @@ package report
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -26,6 +28,22 @@ func Write(dir string, run *results.Run) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("drawing the plots: %w", err)
 	}
-	md := Markdown(run, plots)
+	notes, err := readNotes(dir)
+	if err != nil {
+		return "", err
+	}
+	md := Markdown(run, plots, notes)
 	return md, os.WriteFile(filepath.Join(dir, "report.md"), []byte(md), 0o644)
+}
+
+// NotesFile is the hand-written part of a report, kept beside results.json
+// so that --report-only can draw the report again without losing it.
+const NotesFile = "notes.md"
+
+func readNotes(dir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, NotesFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	return string(data), err
 }
