@@ -128,6 +128,80 @@ func TestGoMemoryLimitFollowsTheContainers(t *testing.T) {
 	}
 }
 
+// TestExtraEnvReachesKip: extraEnv's variables follow the chart's own
+// GOMEMLIMIT in their given order; one named GOMEMLIMIT replaces the chart's,
+// since two of one name would leave it unclear which the runtime reads.
+func TestExtraEnvReachesKip(t *testing.T) {
+	memLimit := corev1.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+		ContainerName: "kip", Resource: "limits.memory", Divisor: resource.MustParse("1"),
+	}}}
+	proxy := corev1.EnvVar{Name: "HTTPS_PROXY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "proxy"}, Key: "url",
+	}}}
+	tests := []struct {
+		name, values string
+		want         []corev1.EnvVar
+	}{
+		{name: "defaults", want: []corev1.EnvVar{memLimit}},
+		{name: "empty", values: "extraEnv: []", want: []corev1.EnvVar{memLimit}},
+		{
+			name:   "after GOMEMLIMIT in order",
+			values: "extraEnv: [{name: GOMAXPROCS, value: \"1\"}, {name: HTTPS_PROXY, valueFrom: {secretKeyRef: {name: proxy, key: url}}}, {name: GOGC, value: \"50\"}]",
+			want:   []corev1.EnvVar{memLimit, {Name: "GOMAXPROCS", Value: "1"}, proxy, {Name: "GOGC", Value: "50"}},
+		},
+		{
+			name:   "GOMEMLIMIT of the operator",
+			values: "extraEnv: [{name: GOGC, value: \"50\"}, {name: GOMEMLIMIT, value: 900MiB}]",
+			want:   []corev1.EnvVar{{Name: "GOGC", Value: "50"}, {Name: "GOMEMLIMIT", Value: "900MiB"}},
+		},
+		{
+			name:   "without a memory limit",
+			values: "resources: null\nextraEnv: [{name: GOMAXPROCS, value: \"1\"}]",
+			want:   []corev1.EnvVar{{Name: "GOMAXPROCS", Value: "1"}},
+		},
+		{name: "neither", values: "resources: null"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := deployment(t, mustRender(t, tt.values, chartNamespace)).Spec.Template.Spec.Containers[0]
+			if !apiequality.Semantic.DeepEqual(c.Env, tt.want) {
+				t.Errorf("env %+v, want %+v", c.Env, tt.want)
+			}
+		})
+	}
+}
+
+// TestSchemaRefusesBadExtraEnv: an extraEnv entry the API server would
+// refuse is stopped at render time, with a message that names extraEnv.
+func TestSchemaRefusesBadExtraEnv(t *testing.T) {
+	tests := []struct {
+		name, values string
+		refused      bool
+	}{
+		{name: "a value", values: "extraEnv: [{name: GOMAXPROCS, value: \"1\"}]"},
+		{name: "a value from a Secret", values: "extraEnv: [{name: HTTPS_PROXY, valueFrom: {secretKeyRef: {name: proxy, key: url}}}]"},
+		{name: "no name", values: "extraEnv: [{value: \"1\"}]", refused: true},
+		{name: "an empty name", values: "extraEnv: [{name: \"\", value: \"1\"}]", refused: true},
+		{name: "a number as the value", values: "extraEnv: [{name: GOMAXPROCS, value: 1}]", refused: true},
+		{name: "a misspelt key", values: "extraEnv: [{name: GOGC, vaule: \"50\"}]", refused: true},
+		{name: "a string, not an entry", values: "extraEnv: [GOGC=50]", refused: true},
+		{name: "both a value and a valueFrom", values: "extraEnv: [{name: GOGC, value: \"50\", valueFrom: {secretKeyRef: {name: s, key: k}}}]", refused: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := renderChart(t, tt.values, chartNamespace)
+			switch {
+			case !tt.refused && err != nil:
+				t.Errorf("values %q refused: %v", tt.values, err)
+			case tt.refused && err == nil:
+				t.Errorf("values %q accepted, want them refused", tt.values)
+			case tt.refused && !strings.Contains(err.Error(), "extraEnv"):
+				t.Errorf("values %q refused with %q, which does not name extraEnv", tt.values, err)
+			}
+		})
+	}
+}
+
 // TestChartGrantsTheDeployedRights: in every value set, the chart grants
 // exactly deploy/rbac.yaml's rights (the signer CA Secret and Lease in
 // kip's own namespace), and nothing else cluster-wide.

@@ -51,6 +51,10 @@ replicas: 3
 image: {repository: registry.example.com/kip, tag: v1.2.3}
 podDisruptionBudget: {maxUnavailable: 1}
 resources: {requests: {cpu: 500m, memory: 512Mi}}
+extraEnv:
+- {name: GOMAXPROCS, value: "1"}
+- name: GOMEMLIMIT
+  valueFrom: {resourceFieldRef: {containerName: kip, resource: requests.memory}}
 `},
 	{name: "identity providers and a config file", values: `
 config:
