@@ -93,6 +93,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	c.kipEnv = withChartGOMAXPROCS(c.kipEnv)
 	if c.reportOnly && c.out == "" {
 		return config{}, fmt.Errorf("--report-only needs --out")
 	}
@@ -165,4 +166,18 @@ func validateSizes(s workload.Sizes) error {
 		return fmt.Errorf("--profile-seconds must not be negative and --portforward-bytes must be positive")
 	}
 	return nil
+}
+
+// chartGOMAXPROCS is what kip's chart sets for its default CPU request of
+// 200m: one P. The benchmark runs kip as the chart deploys it, unless
+// --kip-env names GOMAXPROCS itself.
+const chartGOMAXPROCS = "GOMAXPROCS=1"
+
+func withChartGOMAXPROCS(env []string) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+			return env
+		}
+	}
+	return append([]string{chartGOMAXPROCS}, env...)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"slices"
 	"testing"
 )
 
@@ -35,8 +36,13 @@ func TestParseConfig(t *testing.T) {
 			}
 		}},
 		{name: "kip flags and environment", args: []string{"--kip-flag=--v=2", "--kip-env=GOGC=200"}, check: func(t *testing.T, c config) {
-			if len(c.kipFlags) != 1 || c.kipFlags[0] != "--v=2" || len(c.kipEnv) != 1 {
+			if len(c.kipFlags) != 1 || c.kipFlags[0] != "--v=2" || !slices.Equal(c.kipEnv, []string{"GOMAXPROCS=1", "GOGC=200"}) {
 				t.Errorf("kip flags %q, env %q", c.kipFlags, c.kipEnv)
+			}
+		}},
+		{name: "kip runs with the chart's GOMAXPROCS unless told otherwise", args: []string{"--kip-env=GOMAXPROCS=2"}, check: func(t *testing.T, c config) {
+			if !slices.Equal(c.kipEnv, []string{"GOMAXPROCS=2"}) {
+				t.Errorf("kip env %q, want only the GOMAXPROCS given", c.kipEnv)
 			}
 		}},
 		{name: "kip environment without a value", args: []string{"--kip-env=GOGC"}, wantErr: true},

@@ -128,13 +128,57 @@ func TestGoMemoryLimitFollowsTheContainers(t *testing.T) {
 	}
 }
 
-// TestExtraEnvReachesKip: extraEnv's variables follow the chart's own
-// GOMEMLIMIT in their given order; one named GOMEMLIMIT replaces the chart's,
-// since two of one name would leave it unclear which the runtime reads.
-func TestExtraEnvReachesKip(t *testing.T) {
-	memLimit := corev1.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+// TestGoMaxProcsFollowsTheCPURequest: without a CPU limit kip gets as many
+// Ps as whole CPUs it requests; with one, Go sizes GOMAXPROCS to the limit by
+// itself and the chart stays out of the way.
+func TestGoMaxProcsFollowsTheCPURequest(t *testing.T) {
+	tests := []struct {
+		name, values string
+		want         bool
+	}{
+		{name: "defaults", want: true},
+		{name: "another request", values: "resources: {requests: {cpu: 1500m}}", want: true},
+		{name: "a CPU limit", values: "resources: {limits: {cpu: 2}}"},
+		{name: "no CPU request", values: "resources: {requests: {cpu: null}}"},
+		{name: "no resources", values: "resources: null"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := deployment(t, mustRender(t, tt.values, chartNamespace)).Spec.Template.Spec.Containers[0]
+			got := envNamed(c.Env, "GOMAXPROCS")
+			switch {
+			case !tt.want && got != nil:
+				t.Errorf("GOMAXPROCS %+v with resources %v, want none", got, c.Resources)
+			case tt.want && (got == nil || !apiequality.Semantic.DeepEqual(got.ValueFrom, goMaxProcs.ValueFrom)):
+				t.Errorf("GOMAXPROCS %+v, want one taken from requests.cpu of container kip in whole CPUs", got)
+			}
+		})
+	}
+}
+
+func envNamed(env []corev1.EnvVar, name string) *corev1.EnvVar {
+	for i := range env {
+		if env[i].Name == name {
+			return &env[i]
+		}
+	}
+	return nil
+}
+
+var (
+	goMemLimit = corev1.EnvVar{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
 		ContainerName: "kip", Resource: "limits.memory", Divisor: resource.MustParse("1"),
 	}}}
+	goMaxProcs = corev1.EnvVar{Name: "GOMAXPROCS", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+		ContainerName: "kip", Resource: "requests.cpu", Divisor: resource.MustParse("1"),
+	}}}
+)
+
+// TestExtraEnvReachesKip: extraEnv's variables follow the chart's own
+// GOMEMLIMIT and GOMAXPROCS in their given order; one of the same name
+// replaces the chart's, since two of one name would leave it unclear which
+// the runtime reads.
+func TestExtraEnvReachesKip(t *testing.T) {
 	proxy := corev1.EnvVar{Name: "HTTPS_PROXY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 		LocalObjectReference: corev1.LocalObjectReference{Name: "proxy"}, Key: "url",
 	}}}
@@ -142,20 +186,25 @@ func TestExtraEnvReachesKip(t *testing.T) {
 		name, values string
 		want         []corev1.EnvVar
 	}{
-		{name: "defaults", want: []corev1.EnvVar{memLimit}},
-		{name: "empty", values: "extraEnv: []", want: []corev1.EnvVar{memLimit}},
+		{name: "defaults", want: []corev1.EnvVar{goMemLimit, goMaxProcs}},
+		{name: "empty", values: "extraEnv: []", want: []corev1.EnvVar{goMemLimit, goMaxProcs}},
 		{
-			name:   "after GOMEMLIMIT in order",
-			values: "extraEnv: [{name: GOMAXPROCS, value: \"1\"}, {name: HTTPS_PROXY, valueFrom: {secretKeyRef: {name: proxy, key: url}}}, {name: GOGC, value: \"50\"}]",
-			want:   []corev1.EnvVar{memLimit, {Name: "GOMAXPROCS", Value: "1"}, proxy, {Name: "GOGC", Value: "50"}},
+			name:   "after the chart's in order",
+			values: "extraEnv: [{name: HTTPS_PROXY, valueFrom: {secretKeyRef: {name: proxy, key: url}}}, {name: GOGC, value: \"50\"}]",
+			want:   []corev1.EnvVar{goMemLimit, goMaxProcs, proxy, {Name: "GOGC", Value: "50"}},
 		},
 		{
 			name:   "GOMEMLIMIT of the operator",
 			values: "extraEnv: [{name: GOGC, value: \"50\"}, {name: GOMEMLIMIT, value: 900MiB}]",
-			want:   []corev1.EnvVar{{Name: "GOGC", Value: "50"}, {Name: "GOMEMLIMIT", Value: "900MiB"}},
+			want:   []corev1.EnvVar{goMaxProcs, {Name: "GOGC", Value: "50"}, {Name: "GOMEMLIMIT", Value: "900MiB"}},
 		},
 		{
-			name:   "without a memory limit",
+			name:   "GOMAXPROCS of the operator",
+			values: "extraEnv: [{name: GOMAXPROCS, value: \"4\"}]",
+			want:   []corev1.EnvVar{goMemLimit, {Name: "GOMAXPROCS", Value: "4"}},
+		},
+		{
+			name:   "without resources",
 			values: "resources: null\nextraEnv: [{name: GOMAXPROCS, value: \"1\"}]",
 			want:   []corev1.EnvVar{{Name: "GOMAXPROCS", Value: "1"}},
 		},
