@@ -88,69 +88,39 @@ func TestDeploymentDefaults(t *testing.T) {
 	}
 }
 
-// TestGoMemoryLimitFollowsTheContainers: with a memory limit, kip's Go
-// runtime gets it as GOMEMLIMIT through the downward API, so the garbage
-// collector works harder before the kernel would OOM-kill the pod; without
-// one, no GOMEMLIMIT, since the downward API would give the node's memory.
-func TestGoMemoryLimitFollowsTheContainers(t *testing.T) {
-	want := &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
-		ContainerName: "kip", Resource: "limits.memory", Divisor: resource.MustParse("1"),
-	}}
+// TestGoRuntimeFollowsTheResources: GOMEMLIMIT is the memory limit, and,
+// without a CPU limit, GOMAXPROCS is the CPU request in whole CPUs. With a
+// CPU limit Go sizes GOMAXPROCS to it by itself, and without a memory limit
+// the downward API would hand over the node's memory, so the chart leaves
+// those out.
+func TestGoRuntimeFollowsTheResources(t *testing.T) {
 	tests := []struct {
-		name, values string
-		want         *corev1.EnvVarSource // nil: no GOMEMLIMIT
+		name, values     string
+		memory, maxProcs bool
 	}{
-		{name: "defaults", want: want},
-		{name: "another limit", values: "resources: {limits: {memory: 2Gi}}", want: want},
-		{name: "no memory limit", values: "resources: {limits: {memory: null}}"},
-		{name: "no limits", values: "resources: {limits: null}"},
+		{name: "defaults", memory: true, maxProcs: true},
+		{name: "another memory limit", values: "resources: {limits: {memory: 2Gi}}", memory: true, maxProcs: true},
+		{name: "another CPU request", values: "resources: {requests: {cpu: 1500m}}", memory: true, maxProcs: true},
+		{name: "no memory limit", values: "resources: {limits: {memory: null}}", maxProcs: true},
+		{name: "no limits", values: "resources: {limits: null}", maxProcs: true},
+		{name: "a CPU limit", values: "resources: {limits: {cpu: 2}}", memory: true},
+		{name: "no CPU request", values: "resources: {requests: {cpu: null}}", memory: true},
 		{name: "no resources", values: "resources: null"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := deployment(t, mustRender(t, tt.values, chartNamespace)).Spec.Template.Spec.Containers[0]
-			var got []corev1.EnvVar
-			for _, e := range c.Env {
-				if e.Name == "GOMEMLIMIT" {
-					got = append(got, e)
+			for _, want := range []struct {
+				env corev1.EnvVar
+				set bool
+			}{{goMemLimit, tt.memory}, {goMaxProcs, tt.maxProcs}} {
+				got := envNamed(c.Env, want.env.Name)
+				switch {
+				case !want.set && got != nil:
+					t.Errorf("%s %+v with resources %v, want none", want.env.Name, got, c.Resources)
+				case want.set && (got == nil || got.Value != "" || !apiequality.Semantic.DeepEqual(got.ValueFrom, want.env.ValueFrom)):
+					t.Errorf("%s %+v, want %+v", want.env.Name, got, want.env.ValueFrom)
 				}
-			}
-			switch {
-			case tt.want == nil && len(got) > 0:
-				t.Errorf("GOMEMLIMIT %+v with resources %v, want none without a memory limit", got, c.Resources)
-			case tt.want == nil:
-			case len(got) != 1 || got[0].Value != "" || !apiequality.Semantic.DeepEqual(got[0].ValueFrom, tt.want):
-				t.Errorf("GOMEMLIMIT %+v, want one taken from limits.memory of container kip in bytes", got)
-			case c.Resources.Limits.Memory().IsZero():
-				t.Errorf("GOMEMLIMIT set but the container has no memory limit: %v", c.Resources)
-			}
-		})
-	}
-}
-
-// TestGoMaxProcsFollowsTheCPURequest: without a CPU limit kip gets as many
-// Ps as whole CPUs it requests; with one, Go sizes GOMAXPROCS to the limit by
-// itself and the chart stays out of the way.
-func TestGoMaxProcsFollowsTheCPURequest(t *testing.T) {
-	tests := []struct {
-		name, values string
-		want         bool
-	}{
-		{name: "defaults", want: true},
-		{name: "another request", values: "resources: {requests: {cpu: 1500m}}", want: true},
-		{name: "a CPU limit", values: "resources: {limits: {cpu: 2}}"},
-		{name: "no CPU request", values: "resources: {requests: {cpu: null}}"},
-		{name: "no resources", values: "resources: null"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := deployment(t, mustRender(t, tt.values, chartNamespace)).Spec.Template.Spec.Containers[0]
-			got := envNamed(c.Env, "GOMAXPROCS")
-			switch {
-			case !tt.want && got != nil:
-				t.Errorf("GOMAXPROCS %+v with resources %v, want none", got, c.Resources)
-			case tt.want && (got == nil || !apiequality.Semantic.DeepEqual(got.ValueFrom, goMaxProcs.ValueFrom)):
-				t.Errorf("GOMAXPROCS %+v, want one taken from requests.cpu of container kip in whole CPUs", got)
 			}
 		})
 	}
