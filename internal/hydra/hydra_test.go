@@ -58,6 +58,18 @@ func TestHydra(t *testing.T) {
 		}
 	})
 
+	t.Run("IDToken", func(t *testing.T) {
+		raw, err := h.IDToken(t.Context(), conf.ClientID, conf.RedirectURL, alice, "email", "groups", "profile")
+		if err != nil {
+			t.Fatal(err)
+		}
+		idToken, err := provider.Verifier(&oidc.Config{ClientID: conf.ClientID}).Verify(ctx, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertClaims(t, idToken, alice)
+	})
+
 	t.Run("refresh", func(t *testing.T) {
 		if first == nil {
 			t.Skip("no token to refresh")

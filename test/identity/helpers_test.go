@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
-	"golang.org/x/oauth2"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -52,34 +50,10 @@ func idToken(t *testing.T, client string, who hydra.Identity) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h := env.idp.Hydra
-	ctx = oidc.ClientContext(ctx, h.HTTPClient())
-	provider, err := oidc.NewProvider(ctx, h.IssuerURL)
+	redirect := "http://127.0.0.1:" + strconv.Itoa(callbackPort(t)) + "/callback"
+	raw, err := env.idp.Hydra.IDToken(ctx, client, redirect, who, "email", "groups", "profile")
 	if err != nil {
 		t.Fatal(err)
-	}
-	port := callbackPort(t)
-	conf := oauth2.Config{
-		ClientID: client, Endpoint: provider.Endpoint(),
-		RedirectURL: "http://127.0.0.1:" + strconv.Itoa(port) + "/callback",
-		Scopes:      []string{oidc.ScopeOpenID, "email", "groups", "profile"},
-	}
-	verifier := oauth2.GenerateVerifier()
-	state := uniqueName("state")
-	callback, err := h.SignIn(ctx, conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(state)), who)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if callback.Query().Get("state") != state {
-		t.Fatalf("callback %s lost the state", callback.Redacted())
-	}
-	tok, err := conf.Exchange(ctx, callback.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, ok := tok.Extra("id_token").(string)
-	if !ok {
-		t.Fatal("no id_token in the token response")
 	}
 	return raw
 }

@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/coreos/go-oidc/v3/oidc"
-	"golang.org/x/oauth2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
@@ -98,34 +96,8 @@ func (tr *traffic) getWithCert(ctx context.Context, certPEM, keyPEM []byte) erro
 // authorization code flow with PKCE, as `kip login oidc` does with a
 // browser, and returns the ID token.
 func (r *rig) idToken(ctx context.Context) (string, error) {
-	h := r.idp.Hydra
-	ctx = oidc.ClientContext(ctx, h.HTTPClient())
-	provider, err := oidc.NewProvider(ctx, h.IssuerURL)
-	if err != nil {
-		return "", err
-	}
-	conf := oauth2.Config{
-		ClientID: oidcClientID, Endpoint: provider.Endpoint(), RedirectURL: oidcCallback,
-		Scopes: []string{oidc.ScopeOpenID, "email", "groups"},
-	}
-	verifier, state := oauth2.GenerateVerifier(), rand.Text()
 	who := hydra.Identity{Subject: "kip-soak-sub", Claims: map[string]any{"email": oidcEmail, "groups": []string{oidcGroup}}}
-	callback, err := h.SignIn(ctx, conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(state)), who)
-	if err != nil {
-		return "", err
-	}
-	if callback.Query().Get("state") != state {
-		return "", errors.New("signing in at Hydra: the callback lost the state")
-	}
-	tok, err := conf.Exchange(ctx, callback.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		return "", fmt.Errorf("redeeming the authorization code at Hydra: %w", err)
-	}
-	raw, ok := tok.Extra("id_token").(string)
-	if !ok || raw == "" {
-		return "", errors.New("hydra's token response has no id_token")
-	}
-	return raw, nil
+	return r.idp.Hydra.IDToken(ctx, oidcClientID, oidcCallback, who, "email", "groups")
 }
 
 // newCSR makes a P-256 key and a certificate signing request for it, both

@@ -2,15 +2,12 @@ package rig
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
-	"golang.org/x/oauth2"
 	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/bench/internal/load"
@@ -106,34 +103,8 @@ func (e *Exchange) NewTarget(name string) (*load.Target, error) {
 // flow with PKCE, as `kip login oidc` does with a browser, and returns the
 // ID token.
 func (e *Exchange) IDToken(ctx context.Context) (string, error) {
-	h := e.idp.Hydra
-	ctx = oidc.ClientContext(ctx, h.HTTPClient())
-	provider, err := oidc.NewProvider(ctx, h.IssuerURL)
-	if err != nil {
-		return "", err
-	}
-	conf := oauth2.Config{
-		ClientID: oidcClientID, Endpoint: provider.Endpoint(), RedirectURL: oidcCallback,
-		Scopes: []string{oidc.ScopeOpenID, "email", "groups"},
-	}
-	verifier, state := oauth2.GenerateVerifier(), rand.Text()
 	who := hydra.Identity{Subject: "kip-bench-sub", Claims: map[string]any{"email": OIDCUser, "groups": []string{"kip-bench-users"}}}
-	callback, err := h.SignIn(ctx, conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(state)), who)
-	if err != nil {
-		return "", err
-	}
-	if callback.Query().Get("state") != state {
-		return "", fmt.Errorf("signing in at Hydra: the callback lost the state")
-	}
-	tok, err := conf.Exchange(ctx, callback.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		return "", fmt.Errorf("redeeming the authorization code at Hydra: %w", err)
-	}
-	raw, ok := tok.Extra("id_token").(string)
-	if !ok || raw == "" {
-		return "", errors.New("hydra's token response has no id_token")
-	}
-	return raw, nil
+	return e.idp.Hydra.IDToken(ctx, oidcClientID, oidcCallback, who, "email", "groups")
 }
 
 // WebhookReviews is how many TokenReviews the webhook has answered.
