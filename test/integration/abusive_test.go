@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kip-proxy/kip/internal/procstat"
 )
 
 // TestAbusiveClients runs clients that hold on to kip's resources without
@@ -229,15 +229,13 @@ func testUnreadWatch(t *testing.T, bin string) {
 	reader := startReadingWatch(t, rawClient(t, rawHTTP2, cert), kip.url+watchPath)
 
 	baseRSS := kip.rssKiB(t)
-	var peakRSS atomic.Int64
-	peakRSS.Store(int64(baseRSS))
-	stopSampling := sampleRSS(t, kip, &peakRSS)
+	sampler := procstat.StartSampler(kip.cmd.Process.Pid, 100*time.Millisecond)
 	produced := updateConfigMaps(t, ns, objects, rounds, size)
 	eventually(t, time.Minute, func() error { return reader.sawAtLeast(produced * 9 / 10) })
 	if err := responsive(normal, kip.url+"/api/v1/namespaces/default"); err != nil {
 		t.Fatalf("with a watch that is never read: %v", err)
 	}
-	stopSampling()
+	peakRSS := max(int64(baseRSS), sampler.Stop()>>10)
 	withStuck := kip.rssKiB(t)
 	_ = stuck.Close()
 	time.Sleep(2 * time.Second)
@@ -246,8 +244,8 @@ func testUnreadWatch(t *testing.T, bin string) {
 	t.Logf("produced %.1f MiB of ConfigMap updates; a reading watch through the same kip received %.1f MiB; "+
 		"kip's RSS: %d KiB before, peak %d KiB (growth %d KiB, bound %d KiB), %d KiB at the end with the unread watch open, %d KiB 2 s after it closed",
 		float64(produced)/(1<<20), float64(reader.bytes.Load())/(1<<20),
-		baseRSS, peakRSS.Load(), peakRSS.Load()-int64(baseRSS), growthBound, withStuck, afterClose)
-	if growth := peakRSS.Load() - int64(baseRSS); growth > growthBound {
+		baseRSS, peakRSS, peakRSS-int64(baseRSS), growthBound, withStuck, afterClose)
+	if growth := peakRSS - int64(baseRSS); growth > growthBound {
 		t.Errorf("kip's RSS grew by %d KiB while %d MiB of events went to a watch that is never read: it holds what it cannot send", growth, produced>>20)
 	}
 }
@@ -331,44 +329,6 @@ func startReadingWatch(t *testing.T, client *http.Client, url string) *readingWa
 		}
 	}()
 	return w
-}
-
-// sampleRSS records kip's peak RSS every 100 ms until the returned
-// function is called.
-func sampleRSS(t *testing.T, kip *kipProc, peak *atomic.Int64) (stop func()) {
-	t.Helper()
-	done, finished := make(chan struct{}), make(chan struct{})
-	pid := kip.cmd.Process.Pid
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				if rss, err := readRSS(pid); err == nil && int64(rss) > peak.Load() {
-					peak.Store(int64(rss))
-				}
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
-}
-
-// readRSS is rssKiB for use off the test goroutine.
-func readRSS(pid int) (int, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-		}
-	}
-	return 0, errors.New("no VmRSS")
 }
 
 // updateConfigMaps creates objects ConfigMaps of about size bytes and

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kip-proxy/kip/internal/localcluster"
+	"github.com/kip-proxy/kip/internal/procstat"
 )
 
 // kipProc is a `kip serve` process of one test's own, whose file
@@ -95,21 +96,11 @@ func (k *kipProc) fds(t *testing.T) int {
 // rssKiB is the process's resident memory, VmRSS in /proc/<pid>/status.
 func (k *kipProc) rssKiB(t *testing.T) int {
 	t.Helper()
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(k.cmd.Process.Pid) + "/status")
+	rss, err := procstat.RSS(k.cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kib, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			if err != nil {
-				t.Fatalf("reading VmRSS %q: %v", line, err)
-			}
-			return kib
-		}
-	}
-	t.Fatal("no VmRSS in /proc/<pid>/status")
-	return 0
+	return int(rss >> 10)
 }
 
 // goroutines is go_goroutines from kip's /metrics.

@@ -2,7 +2,6 @@ package soak
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kip-proxy/kip/internal/procstat"
 )
 
 // sample is kip's state at one moment, and the traffic's so far.
@@ -38,10 +39,8 @@ type probe struct {
 
 func (p probe) read(ctx context.Context) (rss, goroutines, fds int64) {
 	rss, goroutines, fds = -1, -1, -1
-	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid)); err == nil {
-		if v, err := parseVmRSS(status); err == nil {
-			rss = v
-		}
+	if v, err := procstat.RSS(p.pid); err == nil {
+		rss = v
 	}
 	if entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid)); err == nil {
 		fds = int64(len(entries))
@@ -70,23 +69,6 @@ func (p probe) goroutines(ctx context.Context) (int64, error) {
 	return parseGoroutines(io.LimitReader(resp.Body, 16<<20))
 }
 
-// parseVmRSS reads VmRSS, in bytes, from /proc/<pid>/status.
-func parseVmRSS(status []byte) (int64, error) {
-	sc := bufio.NewScanner(bytes.NewReader(status))
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != "VmRSS" {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
-		if err != nil || kb < 0 || kb > math.MaxInt64>>10 {
-			return 0, fmt.Errorf("VmRSS %q is not a size in kB", value)
-		}
-		return kb << 10, nil
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc status")
-}
-
 // parseGoroutines reads go_goroutines from Prometheus' text format.
 func parseGoroutines(r io.Reader) (int64, error) {
 	sc := bufio.NewScanner(r)
@@ -106,28 +88,6 @@ func parseGoroutines(r io.Reader) (int64, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("no go_goroutines in the metrics")
-}
-
-func TestParseVmRSS(t *testing.T) {
-	for _, tc := range []struct {
-		name, status string
-		want         int64
-		wantErr      bool
-	}{
-		{name: "kip", status: "Name:\tkip\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nThreads:\t9\n", want: 10 << 20},
-		{name: "kernel thread", status: "Name:\tkthreadd\nThreads:\t1\n", wantErr: true},
-		{name: "garbage", status: "VmRSS:\tlots kB\n", wantErr: true},
-		{name: "negative", status: "VmRSS:\t-5 kB\n", wantErr: true},
-		{name: "overflow", status: "VmRSS:\t99999999999999999999 kB\n", wantErr: true},
-		{name: "empty", status: "", wantErr: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseVmRSS([]byte(tc.status))
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Fatalf("got %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
-			}
-		})
-	}
 }
 
 func TestParseGoroutines(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/kip-proxy/kip/bench/internal/load"
-	"github.com/kip-proxy/kip/bench/internal/procstat"
 	"github.com/kip-proxy/kip/bench/internal/rig"
+	"github.com/kip-proxy/kip/internal/procstat"
 )
 
 // Sizes says how much each workload does.

@@ -42,6 +42,11 @@ func TestParseMemory(t *testing.T) {
 	if _, err := parseMemory([]byte("Name:\tkthreadd\n")); err == nil {
 		t.Error("no VmRSS: want an error, as for a kernel thread")
 	}
+	for _, bad := range []string{"", "VmRSS:\tlots kB\n", "VmRSS:\t-5 kB\n", "VmRSS:\t99999999999999999999 kB\n", "VmRSS:\t10240 kB\nVmHWM:\t-1 kB\n"} {
+		if m, err := parseMemory([]byte(bad)); err == nil {
+			t.Errorf("parseMemory(%q) = %+v, want an error", bad, m)
+		}
+	}
 }
 
 func TestSelf(t *testing.T) {

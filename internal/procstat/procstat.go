@@ -3,7 +3,9 @@ package procstat
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -82,6 +84,9 @@ func parseMemory(status []byte) (Memory, error) {
 			continue
 		}
 		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
+		if err == nil && (kb < 0 || kb > math.MaxInt64>>10) {
+			err = errors.New("not a size in kB")
+		}
 		if err != nil {
 			return Memory{}, fmt.Errorf("parsing %s %q: %w", name, value, err)
 		}
