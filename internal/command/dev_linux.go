@@ -1,6 +1,7 @@
 package command
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,7 +9,6 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	genericapiserver "k8s.io/apiserver/pkg/server"
 
 	"github.com/kip-proxy/kip/internal/devstack"
 )
@@ -47,7 +47,8 @@ leaves nothing behind.`,
 }
 
 func runDev(cmd *cobra.Command, opts devstack.SessionOptions) (err error) {
-	ctx := genericapiserver.SetupSignalContext()
+	ctx, stop := stopSignals(context.Background(), cmd.ErrOrStderr(), os.Stdout, os.Stderr)
+	defer stop()
 	out := cmd.OutOrStdout()
 	s, err := devstack.StartSession(ctx, opts)
 	if err != nil {

@@ -130,7 +130,7 @@ func (o *OIDCFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.IssuerCAFile, "issuer-ca-file", o.IssuerCAFile, "PEM file of the CAs to trust for the provider instead of the system's.")
 	fs.StringVar(&o.Flow, "flow", o.Flow, "How to sign in: browser (authorization code with PKCE) or device (a URL and a code, for machines without a browser).")
 	fs.BoolVar(&o.SkipBrowser, "skip-browser", o.SkipBrowser, "Print the sign-in URL on stderr instead of opening a browser.")
-	fs.StringVar(&o.BrowserCommand, "browser-command", o.BrowserCommand, "Program that opens the sign-in URL, given as its one argument (default: $BROWSER, else xdg-open or open).")
+	fs.StringVar(&o.BrowserCommand, "browser-command", o.BrowserCommand, "Program that opens the sign-in URL, given as its one argument (default: $BROWSER, else open on macOS, the URL handler on Windows, xdg-open elsewhere).")
 	fs.StringVar(&o.ListenAddress, "listen-address", o.ListenAddress,
 		"Loopback host:port of the browser flow's callback; the redirect URI is http://HOST:PORT/callback (default 127.0.0.1 on a random port).")
 }

@@ -130,7 +130,7 @@ func (h *Handle) Load() (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if err := checkPrivateFile(fi); err != nil {
+	if err := checkPrivateFile(h.path, fi); err != nil {
 		return Entry{}, fmt.Errorf("%s: %w", h.path, err)
 	}
 	b, err := readLimited(h.path)
@@ -186,9 +186,11 @@ func writeAtomic(path string, b []byte) (err error) {
 			_ = os.Remove(f.Name())
 		}
 	}()
-	// CreateTemp already uses 0600; Chmod keeps it so under any umask.
-	if err = f.Chmod(0o600); err != nil {
-		return err
+	// CreateTemp already uses 0600 on Unix, and on Windows the file
+	// inherits the directory's private ACL; this keeps it so whatever the
+	// umask or the folder's inheritance says.
+	if err = makePrivate(f.Name(), false); err != nil {
+		return fmt.Errorf("making the login cache private: %w", err)
 	}
 	if _, err = f.Write(b); err != nil {
 		return err
@@ -218,27 +220,27 @@ func (s *Store) ensureDir() error {
 	if !fi.IsDir() {
 		return fmt.Errorf("the login cache %s is not a directory; remove it or choose another --cache-dir", s.dir)
 	}
-	if !ownedByCurrentUser(fi) {
-		return fmt.Errorf("the login cache %s belongs to another user; choose another --cache-dir", s.dir)
+	if err := ownerCheck(s.dir, fi); err != nil {
+		return fmt.Errorf("the login cache %s: %w; choose another --cache-dir", s.dir, err)
 	}
-	if fi.Mode().Perm() != 0o700 {
-		if err := os.Chmod(s.dir, 0o700); err != nil {
-			return fmt.Errorf("making the login cache %s private: %w", s.dir, err)
-		}
+	if privacyCheck(s.dir, fi) == nil {
+		return nil
+	}
+	if err := makePrivate(s.dir, true); err != nil {
+		return fmt.Errorf("making the login cache %s private: %w", s.dir, err)
 	}
 	return nil
 }
 
 // checkPrivateFile accepts only what kip itself writes: a regular file of
-// the current user that nobody else can read or write.
-func checkPrivateFile(fi os.FileInfo) error {
-	switch {
-	case !fi.Mode().IsRegular():
+// the current user that nobody else can open (the mode on Unix, the access
+// control list on Windows).
+func checkPrivateFile(path string, fi os.FileInfo) error {
+	if !fi.Mode().IsRegular() {
 		return errors.New("not a regular file")
-	case !ownedByCurrentUser(fi):
-		return errors.New("owned by another user")
-	case fi.Mode().Perm()&0o077 != 0:
-		return fmt.Errorf("open to other users (mode %04o)", fi.Mode().Perm())
 	}
-	return nil
+	if err := ownerCheck(path, fi); err != nil {
+		return err
+	}
+	return privacyCheck(path, fi)
 }

@@ -28,10 +28,7 @@ func TestSaveLoad(t *testing.T) {
 	if err != nil || e.IDToken != "id" || e.RefreshToken != "rt" {
 		t.Fatalf("%+v %v", e, err)
 	}
-	fi, _ := os.Stat(h.Path())
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("entry mode %04o", fi.Mode().Perm())
-	}
+	assertPrivate(t, h.Path(), false)
 	left, _ := filepath.Glob(filepath.Join(s.Dir(), "*.tmp-*"))
 	if len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
@@ -48,15 +45,13 @@ func TestDirectoryIsMadePrivate(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "login"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	openToOthers(t, filepath.Join(dir, "login"))
 	h, err := New(dir).Lock(context.Background(), Key{Kind: "static"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = h.Unlock()
-	fi, _ := os.Stat(filepath.Join(dir, "login"))
-	if fi.Mode().Perm() != 0o700 {
-		t.Errorf("cache directory mode %04o", fi.Mode().Perm())
-	}
+	assertPrivate(t, filepath.Join(dir, "login"), true)
 }
 
 func TestDirectoryThatIsAFileIsRefused(t *testing.T) {

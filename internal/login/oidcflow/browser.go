@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -173,8 +174,10 @@ func (c *Client) presentURL(ctx context.Context, url string) {
 // may keep running long after the sign-in. Its output is discarded because
 // kip's stdout belongs to kubectl.
 func (c *Client) runBrowserCommand(_ context.Context, url string) error {
-	name, args := browserCommand(c.cfg.BrowserCommand)
-	cmd := exec.Command(name, append(args, url)...)
+	if err := checkWebURL(url); err != nil {
+		return err
+	}
+	cmd := browserCommand(runtime.GOOS, c.cfg.BrowserCommand, os.Getenv("BROWSER"), url)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -182,18 +185,34 @@ func (c *Client) runBrowserCommand(_ context.Context, url string) error {
 	return nil
 }
 
-func browserCommand(configured string) (string, []string) {
-	if configured != "" {
-		return configured, nil
+// checkWebURL refuses to hand anything but an http or https URL to the
+// system's URL handler: the sign-in URL comes from the provider's
+// discovery document, and macOS' open or Windows' FileProtocolHandler
+// would run a file: URL's program.
+func checkWebURL(raw string) error {
+	u, err := neturl.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("the sign-in URL %q is not an http(s) URL; kip does not open it", raw)
 	}
-	if b := os.Getenv("BROWSER"); b != "" {
-		return b, nil
+	return nil
+}
+
+// browserCommand is the program that opens url on goos: the one the user
+// configured, else $BROWSER, else the system's own URL handler. The URL is
+// always one argument of its own and never passes through a shell, so its
+// & and ? reach the browser as they are (cmd.exe's start would split it).
+func browserCommand(goos, configured, browserEnv, url string) *exec.Cmd {
+	switch {
+	case configured != "":
+		return exec.Command(configured, url)
+	case browserEnv != "":
+		return exec.Command(browserEnv, url)
+	case goos == "darwin":
+		return exec.Command("open", url)
+	case goos == "windows":
+		// The URL protocol handler, as Windows' own "open with the default
+		// browser" does; it returns at once.
+		return exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
 	}
-	switch runtime.GOOS {
-	case "darwin":
-		return "open", nil
-	case "windows":
-		return "rundll32", []string{"url.dll,FileProtocolHandler"}
-	}
-	return "xdg-open", nil
+	return exec.Command("xdg-open", url)
 }

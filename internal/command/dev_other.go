@@ -1,0 +1,23 @@
+//go:build !linux
+
+package command
+
+import (
+	"runtime"
+
+	"github.com/spf13/cobra"
+)
+
+// newDev keeps `kip dev` in the command list where it cannot run, so that
+// a user who reads the README on a laptop learns why instead of meeting an
+// unknown command.
+func newDev() *cobra.Command {
+	return &cobra.Command{
+		Use:                "dev",
+		Short:              "Run kip in front of a local throwaway control plane (Linux only)",
+		DisableFlagParsing: true,
+		RunE: func(*cobra.Command, []string) error {
+			return devNeedsLinux(runtime.GOOS, runtime.GOARCH)
+		},
+	}
+}
