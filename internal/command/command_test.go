@@ -3,6 +3,7 @@ package command
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -49,5 +50,20 @@ func TestServeHelpHasSections(t *testing.T) {
 		if !strings.Contains(out, flag) {
 			t.Errorf("kip serve --help does not mention %s", flag)
 		}
+	}
+}
+
+// TestPluginHelpSaysKubectlKip: run by kubectl as its kip plugin, the help
+// shows the commands as the user types them.
+func TestPluginHelpSaysKubectlKip(t *testing.T) {
+	argv0 := os.Args[0]
+	defer func() { os.Args[0] = argv0 }()
+	os.Args[0] = "/home/a/.krew/bin/kubectl-kip"
+	if out := run(t, "login", "oidc", "--help"); !strings.Contains(out, "kubectl kip login oidc [flags]") {
+		t.Errorf("help of the plugin does not say kubectl kip login oidc:\n%s", out)
+	}
+	os.Args[0] = "/usr/local/bin/kip"
+	if out := run(t, "login", "oidc", "--help"); !strings.Contains(out, "\n  kip login oidc [flags]") {
+		t.Errorf("help of kip does not say kip login oidc:\n%s", out)
 	}
 }

@@ -1,7 +1,11 @@
 package command
 
 import (
+	"os"
+
 	"github.com/spf13/cobra"
+
+	"github.com/kip-proxy/kip/internal/options"
 )
 
 // NewRoot returns the kip command with all its subcommands.
@@ -16,5 +20,9 @@ RBAC, admission and audit to the real user.`,
 		SilenceUsage: true,
 	}
 	root.AddCommand(newServe(), newDev(), newLogin(), newKubeconfig(), newWhoami(), newVersion())
+	if options.InvokedAsPlugin(os.Args[0]) {
+		// Help and usage lines say what the user typed: kubectl kip login.
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl kip"}
+	}
 	return root
 }

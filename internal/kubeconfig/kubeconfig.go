@@ -47,7 +47,7 @@ func Build(c Config) (*clientcmdapi.Config, error) {
 		Args:               c.Args,
 		ProvideClusterInfo: true,
 		InteractiveMode:    clientcmdapi.IfAvailableExecInteractiveMode,
-		InstallHint:        "kip login is part of the kip command: install kip and run kip kubeconfig again.",
+		InstallHint:        "kip login is part of kip: install it (kubectl krew, a release archive or go install; see kip's README) and run kip kubeconfig again.",
 	}
 	cfg.AuthInfos[c.UserName] = user
 

@@ -45,9 +45,8 @@ func NewKubeconfig() *Kubeconfig {
 		LoginCommon: newLoginCommon(),
 		OIDCFlags:   NewLoginOIDC().OIDCFlags,
 	}
-	if exe, err := os.Executable(); err == nil {
-		o.KipCommand = exe
-	}
+	exe, _ := os.Executable() // empty when unknown: Validate asks for --kip-command
+	o.KipCommand = defaultKipCommand(os.Args[0], exe)
 	return o
 }
 
@@ -56,7 +55,7 @@ func (o *Kubeconfig) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Server, "server", o.Server, "kip's URL, e.g. https://kip.example.com:8443.")
 	fs.StringVar(&o.CAFile, "ca-file", o.CAFile, "PEM file of the CA of kip's serving certificate, embedded in the kubeconfig (default: the system's roots).")
 	fs.StringVarP(&o.Output, "output", "o", o.Output, "File to write (mode 0600) instead of stdout.")
-	fs.StringVar(&o.KipCommand, "kip-command", o.KipCommand, "The kip executable kubectl runs for credentials.")
+	fs.StringVar(&o.KipCommand, "kip-command", o.KipCommand, "The kip executable kubectl runs for credentials; kubectl itself runs `kubectl kip login`, for users who installed kip with krew.")
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "Name of the cluster entry.")
 	fs.StringVar(&o.UserName, "user-name", o.UserName, "Name of the user entry.")
 	fs.StringVar(&o.ContextName, "context-name", o.ContextName, "Name of the context, which becomes the current one.")
@@ -148,6 +147,9 @@ func (o *Kubeconfig) Config() (kubeconfig.Config, error) {
 	args, err := o.loginArgs()
 	if err != nil {
 		return kubeconfig.Config{}, err
+	}
+	if runsThroughKubectl(o.KipCommand) {
+		args = append([]string{"kip"}, args...)
 	}
 	return kubeconfig.Config{
 		Server:      o.Server,
