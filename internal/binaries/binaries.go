@@ -131,20 +131,10 @@ func (t target) path(cacheDir string) string { return filepath.Join(cacheDir, t.
 // building whichever is not cached yet. A cold build takes several minutes, so
 // callers should allow for that in their timeouts.
 func Ensure(ctx context.Context, opts Options) (Paths, error) {
-	if opts.RepoRoot == "" {
-		root, err := FindRepoRoot()
-		if err != nil {
-			return Paths{}, err
-		}
-		opts.RepoRoot = root
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return Paths{}, err
 	}
-	if opts.CacheDir == "" {
-		opts.CacheDir = filepath.Join(opts.RepoRoot, ".cache", "bin")
-	}
-	if opts.Log == nil {
-		opts.Log = io.Discard
-	}
-
 	tools := targets()
 	paths := tools.paths(opts.CacheDir)
 	all := tools.all()
@@ -174,6 +164,49 @@ func Ensure(ctx context.Context, opts Options) (Paths, error) {
 		}
 	}
 	return paths, nil
+}
+
+// withDefaults fills in the checkout around the working directory, its
+// .cache/bin, and a discarded log.
+func (opts Options) withDefaults() (Options, error) {
+	if opts.RepoRoot == "" {
+		root, err := FindRepoRoot()
+		if err != nil {
+			return opts, err
+		}
+		opts.RepoRoot = root
+	}
+	if opts.CacheDir == "" {
+		opts.CacheDir = filepath.Join(opts.RepoRoot, ".cache", "bin")
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	return opts, nil
+}
+
+// ensureOne returns the path of one tool outside the set Ensure builds,
+// building it under the cache lock when it is not cached yet.
+func ensureOne(ctx context.Context, opts Options, t target) (string, error) {
+	path := t.path(opts.CacheDir)
+	if isBuilt(path) {
+		return path, nil
+	}
+	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := lockDir(ctx, opts.CacheDir, opts.Log)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if isBuilt(path) {
+		return path, nil
+	}
+	if err := checkPin(opts.RepoRoot, t); err != nil {
+		return "", err
+	}
+	return path, build(ctx, opts, t)
 }
 
 func allBuilt(cacheDir string, ts []target) bool {

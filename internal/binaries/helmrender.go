@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"os"
 	"path/filepath"
 )
@@ -37,40 +36,13 @@ func helmRender(root string) (target, error) {
 // it is not cached. Only the chart's tests and `make manifests` need it, so
 // Ensure leaves it out.
 func EnsureHelmRender(ctx context.Context, opts Options) (string, error) {
-	if opts.RepoRoot == "" {
-		root, err := FindRepoRoot()
-		if err != nil {
-			return "", err
-		}
-		opts.RepoRoot = root
-	}
-	if opts.CacheDir == "" {
-		opts.CacheDir = filepath.Join(opts.RepoRoot, ".cache", "bin")
-	}
-	if opts.Log == nil {
-		opts.Log = io.Discard
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return "", err
 	}
 	t, err := helmRender(opts.RepoRoot)
 	if err != nil {
 		return "", err
 	}
-	path := t.path(opts.CacheDir)
-	if isBuilt(path) {
-		return path, nil
-	}
-	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
-		return "", err
-	}
-	unlock, err := lockDir(ctx, opts.CacheDir, opts.Log)
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if isBuilt(path) {
-		return path, nil
-	}
-	if err := checkPin(opts.RepoRoot, t); err != nil {
-		return "", err
-	}
-	return path, build(ctx, opts, t)
+	return ensureOne(ctx, opts, t)
 }

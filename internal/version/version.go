@@ -4,6 +4,7 @@ package version
 
 import (
 	"fmt"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 )
@@ -36,11 +37,13 @@ func Get() Info {
 	return info(gitVersion, gitCommit, debug.ReadBuildInfo)
 }
 
-// info falls back, for an unstamped binary, to the commit that the Go
-// toolchain records when it builds inside a git checkout.
+// info falls back, for an unstamped binary, to the module version that
+// `go install github.com/kip-proxy/kip/cmd/kip@v1.2.3` records, and to the
+// commit that the Go toolchain records when it builds inside a git
+// checkout.
 func info(version, commit string, buildInfo func() (*debug.BuildInfo, bool)) Info {
 	if version == "" {
-		version = Unstamped
+		version = moduleVersion(buildInfo)
 	}
 	if commit == "" {
 		commit = vcsCommit(buildInfo)
@@ -51,6 +54,23 @@ func info(version, commit string, buildInfo func() (*debug.BuildInfo, bool)) Inf
 		GoVersion: runtime.Version(),
 		Platform:  fmt.Sprintf("%s/%s", runtime.GOOS, runtime.GOARCH),
 	}
+}
+
+// releaseVersion is a tagged version such as v1.2.3 or v1.3.0-rc.1; a
+// pseudo-version (v0.0.0-20261205221700-2f11078abcde) or a "+dirty" build
+// of a checkout names no release.
+var (
+	releaseVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$`)
+	pseudoVersion  = regexp.MustCompile(`[0-9]{14}-[0-9a-f]{12}$`)
+)
+
+// moduleVersion is the release that go install built, else Unstamped.
+func moduleVersion(buildInfo func() (*debug.BuildInfo, bool)) string {
+	bi, ok := buildInfo()
+	if !ok || !releaseVersion.MatchString(bi.Main.Version) || pseudoVersion.MatchString(bi.Main.Version) {
+		return Unstamped
+	}
+	return bi.Main.Version
 }
 
 func vcsCommit(buildInfo func() (*debug.BuildInfo, bool)) string {

@@ -15,6 +15,9 @@ func TestInfo(t *testing.T) {
 		return func() (*debug.BuildInfo, bool) { return &debug.BuildInfo{Settings: settings}, true }
 	}
 	noInfo := func() (*debug.BuildInfo, bool) { return nil, false }
+	module := func(v string) func() (*debug.BuildInfo, bool) {
+		return func() (*debug.BuildInfo, bool) { return &debug.BuildInfo{Main: debug.Module{Version: v}}, true }
+	}
 	rev := debug.BuildSetting{Key: "vcs.revision", Value: "abc123"}
 	tests := []struct {
 		name, version, commit string
@@ -28,6 +31,13 @@ func TestInfo(t *testing.T) {
 		{"go build in a checkout", "", "", withVCS(rev), Unstamped, "abc123"},
 		{"go build in a modified checkout", "", "", withVCS(rev, debug.BuildSetting{Key: "vcs.modified", Value: "true"}), Unstamped, "abc123-dirty"},
 		{"build info without vcs", "", "", withVCS(), Unstamped, "unknown"},
+		{"go install @v1.2.3", "", "", module("v1.2.3"), "v1.2.3", "unknown"},
+		{"go install @v1.3.0-rc.1", "", "", module("v1.3.0-rc.1"), "v1.3.0-rc.1", "unknown"},
+		{"stamped wins over go install", "v1.2.4", "deadbeef", module("v1.2.3"), "v1.2.4", "deadbeef"},
+		{"go build in a checkout: a pseudo-version names no release", "", "", module("v0.0.0-20261205221700-2f11078abcde"), Unstamped, "unknown"},
+		{"a pseudo-version after a tag", "", "", module("v1.2.4-0.20261205221700-2f11078abcde"), Unstamped, "unknown"},
+		{"a dirty checkout", "", "", module("v1.2.3+dirty"), Unstamped, "unknown"},
+		{"go run", "", "", module("(devel)"), Unstamped, "unknown"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

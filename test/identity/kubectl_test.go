@@ -28,6 +28,18 @@ import (
 // certificate or token; more flags go to `kip login oidc`.
 func userKubeconfig(t *testing.T, mode string, loginFlags ...string) string {
 	t.Helper()
+	path, args := kubeconfigArgs(t, mode, loginFlags...)
+	args = append(args, "--kip-command="+env.kip)
+	if out, err := exec.Command(env.kip, args...).CombinedOutput(); err != nil {
+		t.Fatalf("kip kubeconfig: %v\n%s", err, out)
+	}
+	return path
+}
+
+// kubeconfigArgs are the arguments of `kip kubeconfig` for a user of
+// Hydra whose cache starts empty, and the file they write.
+func kubeconfigArgs(t *testing.T, mode string, loginFlags ...string) (string, []string) {
+	t.Helper()
 	dir := t.TempDir()
 	kipCA := filepath.Join(dir, "kip-ca.pem")
 	issuerCA := filepath.Join(dir, "issuer-ca.pem")
@@ -37,16 +49,12 @@ func userKubeconfig(t *testing.T, mode string, loginFlags ...string) string {
 		}
 	}
 	path := filepath.Join(dir, "kubeconfig")
-	args := append([]string{"kubeconfig",
-		"--server=" + env.stack.KipURL, "--ca-file=" + kipCA, "--kip-command=" + env.kip,
+	return path, append([]string{"kubeconfig",
+		"--server=" + env.stack.KipURL, "--ca-file=" + kipCA,
 		"--issuer=" + env.idp.Hydra.IssuerURL, "--issuer-ca-file=" + issuerCA, "--client-id=" + clientID,
 		"--listen-address=127.0.0.1:" + strconv.Itoa(callbackPort(t)),
 		"--cache-dir=" + filepath.Join(dir, "cache"), "--mode=" + mode, "-o", path,
 	}, loginFlags...)
-	if out, err := exec.Command(env.kip, args...).CombinedOutput(); err != nil {
-		t.Fatalf("kip kubeconfig: %v\n%s", err, out)
-	}
-	return path
 }
 
 // signInCounter plays the person at the browser for kubectl runs: each
@@ -55,6 +63,8 @@ func userKubeconfig(t *testing.T, mode string, loginFlags ...string) string {
 type signInCounter struct {
 	who hydra.Identity
 	n   atomic.Int32
+	// env is kubectl's environment; nil means this process's.
+	env []string
 }
 
 // watch reads a kubectl's stderr, answers sign-in URLs, and keeps the rest.
@@ -93,6 +103,7 @@ func (s *signInCounter) kubectl(t *testing.T, kubeconfig string, args ...string)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, env.kubectl, append([]string{"--kubeconfig=" + kubeconfig}, args...)...)
+	cmd.Env = s.env
 	var out, errOut bytes.Buffer
 	var mu sync.Mutex
 	cmd.Stdout = &out
