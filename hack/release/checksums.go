@@ -39,7 +39,7 @@ func writeChecksums(path, dir string, names []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(&b, "%s  %s\n", sum, name)
+		_, _ = fmt.Fprintf(&b, "%s  %s\n", sum, name)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
