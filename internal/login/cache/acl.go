@@ -57,8 +57,8 @@ type principal struct {
 // fine; any entry type other than allow or deny (object, callback or audit
 // entries) is refused, because kip does not know what it grants.
 func checkACL(s securityInfo, me principal) error {
-	if s.Owner != me.User && s.Owner != me.DefaultOwner {
-		return fmt.Errorf("owned by another user (%s)", s.Owner)
+	if err := checkOwner(s.Owner, me); err != nil {
+		return err
 	}
 	if s.NoDACL {
 		return errors.New("open to everyone (it has no access control list)")
@@ -72,6 +72,15 @@ func checkACL(s securityInfo, me principal) error {
 		default:
 			return fmt.Errorf("open to other users (its access control list allows %s)", e.SID)
 		}
+	}
+	return nil
+}
+
+// checkOwner accepts a file owned by the user or by the owner its process
+// token gives new files.
+func checkOwner(owner string, me principal) error {
+	if owner != me.User && owner != me.DefaultOwner {
+		return fmt.Errorf("owned by another user (%s)", owner)
 	}
 	return nil
 }

@@ -15,10 +15,7 @@ func ownerCheck(path string, _ os.FileInfo) error {
 	if err != nil {
 		return err
 	}
-	if s.Owner != me.User && s.Owner != me.DefaultOwner {
-		return fmt.Errorf("owned by another user (%s)", s.Owner)
-	}
-	return nil
+	return checkOwner(s.Owner, me)
 }
 
 // privacyCheck refuses a file or directory that anyone but its user may open.
