@@ -11,7 +11,7 @@ import (
 
 	"github.com/kip-proxy/kip/bench/internal/results"
 	"github.com/kip-proxy/kip/bench/internal/rig"
-	"github.com/kip-proxy/kip/internal/binaries"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
 )
 
 // machine describes this computer from /proc.

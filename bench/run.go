@@ -15,7 +15,7 @@ import (
 	"github.com/kip-proxy/kip/bench/internal/results"
 	"github.com/kip-proxy/kip/bench/internal/rig"
 	"github.com/kip-proxy/kip/bench/internal/workload"
-	"github.com/kip-proxy/kip/internal/binaries"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
 )
 
 // run parses args, starts the rig, runs the workloads, writes the report

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/kip-proxy/kip/internal/binaries"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
 )
 
 func main() {

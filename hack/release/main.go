@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kip-proxy/kip/internal/binaries"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
 )
 
 func main() {

@@ -19,7 +19,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kip-proxy/kip/internal/binaries"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
 	"github.com/kip-proxy/kip/internal/version"
 )
 

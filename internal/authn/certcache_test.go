@@ -15,7 +15,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
 // countingVerifier stands in for the x509 authenticator and counts how

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kip-proxy/kip/internal/devstack"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
 )
 
 func newDev() *cobra.Command {

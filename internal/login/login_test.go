@@ -17,8 +17,8 @@ import (
 
 	"github.com/kip-proxy/kip/internal/login"
 	"github.com/kip-proxy/kip/internal/login/exchange"
-	"github.com/kip-proxy/kip/internal/login/logintest"
 	"github.com/kip-proxy/kip/internal/login/oidcflow"
+	"github.com/kip-proxy/kip/internal/rig/logintest"
 )
 
 // env is one fake provider, one fake kip and one cache directory.

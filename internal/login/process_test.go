@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/kip-proxy/kip/internal/login"
-	"github.com/kip-proxy/kip/internal/login/logintest"
 	"github.com/kip-proxy/kip/internal/login/oidcflow"
+	"github.com/kip-proxy/kip/internal/rig/logintest"
 )
 
 const helperEnv = "KIP_LOGIN_TEST_HELPER"

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-proxy/kip/internal/binaries"
-	"github.com/kip-proxy/kip/internal/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
 )
 
 // env is shared by the package's tests. Each part starts on first use, so

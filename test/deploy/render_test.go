@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/yaml"
 
-	"github.com/kip-proxy/kip/internal/binaries"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
 )
 
 // chartNamespace is the namespace deploy/manifests/kip.yaml is rendered for.

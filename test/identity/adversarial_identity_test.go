@@ -21,8 +21,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/kip-proxy/kip/internal/hydra"
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/hydra"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
 // usersWebhook is a TokenReview webhook that answers each token it was

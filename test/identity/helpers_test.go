@@ -24,7 +24,7 @@ import (
 
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 
-	"github.com/kip-proxy/kip/internal/hydra"
+	"github.com/kip-proxy/kip/internal/rig/hydra"
 )
 
 var uniq atomic.Int64

@@ -19,8 +19,8 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 
-	"github.com/kip-proxy/kip/internal/hydra"
 	"github.com/kip-proxy/kip/internal/login/oidcflow"
+	"github.com/kip-proxy/kip/internal/rig/hydra"
 )
 
 // userKubeconfig runs `kip kubeconfig` as a platform team would, for a

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-proxy/kip/internal/binaries"
-	"github.com/kip-proxy/kip/internal/devstack"
-	"github.com/kip-proxy/kip/internal/hydra"
-	"github.com/kip-proxy/kip/internal/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/hydra"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
 )
 
 // env is shared by every test in the package: one control plane, one

@@ -24,8 +24,8 @@ import (
 	"k8s.io/client-go/util/keyutil"
 	"k8s.io/klog/v2"
 
-	"github.com/kip-proxy/kip/internal/hydra"
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/hydra"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
 // The OIDC clients the refusal tests sign in with besides clientID:

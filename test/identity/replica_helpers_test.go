@@ -19,9 +19,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/childproc"
-	"github.com/kip-proxy/kip/internal/devstack"
-	"github.com/kip-proxy/kip/internal/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/childproc"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
 )
 
 // signerSecret is the Secret deploy/rbac.yaml lets kip keep its CA in; the

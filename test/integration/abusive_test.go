@@ -20,7 +20,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kip-proxy/kip/internal/procstat"
+	"github.com/kip-proxy/kip/internal/rig/procstat"
 )
 
 // TestAbusiveClients runs clients that hold on to kip's resources without

@@ -27,8 +27,8 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/devstack"
 	"github.com/kip-proxy/kip/internal/proxy"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
 )
 
 // This file is kip's adversarial suite against the real kube-apiserver:

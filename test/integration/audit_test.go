@@ -17,8 +17,8 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kip-proxy/kip/internal/devstack"
 	"github.com/kip-proxy/kip/internal/proxy"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
 )
 
 // The test client reaches kip, and kip the upstream, over loopback.

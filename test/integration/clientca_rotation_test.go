@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
 // clientCACutOff bounds how long kip may take to refuse a certificate whose

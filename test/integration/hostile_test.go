@@ -18,8 +18,8 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/devstack"
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
 // rawProto is the HTTP version a raw client speaks to kip. Hostile inputs

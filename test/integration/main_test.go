@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-proxy/kip/internal/devstack"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
 )
 
 // stack is shared by every test in the package: starting a control plane

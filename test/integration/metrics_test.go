@@ -23,7 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
 // metricsKip starts a kip process of its own, so that its /metrics count

@@ -13,7 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kip-proxy/kip/internal/testnode"
+	"github.com/kip-proxy/kip/internal/rig/testnode"
 )
 
 // nodeMode is one way kube-apiserver reaches a node's streaming endpoints.

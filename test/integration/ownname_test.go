@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/devstack"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
 )
 
 // TestOwnUpstreamNameIsRefused: kip runs upstream as devstack.KipUser, a

@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kip-proxy/kip/internal/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
 )
 
 // startKipProcess runs `kip serve` from bin as a process of its own, with

@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/devstack"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
 )
 
 // TestServiceAccountTokenPassesThrough proves a token the upstream can

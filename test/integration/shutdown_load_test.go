@@ -19,7 +19,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
 )
 
 // TestSIGTERMUnderLoad: clients keep short requests (LISTs of a few

@@ -15,7 +15,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
 )
 
 // buildKip builds the kip binary once per test run.

@@ -29,8 +29,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/localcluster"
-	"github.com/kip-proxy/kip/internal/testnode"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/testnode"
 )
 
 // TestExec proves kubectl exec through kip, over WebSocket and SPDY, to a

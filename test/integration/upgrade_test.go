@@ -16,7 +16,7 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/devstack"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
 )
 
 // TestRefusedUpgradeIsNeverSpliced is the regression test for

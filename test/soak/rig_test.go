@@ -23,12 +23,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/binaries"
-	"github.com/kip-proxy/kip/internal/childproc"
-	"github.com/kip-proxy/kip/internal/devstack"
-	"github.com/kip-proxy/kip/internal/localcluster"
-	"github.com/kip-proxy/kip/internal/pki"
-	"github.com/kip-proxy/kip/internal/testnode"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
+	"github.com/kip-proxy/kip/internal/rig/childproc"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/pki"
+	"github.com/kip-proxy/kip/internal/rig/testnode"
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-proxy/kip/internal/procstat"
+	"github.com/kip-proxy/kip/internal/rig/procstat"
 )
 
 // sample is kip's state at one moment, and the traffic's so far.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-proxy/kip/internal/binaries"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
 )
 
 // TestSoakHour runs the soak the package documentation describes, writes

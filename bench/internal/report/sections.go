@@ -133,7 +133,7 @@ func portForwardSection(b *strings.Builder, run *results.Run) {
 		return
 	}
 	pf := run.PortForward[0]
-	fmt.Fprintf(b, "## 5. Port-forward throughput\n\nA server behind a pod port of the test node (internal/testnode, the kubelet's own streaming server library) sends %s to the benchmark through `kubectl port-forward`'s machinery (client-go tools/portforward, SPDY), %d times per target. The rate is the median; CPU is per GiB moved.\n\n",
+	fmt.Fprintf(b, "## 5. Port-forward throughput\n\nA server behind a pod port of the test node (internal/rig/testnode, the kubelet's own streaming server library) sends %s to the benchmark through `kubectl port-forward`'s machinery (client-go tools/portforward, SPDY), %d times per target. The rate is the median; CPU is per GiB moved.\n\n",
 		mib(float64(pf.Bytes)), len(pf.Seconds)+pf.Errors)
 	t := newTable("target", "MB/s", "× direct", "proxy CPU s/GiB", "kube-apiserver CPU s/GiB", "errors")
 	var ref float64

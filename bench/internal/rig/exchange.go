@@ -11,10 +11,10 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/bench/internal/load"
-	"github.com/kip-proxy/kip/internal/binaries"
-	"github.com/kip-proxy/kip/internal/childproc"
-	"github.com/kip-proxy/kip/internal/devstack"
-	"github.com/kip-proxy/kip/internal/hydra"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
+	"github.com/kip-proxy/kip/internal/rig/childproc"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/hydra"
 )
 
 const (

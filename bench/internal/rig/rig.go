@@ -12,10 +12,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kip-proxy/kip/bench/internal/load"
-	"github.com/kip-proxy/kip/internal/childproc"
-	"github.com/kip-proxy/kip/internal/devstack"
-	"github.com/kip-proxy/kip/internal/pki"
-	"github.com/kip-proxy/kip/internal/procstat"
+	"github.com/kip-proxy/kip/internal/rig/childproc"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/pki"
+	"github.com/kip-proxy/kip/internal/rig/procstat"
 )
 
 // Options configures Start.

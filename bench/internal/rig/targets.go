@@ -13,10 +13,10 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/bench/internal/load"
-	"github.com/kip-proxy/kip/internal/childproc"
-	"github.com/kip-proxy/kip/internal/devstack"
-	"github.com/kip-proxy/kip/internal/localcluster"
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/childproc"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
 // readyTimeout bounds how long a proxy may take to answer its first GET.

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/kip-proxy/kip/internal/devstack"
+	"github.com/kip-proxy/kip/internal/rig/devstack"
 )
 
 // trivialUpstream answers every GET with the same small ConfigMap, the

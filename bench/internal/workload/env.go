@@ -8,7 +8,7 @@ import (
 
 	"github.com/kip-proxy/kip/bench/internal/load"
 	"github.com/kip-proxy/kip/bench/internal/rig"
-	"github.com/kip-proxy/kip/internal/procstat"
+	"github.com/kip-proxy/kip/internal/rig/procstat"
 )
 
 // Sizes says how much each workload does.

@@ -21,7 +21,7 @@ import (
 
 	"github.com/kip-proxy/kip/bench/internal/load"
 	"github.com/kip-proxy/kip/bench/internal/results"
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 

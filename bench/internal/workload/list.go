@@ -20,7 +20,7 @@ import (
 	"github.com/kip-proxy/kip/bench/internal/load"
 	"github.com/kip-proxy/kip/bench/internal/results"
 	"github.com/kip-proxy/kip/bench/internal/rig"
-	"github.com/kip-proxy/kip/internal/procstat"
+	"github.com/kip-proxy/kip/internal/rig/procstat"
 )
 
 const (

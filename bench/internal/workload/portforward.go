@@ -18,7 +18,7 @@ import (
 
 	"github.com/kip-proxy/kip/bench/internal/results"
 	"github.com/kip-proxy/kip/bench/internal/rig"
-	"github.com/kip-proxy/kip/internal/testnode"
+	"github.com/kip-proxy/kip/internal/rig/testnode"
 )
 
 const (

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kip-proxy/kip/internal/login/logintest"
+	"github.com/kip-proxy/kip/internal/rig/logintest"
 )
 
 func TestCallback(t *testing.T) {

@@ -18,10 +18,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/binaries"
-	"github.com/kip-proxy/kip/internal/localcluster"
 	"github.com/kip-proxy/kip/internal/options"
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 	"github.com/kip-proxy/kip/internal/server"
 )
 

@@ -11,10 +11,10 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/kip-proxy/kip/internal/binaries"
-	"github.com/kip-proxy/kip/internal/localcluster"
 	"github.com/kip-proxy/kip/internal/login/oidcflow"
 	"github.com/kip-proxy/kip/internal/options"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
 )
 
 // SessionClientID is the OIDC client that `kip dev`'s users sign in with.

@@ -16,9 +16,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kip-proxy/kip/internal/binaries"
-	"github.com/kip-proxy/kip/internal/localcluster"
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
 // TestCluster starts a real control plane, checks what kip relies on, then

@@ -14,9 +14,9 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/kip-proxy/kip/internal/binaries"
-	"github.com/kip-proxy/kip/internal/devlogin"
-	"github.com/kip-proxy/kip/internal/hydra"
+	"github.com/kip-proxy/kip/internal/rig/binaries"
+	"github.com/kip-proxy/kip/internal/rig/devlogin"
+	"github.com/kip-proxy/kip/internal/rig/hydra"
 )
 
 // callbackURI is where the test client's code goes; nothing listens there,

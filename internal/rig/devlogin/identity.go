@@ -8,7 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/kip-proxy/kip/internal/hydra"
+	"github.com/kip-proxy/kip/internal/rig/hydra"
 )
 
 // Limits on what the form accepts; generous for trying kip, small enough

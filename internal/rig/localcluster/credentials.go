@@ -6,7 +6,7 @@ import (
 
 	"k8s.io/client-go/util/keyutil"
 
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
 // credentialValidity is how long the cluster's CAs and admin certificate

@@ -14,7 +14,7 @@ import (
 // TestDeployedRoleMatchesTestedRole keeps deploy/rbac.yaml, which operators
 // apply, equal to the role the integration tests run kip with.
 func TestDeployedRoleMatchesTestedRole(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "rbac.yaml"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "deploy", "rbac.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kip-proxy/kip/internal/devlogin"
-	"github.com/kip-proxy/kip/internal/hydra"
-	"github.com/kip-proxy/kip/internal/pki"
+	"github.com/kip-proxy/kip/internal/rig/devlogin"
+	"github.com/kip-proxy/kip/internal/rig/hydra"
+	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
 // IdentityOptions configures StartIdentityProvider.

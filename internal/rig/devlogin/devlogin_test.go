@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kip-proxy/kip/internal/hydra"
+	"github.com/kip-proxy/kip/internal/rig/hydra"
 )
 
 const (
