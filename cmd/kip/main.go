@@ -7,8 +7,9 @@ import (
 	"k8s.io/component-base/cli"
 
 	"github.com/kip-proxy/kip/internal/command"
+	"github.com/kip-proxy/kip/internal/command/dev"
 )
 
 func main() {
-	os.Exit(cli.Run(command.NewRoot()))
+	os.Exit(cli.Run(command.NewRoot(dev.New())))
 }

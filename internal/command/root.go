@@ -8,8 +8,9 @@ import (
 	"github.com/kip-proxy/kip/internal/options"
 )
 
-// NewRoot returns the kip command with all its subcommands.
-func NewRoot() *cobra.Command {
+// NewRoot returns the kip command with its subcommands and more, the ones
+// that live in packages of their own (kip dev, which uses the rig).
+func NewRoot(more ...*cobra.Command) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kip",
 		Short: "kip is a Kubernetes impersonation proxy",
@@ -19,7 +20,8 @@ its own credentials plus Impersonate-* headers, so the API server applies its
 RBAC, admission and audit to the real user.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(newServe(), newDev(), newLogin(), newKubeconfig(), newWhoami(), newVersion())
+	root.AddCommand(newServe(), newLogin(), newKubeconfig(), newWhoami(), newVersion())
+	root.AddCommand(more...)
 	if options.InvokedAsPlugin(os.Args[0]) {
 		// Help and usage lines say what the user typed: kubectl kip login.
 		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl kip"}

@@ -1,4 +1,4 @@
-package command
+package dev
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/kip-proxy/kip/internal/rig/devstack"
 )
 
-func newDev() *cobra.Command {
+func New() *cobra.Command {
 	opts := devstack.SessionOptions{}
 	cmd := &cobra.Command{
 		Use:   "dev",

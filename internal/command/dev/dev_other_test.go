@@ -1,6 +1,6 @@
 //go:build !linux
 
-package command
+package dev
 
 import (
 	"strings"
@@ -10,8 +10,8 @@ import (
 // TestDevSaysItNeedsLinux: on macOS and Windows, kip dev with any flags
 // answers with the reason instead of an unknown command or flag.
 func TestDevSaysItNeedsLinux(t *testing.T) {
-	root := NewRoot()
-	root.SetArgs([]string{"dev", "--skip-browser"})
+	root := New()
+	root.SetArgs([]string{"--skip-browser"})
 	root.SetOut(&strings.Builder{})
 	root.SetErr(&strings.Builder{})
 	err := root.Execute()

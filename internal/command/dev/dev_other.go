@@ -1,6 +1,6 @@
 //go:build !linux
 
-package command
+package dev
 
 import (
 	"runtime"
@@ -8,10 +8,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// newDev keeps `kip dev` in the command list where it cannot run, so that
+// New keeps `kip dev` in the command list where it cannot run, so that
 // a user who reads the README on a laptop learns why instead of meeting an
 // unknown command.
-func newDev() *cobra.Command {
+func New() *cobra.Command {
 	return &cobra.Command{
 		Use:                "dev",
 		Short:              "Run kip in front of a local throwaway control plane (Linux only)",
