@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +11,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/klog/v2"
 
+	"github.com/kip-proxy/kip/internal/headers"
 	"github.com/kip-proxy/kip/internal/metrics"
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
@@ -56,7 +56,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		metrics.ExchangeFailed(metrics.ExchangeInvalid)
 		return
 	}
-	if name, found := impersonationHeader(r.Header); found {
+	if name, found := headers.FindImpersonation(r.Header); found {
 		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("the credential exchange does not impersonate: remove the %s header (kubectl --as) and exchange your own token", name)))
 		metrics.ExchangeFailed(metrics.ExchangeInvalid)
 		return
@@ -102,14 +102,4 @@ func (h *handler) exchange(w http.ResponseWriter, r *http.Request) (answer *logi
 	}
 	klog.InfoS("Credential exchange issued a certificate", "user", u.GetName(), "expires", cred.ExpirationTimestamp.Time, "generatedKey", pub == nil, "remoteAddr", r.RemoteAddr)
 	return succeeded(req, cred), false, nil
-}
-
-// impersonationHeader finds an Impersonate-* header in any letter case.
-func impersonationHeader(h http.Header) (string, bool) {
-	for name := range h {
-		if strings.HasPrefix(strings.ToLower(name), "impersonate-") {
-			return name, true
-		}
-	}
-	return "", false
 }

@@ -17,6 +17,8 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/transport"
+
+	"github.com/kip-proxy/kip/internal/headers"
 )
 
 // FuzzExtraKeyRoundTrip encodes an identity with one arbitrary extra key the
@@ -25,7 +27,7 @@ import (
 // (impersonation.WithImpersonation in k8s.io/apiserver
 // pkg/endpoints/filters/impersonation/impersonation.go, which calls the
 // unexported unescapeExtraKey). For every key, either kip refuses it because
-// it names the reserved OriginalUserExtraKey in any letter case, or:
+// it names the reserved headers.OriginalUserExtraKey in any letter case, or:
 //
 //   - every header kip sends has a valid HTTP field name, and every name is
 //     Impersonate-User, Impersonate-Group or starts with Impersonate-Extra-,
@@ -55,7 +57,7 @@ func FuzzExtraKeyRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, key string) {
 		in := &user.DefaultInfo{Name: "alice", Groups: []string{"devs"}, Extra: map[string][]string{key: values}}
 		h, err := upstreamHeaders(upstreamIdentity{User: in})
-		if reserved := strings.EqualFold(key, OriginalUserExtraKey); reserved || err != nil {
+		if reserved := strings.EqualFold(key, headers.OriginalUserExtraKey); reserved || err != nil {
 			if !reserved || err == nil {
 				t.Fatalf("key %q: reserved %v, error %v", key, reserved, err)
 			}
@@ -75,7 +77,7 @@ func FuzzExtraKeyRoundTrip(f *testing.F) {
 			t.Fatalf("key %q: client-go sends %q, kip sends %q", key, clientGo, kip)
 		}
 		wantKey := asciiLower(key)
-		if wantKey == OriginalUserExtraKey {
+		if wantKey == headers.OriginalUserExtraKey {
 			t.Fatalf("key %q would forge the original user, yet kip sent it", key)
 		}
 		got, asked := decodeAsKubeAPIServer(t, h)

@@ -9,12 +9,9 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apiserver/pkg/authentication/user"
-)
 
-// OriginalUserExtraKey names the extra that carries the caller who used
-// nested impersonation (kubectl --as), so the upstream's audit log shows who
-// really acted. Its value is the JSON of an authentication/v1 UserInfo.
-const OriginalUserExtraKey = "original-user-info.kip.dev"
+	"github.com/kip-proxy/kip/internal/headers"
+)
 
 const wsBearerProtocolPrefix = "base64url.bearer.authorization.k8s.io."
 
@@ -52,7 +49,7 @@ func upstreamHeaders(id upstreamIdentity) (http.Header, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encoding the original user: %w", err)
 		}
-		h.Add(extraHeader(OriginalUserExtraKey), string(original))
+		h.Add(extraHeader(headers.OriginalUserExtraKey), string(original))
 	}
 	return h, nil
 }
@@ -72,13 +69,11 @@ func setImpersonation(h http.Header, u user.Info) error {
 	if uid := u.GetUID(); uid != "" {
 		h.Set(authenticationv1.ImpersonateUIDHeader, uid)
 	}
+	if key, reserved := headers.ReservedExtra(u); reserved {
+		// Only kip may name the original caller.
+		return fmt.Errorf("refusing to forward the reserved extra %q set by the caller", key)
+	}
 	for key, values := range u.GetExtra() {
-		if strings.EqualFold(key, OriginalUserExtraKey) {
-			// Only kip may name the original caller; a user that already
-			// carries the key (kubectl --as-user-extra) would forge the
-			// upstream's audit record.
-			return fmt.Errorf("refusing to forward the reserved extra %q set by the caller", key)
-		}
 		for _, v := range values {
 			h.Add(extraHeader(key), v)
 		}

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/transport"
+
+	"github.com/kip-proxy/kip/internal/headers"
 )
 
 // certUser is what kip's x509 authenticator makes of a client certificate:
@@ -130,7 +132,7 @@ func TestUpstreamHeaders(t *testing.T) {
 				Name:   "bob",
 				Groups: []string{user.AllAuthenticated},
 				Extra: map[string][]string{
-					OriginalUserExtraKey: {`{"username":"alice","uid":"u-1","groups":["devs","system:authenticated"],"extra":{"authentication.kubernetes.io/credential-id":["X509SHA256=ab12"]}}`},
+					headers.OriginalUserExtraKey: {`{"username":"alice","uid":"u-1","groups":["devs","system:authenticated"],"extra":{"authentication.kubernetes.io/credential-id":["X509SHA256=ab12"]}}`},
 				},
 			},
 		},
@@ -201,7 +203,7 @@ func TestUpstreamHeaders(t *testing.T) {
 		{
 			name: "a user that already carries the original-user extra cannot forge the audit record",
 			id: upstreamIdentity{
-				User:     &user.DefaultInfo{Name: "bob", Extra: map[string][]string{OriginalUserExtraKey: {`{"username":"mallory"}`}}},
+				User:     &user.DefaultInfo{Name: "bob", Extra: map[string][]string{headers.OriginalUserExtraKey: {`{"username":"mallory"}`}}},
 				Original: &user.DefaultInfo{Name: "alice"},
 			},
 			wantErr: "reserved",

@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"net/http"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -12,7 +11,7 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
 	"k8s.io/apiserver/pkg/endpoints/request"
 
-	"github.com/kip-proxy/kip/internal/proxy"
+	"github.com/kip-proxy/kip/internal/headers"
 )
 
 // withUnusedImpersonationRefused answers 400 for any Impersonate-* header
@@ -24,14 +23,14 @@ import (
 func withUnusedImpersonationRefused(handler http.Handler, s runtime.NegotiatedSerializer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for name := range r.Header {
-			if proxy.IsImpersonationHeader(name) {
+			if headers.IsImpersonation(name) {
 				err := apierrors.NewBadRequest(fmt.Sprintf("impersonation header %q is empty or not supported", name))
 				responsewriters.ErrorNegotiated(err, s, schema.GroupVersion{Version: "v1"}, w, r)
 				return
 			}
 		}
-		if u, ok := request.UserFrom(r.Context()); ok && hasReservedExtra(u) {
-			err := apierrors.NewBadRequest(fmt.Sprintf("the extra %q is reserved for kip's record of the original caller", proxy.OriginalUserExtraKey))
+		if u, ok := request.UserFrom(r.Context()); ok && reservedExtra(u) {
+			err := apierrors.NewBadRequest(fmt.Sprintf("the extra %q is reserved for kip's record of the original caller", headers.OriginalUserExtraKey))
 			responsewriters.ErrorNegotiated(err, s, schema.GroupVersion{Version: "v1"}, w, r)
 			return
 		}
@@ -39,13 +38,9 @@ func withUnusedImpersonationRefused(handler http.Handler, s runtime.NegotiatedSe
 	})
 }
 
-// hasReservedExtra reports whether a caller tried to set, through nested
+// reservedExtra reports whether a caller tried to set, through nested
 // impersonation, the extra in which kip records the original caller.
-func hasReservedExtra(u user.Info) bool {
-	for key := range u.GetExtra() {
-		if strings.EqualFold(key, proxy.OriginalUserExtraKey) {
-			return true
-		}
-	}
-	return false
+func reservedExtra(u user.Info) bool {
+	_, reserved := headers.ReservedExtra(u)
+	return reserved
 }

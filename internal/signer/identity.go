@@ -13,7 +13,7 @@ import (
 	asn1util "k8s.io/apimachinery/pkg/apis/asn1"
 	"k8s.io/apiserver/pkg/authentication/user"
 
-	"github.com/kip-proxy/kip/internal/identity"
+	"github.com/kip-proxy/kip/internal/headers"
 )
 
 var (
@@ -59,7 +59,7 @@ func validateIdentity(id *user.DefaultInfo) error {
 	if id.Name == user.Anonymous {
 		return fmt.Errorf("the user name %q is reserved for unauthenticated requests", user.Anonymous)
 	}
-	if err := identity.CheckHeaderSafe(id); err != nil {
+	if err := headers.CheckUser(id); err != nil {
 		return err
 	}
 	for _, g := range id.Groups {

@@ -12,16 +12,12 @@ import (
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/klog/v2"
 
-	"github.com/kip-proxy/kip/internal/identity"
+	"github.com/kip-proxy/kip/internal/headers"
 )
 
 // reservedPrefix marks the names Kubernetes keeps for itself: its
 // components, nodes, service accounts and built-in groups.
 const reservedPrefix = "system:"
-
-// originalUserExtraKey is where kip records the caller behind a nested
-// impersonation; an identity provider must not be able to forge it.
-const originalUserExtraKey = "original-user-info.kip.dev"
 
 // errRefused is what a caller learns about a refused identity: no more than
 // kube-apiserver says of any token it does not accept.
@@ -67,7 +63,7 @@ func (r identityRules) check(u user.Info) (user.Info, string) {
 	if why := reservedReason(u, r.allowed); why != "" {
 		return nil, why
 	}
-	if err := identity.CheckHeaderSafe(u); err != nil {
+	if err := headers.CheckUser(u); err != nil {
 		return nil, err.Error()
 	}
 	if r.refusedName != nil {
@@ -100,10 +96,10 @@ func reservedReason(u user.Info, allowed sets.Set[string]) string {
 			return fmt.Sprintf("the group %q is in the reserved system: namespace and not allowed by --allowed-reserved-groups", g)
 		}
 	}
-	for key := range u.GetExtra() {
-		if strings.EqualFold(key, originalUserExtraKey) {
-			return fmt.Sprintf("the extra %q is reserved for kip's record of the original caller", key)
-		}
+	// kip records the caller behind a nested impersonation there; an
+	// identity provider must not be able to forge it.
+	if key, reserved := headers.ReservedExtra(u); reserved {
+		return fmt.Sprintf("the extra %q is reserved for kip's record of the original caller", key)
 	}
 	return ""
 }

@@ -27,7 +27,7 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/proxy"
+	"github.com/kip-proxy/kip/internal/headers"
 	"github.com/kip-proxy/kip/internal/rig/devstack"
 )
 
@@ -361,7 +361,7 @@ func TestAdversarialFrontProxyHeaders(t *testing.T) {
 	const group = "adversarial-callers"
 	caller := uniqueName("adv-remote")
 	cert := rawUserCert(t, caller, group)
-	originalKey := "X-Remote-Extra-" + strings.ReplaceAll(proxy.OriginalUserExtraKey, ".", "%2E")
+	originalKey := "X-Remote-Extra-" + strings.ReplaceAll(headers.OriginalUserExtraKey, ".", "%2E")
 	forgedOriginal := `{"username":"kip-admin","groups":["system:masters"]}`
 	tests := []struct {
 		name      string
@@ -373,7 +373,7 @@ func TestAdversarialFrontProxyHeaders(t *testing.T) {
 		{name: "several values in mixed case", header: []rawHeader{
 			{"x-ReMoTe-UsEr", "admin"}, {"x-ReMoTe-UsEr", "kip-admin"}, {"X-Remote-Group", "system:masters"}, {"X-Remote-Group", "system:nodes"}}},
 		{name: "percent-encoded extra forging kip's original-caller record", header: []rawHeader{
-			{"X-Remote-User", "admin"}, {originalKey, forgedOriginal}, {"X-Remote-Extra-" + proxy.OriginalUserExtraKey, forgedOriginal}}},
+			{"X-Remote-User", "admin"}, {originalKey, forgedOriginal}, {"X-Remote-Extra-" + headers.OriginalUserExtraKey, forgedOriginal}}},
 		{name: "named in Connection", http1Only: true, header: []rawHeader{
 			{"Connection", "X-Remote-User, X-Remote-Group"}, {"X-Remote-User", "admin"}, {"X-Remote-Group", "system:masters"}}},
 		{name: "beside a forwarded-for chain naming kip itself", header: []rawHeader{

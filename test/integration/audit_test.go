@@ -17,7 +17,7 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kip-proxy/kip/internal/proxy"
+	"github.com/kip-proxy/kip/internal/headers"
 	"github.com/kip-proxy/kip/internal/rig/devstack"
 )
 
@@ -88,7 +88,7 @@ func TestAuditRecordsTheRealCaller(t *testing.T) {
 			if upstream.ImpersonatedUser == nil || upstream.ImpersonatedUser.Username != tt.upstreamUser {
 				t.Fatalf("the upstream's audit log: impersonated user %+v, want %s", upstream.ImpersonatedUser, tt.upstreamUser)
 			}
-			original := upstream.ImpersonatedUser.Extra[proxy.OriginalUserExtraKey]
+			original := upstream.ImpersonatedUser.Extra[headers.OriginalUserExtraKey]
 			if tt.as == "" {
 				if original != nil {
 					t.Errorf("the upstream's audit log names an original caller without --as: %v", original)

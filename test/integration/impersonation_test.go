@@ -10,7 +10,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 
-	"github.com/kip-proxy/kip/internal/proxy"
+	"github.com/kip-proxy/kip/internal/headers"
 )
 
 // TestNestedImpersonation proves `kubectl --as` through kip: refused
@@ -57,9 +57,9 @@ func TestNestedImpersonation(t *testing.T) {
 	if slices.Contains(info.Groups, "managers") {
 		t.Fatalf("the impersonated user kept the caller's groups: %v", info.Groups)
 	}
-	originals := info.Extra[proxy.OriginalUserExtraKey]
+	originals := info.Extra[headers.OriginalUserExtraKey]
 	if len(originals) != 1 {
-		t.Fatalf("extra %s = %v, want one value", proxy.OriginalUserExtraKey, originals)
+		t.Fatalf("extra %s = %v, want one value", headers.OriginalUserExtraKey, originals)
 	}
 	var original authenticationv1.UserInfo
 	if err := json.Unmarshal([]byte(originals[0]), &original); err != nil {
@@ -71,8 +71,8 @@ func TestNestedImpersonation(t *testing.T) {
 
 	// The extra in which kip records the original caller cannot be forged,
 	// even by a caller allowed to impersonate extras.
-	grantCluster(t, userSubject(boss), rbacv1.PolicyRule{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/" + proxy.OriginalUserExtraKey}, Verbs: []string{"impersonate"}})
-	forged := kubectl(t, kubeconfig, "get", "--raw", "/api/v1/namespaces/default/configmaps", "--as", victim, "--as-user-extra", proxy.OriginalUserExtraKey+"=forged")
+	grantCluster(t, userSubject(boss), rbacv1.PolicyRule{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"userextras/" + headers.OriginalUserExtraKey}, Verbs: []string{"impersonate"}})
+	forged := kubectl(t, kubeconfig, "get", "--raw", "/api/v1/namespaces/default/configmaps", "--as", victim, "--as-user-extra", headers.OriginalUserExtraKey+"=forged")
 	if forged.ExitCode == 0 || !strings.Contains(forged.Stderr, "reserved") {
 		t.Fatalf("a forged original-caller extra: want refused as reserved, got exit %d: %s", forged.ExitCode, forged.Stderr)
 	}

@@ -1,4 +1,4 @@
-package identity
+package headers
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/user"
 )
 
-func TestCheckHeaderSafe(t *testing.T) {
+func TestCheckUser(t *testing.T) {
 	tests := []struct {
 		name    string
 		user    user.DefaultInfo
@@ -25,7 +25,7 @@ func TestCheckHeaderSafe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckHeaderSafe(&tt.user)
+			err := CheckUser(&tt.user)
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("refused: %v", err)
