@@ -92,7 +92,7 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./internal/proxy -run '^$$' -fuzz '^FuzzNoInboundCredentialReachesUpstream$$' -fuzztime $(FUZZTIME) -parallel 1
 	$(GO) test ./internal/proxy -run '^$$' -fuzz '^FuzzExtraKeyRoundTrip$$' -fuzztime $(FUZZTIME) -parallel 1
-	$(GO) test ./internal/signer -run '^$$' -fuzz '^FuzzIdentityRoundTrip$$' -fuzztime $(FUZZTIME) -parallel 1
+	$(GO) test ./internal/signer -run '^$$' -fuzz '^FuzzCertificateUserRoundTrip$$' -fuzztime $(FUZZTIME) -parallel 1
 	$(GO) test ./internal/exchange -run '^$$' -fuzz '^FuzzTokenCredentialRequestDecode$$' -fuzztime $(FUZZTIME) -parallel 1
 
 ## bench: measure kip against direct access, kubectl proxy and a bare reverse

@@ -34,7 +34,7 @@ func userFromChain(chain []*x509.Certificate) (*authenticator.Response, bool, er
 		return nil, false, fmt.Errorf("the certificate chain has %d certificates; a kip certificate is signed directly by kip's signer CA", len(chain))
 	}
 	leaf := chain[0]
-	id, err := identityFromCertificate(leaf)
+	id, err := userFromCertificate(leaf)
 	if err != nil {
 		return nil, false, fmt.Errorf("refusing the client certificate with serial %d: %w", leaf.SerialNumber, err)
 	}

@@ -19,10 +19,10 @@ import (
 // character, which no group may contain, so splitting loses nothing.
 const groupSeparator = "\x1f"
 
-// FuzzIdentityRoundTrip checks that decoding arbitrary extension bytes
+// FuzzCertificateUserRoundTrip checks that decoding arbitrary extension bytes
 // never panics and accepts only the canonical encoding, and that every
 // identity Issue accepts comes back unchanged through a real certificate.
-func FuzzIdentityRoundTrip(f *testing.F) {
+func FuzzCertificateUserRoundTrip(f *testing.F) {
 	ext, _ := encodeExtras(map[string][]string{"example.com/team": {"b", "a"}, "scopes": {"openid", ""}})
 	f.Add("alice", "uid-1", "dev"+groupSeparator+"ops", ext)
 	f.Add("bob", "", "", []byte{})
@@ -52,9 +52,9 @@ func FuzzIdentityRoundTrip(f *testing.F) {
 		if groups != "" {
 			in.Groups = strings.Split(groups, groupSeparator)
 		}
-		want, err := certificateIdentity(in)
+		want, err := certificateUser(in)
 		if err != nil {
-			return // Issue refuses it too; TestCertificateIdentity covers why.
+			return // Issue refuses it too; TestCertificateUser covers why.
 		}
 		certPEM, _, err := ca.Issue(in, key.Public(), time.Hour)
 		if err != nil {

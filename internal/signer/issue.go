@@ -34,7 +34,7 @@ func (c *CA) Issue(u user.Info, pub crypto.PublicKey, ttl time.Duration) (certPE
 	if err := checkPublicKey(pub); err != nil {
 		return nil, time.Time{}, err
 	}
-	id, err := certificateIdentity(u)
+	id, err := certificateUser(u)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("cannot issue a certificate: %w", err)
 	}

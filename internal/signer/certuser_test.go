@@ -118,7 +118,7 @@ func TestDecodeExtrasRefusesHostileEncodings(t *testing.T) {
 	}
 }
 
-func TestCertificateIdentity(t *testing.T) {
+func TestCertificateUser(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      user.Info
@@ -149,7 +149,7 @@ func TestCertificateIdentity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := certificateIdentity(tt.in)
+			got, err := certificateUser(tt.in)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one mentioning %q", err, tt.wantErr)

@@ -25,12 +25,12 @@ var (
 	oidUID = asn1util.X509UID()
 )
 
-// certificateIdentity is the identity as kip writes it into a certificate:
+// certificateUser is the user as kip writes it into a certificate:
 // system:authenticated is left out because kip adds it on every
 // authentication, the credential-id extra is left out because it names the
 // exchanged token rather than the certificate, and extras without values
 // are dropped. It refuses identities that kip could not hand upstream.
-func certificateIdentity(u user.Info) (*user.DefaultInfo, error) {
+func certificateUser(u user.Info) (*user.DefaultInfo, error) {
 	if u == nil {
 		return nil, errors.New("no user was given")
 	}
@@ -45,12 +45,12 @@ func certificateIdentity(u user.Info) (*user.DefaultInfo, error) {
 			id.Extra[k] = append([]string(nil), v...)
 		}
 	}
-	return id, validateIdentity(id)
+	return id, validateCertificateUser(id)
 }
 
-// validateIdentity holds the rules both issuance and authentication apply,
-// so that kip never reads back an identity it would not have written.
-func validateIdentity(id *user.DefaultInfo) error {
+// validateCertificateUser holds the rules both issuance and authentication
+// apply, so that kip never reads back a user it would not have written.
+func validateCertificateUser(id *user.DefaultInfo) error {
 	if id.Name == "" {
 		return errors.New("the user name is empty")
 	}
@@ -111,9 +111,9 @@ func subjectDER(id *user.DefaultInfo) ([]byte, error) {
 	return der, nil
 }
 
-// identityFromCertificate reads back what kip wrote into leaf. Any doubt
+// userFromCertificate reads back what kip wrote into leaf. Any doubt
 // refuses the whole certificate.
-func identityFromCertificate(leaf *x509.Certificate) (*user.DefaultInfo, error) {
+func userFromCertificate(leaf *x509.Certificate) (*user.DefaultInfo, error) {
 	name, err := commonName(leaf)
 	if err != nil {
 		return nil, err
@@ -127,7 +127,7 @@ func identityFromCertificate(leaf *x509.Certificate) (*user.DefaultInfo, error) 
 		return nil, err
 	}
 	id := &user.DefaultInfo{Name: name, UID: uid, Groups: append([]string(nil), leaf.Subject.Organization...), Extra: extras}
-	if err := validateIdentity(id); err != nil {
+	if err := validateCertificateUser(id); err != nil {
 		return nil, fmt.Errorf("the certificate's identity is not acceptable: %w", err)
 	}
 	return id, nil
