@@ -20,7 +20,7 @@ import (
 	"k8s.io/apiserver/plugin/pkg/authenticator/token/webhook"
 	authenticationv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
 
-	"github.com/kip-proxy/kip/internal/identity"
+	"github.com/kip-proxy/kip/internal/caller"
 	"github.com/kip-proxy/kip/internal/metrics"
 )
 
@@ -119,7 +119,7 @@ func upstreamTokens(cfg Config) (authenticator.Token, error) {
 	// Errors are not cached: an upstream hiccup must not lock a user out.
 	cached := cache.New(review, false, cfg.TokenCacheTTL, cfg.TokenCacheTTL)
 	// The upstream is asked last, so its "no" is final.
-	return metrics.CountTokens(metrics.MethodTokenReview, identity.UpstreamVerified(cached), metrics.ReviewResult, true), nil
+	return metrics.CountTokens(metrics.MethodTokenReview, caller.UpstreamVerified(cached), metrics.ReviewResult, true), nil
 }
 
 func noMetrics() webhook.AuthenticatorMetrics {

@@ -26,7 +26,7 @@ import (
 	authenticationv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/identity"
+	"github.com/kip-proxy/kip/internal/caller"
 )
 
 type testCA struct {
@@ -391,7 +391,7 @@ func TestAuthenticate(t *testing.T) {
 				if !reflect.DeepEqual(got, tt.wantUser) {
 					t.Errorf("user = %#v, want %#v", got, tt.wantUser)
 				}
-				token, passthrough := identity.PassthroughToken(u)
+				token, passthrough := caller.PassthroughToken(u)
 				if token != tt.wantToken || passthrough != (tt.wantToken != "") {
 					t.Errorf("PassthroughToken = %q, %v; want %q", token, passthrough, tt.wantToken)
 				}

@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
-	"github.com/kip-proxy/kip/internal/identity"
+	"github.com/kip-proxy/kip/internal/caller"
 )
 
 // Proxy forwards authenticated requests to the upstream API server.
@@ -127,7 +127,7 @@ func identityOf(r *http.Request) (upstreamIdentity, error) {
 	if !ok || u == nil {
 		return upstreamIdentity{}, errors.New("no authenticated user reached the proxy step")
 	}
-	original, ok := identity.OriginalUserFrom(r.Context())
+	original, ok := caller.OriginalUserFrom(r.Context())
 	if !ok || original == nil {
 		original = u
 	}
@@ -137,7 +137,7 @@ func identityOf(r *http.Request) (upstreamIdentity, error) {
 	}
 	// Only the caller's own credential may be passed through: an
 	// upstream-verified token identifies the original caller.
-	if token, ok := identity.PassthroughToken(original); ok {
+	if token, ok := caller.PassthroughToken(original); ok {
 		id.Token = token
 	}
 	return id, nil

@@ -28,7 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/identity"
+	"github.com/kip-proxy/kip/internal/caller"
 )
 
 const peer = "192.0.2.10"
@@ -81,18 +81,18 @@ func chainTo(p http.Handler, u user.Info, nested bool) http.Handler {
 	if nested {
 		h = impersonation.WithImpersonation(h, authorizerfactory.NewAlwaysAllowAuthorizer(), scheme.Codecs)
 	}
-	h = identity.WithOriginalUser(h)
+	h = caller.WithOriginalUser(h)
 	return asUser(u, h)
 }
 
-// upstreamVerified runs token through identity.UpstreamVerified as the
+// upstreamVerified runs token through caller.UpstreamVerified as the
 // TokenReview authenticator would, and returns the user it yields.
 func upstreamVerified(t *testing.T, token string, u *user.DefaultInfo) user.Info {
 	t.Helper()
 	review := authenticator.TokenFunc(func(context.Context, string) (*authenticator.Response, bool, error) {
 		return &authenticator.Response{User: u}, true, nil
 	})
-	resp, ok, err := identity.UpstreamVerified(review).AuthenticateToken(context.Background(), token)
+	resp, ok, err := caller.UpstreamVerified(review).AuthenticateToken(context.Background(), token)
 	if err != nil || !ok {
 		t.Fatalf("UpstreamVerified: ok=%v err=%v", ok, err)
 	}

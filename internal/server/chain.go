@@ -8,8 +8,8 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
 
+	"github.com/kip-proxy/kip/internal/caller"
 	"github.com/kip-proxy/kip/internal/exchange"
-	"github.com/kip-proxy/kip/internal/identity"
 	"github.com/kip-proxy/kip/internal/metrics"
 )
 
@@ -91,7 +91,7 @@ func handlerLayers(exchangeHandler http.Handler, c *genericapiserver.Config, obs
 			return impersonation.WithImpersonation(h, c.Authorization.Authorizer, c.Serializer)
 		}},
 		{"note user", obs.noteUser}, // the authenticated caller
-		{"original user", identity.WithOriginalUser},
+		{"original user", caller.WithOriginalUser},
 		{"audit", func(h http.Handler) http.Handler {
 			return genericapifilters.WithAudit(h, c.AuditBackend, c.AuditPolicyRuleEvaluator, c.LongRunningFunc)
 		}},

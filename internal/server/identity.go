@@ -12,8 +12,8 @@ import (
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kip-proxy/kip/internal/caller"
 	"github.com/kip-proxy/kip/internal/exchange"
-	"github.com/kip-proxy/kip/internal/identity"
 	"github.com/kip-proxy/kip/internal/signer"
 	"github.com/kip-proxy/kip/internal/tokenauth"
 )
@@ -41,14 +41,14 @@ type kipIdentities struct {
 	exchange http.Handler        // nil unless both are configured
 	// ownName is kip's own upstream username, learned from the upstream;
 	// no identity kip impersonates may take it.
-	ownName *identity.OwnName
+	ownName *caller.KipName
 	client  kubernetes.Interface
 }
 
 // newIdentity builds the signer CA, the token verifiers and, when kip has
 // both, the credential exchange. ctx bounds their background work.
 func newIdentity(ctx context.Context, cfg IdentityConfig, client kubernetes.Interface) (*kipIdentities, error) {
-	id := &kipIdentities{ownName: &identity.OwnName{}, client: client}
+	id := &kipIdentities{ownName: &caller.KipName{}, client: client}
 	var err error
 	if id.signer, err = newSigner(ctx, cfg, client); err != nil {
 		return nil, err
@@ -125,7 +125,7 @@ func (id *kipIdentities) signerCA() dynamiccertificates.CAContentProvider {
 // refuseOwnName wraps kip's request authenticator so that no identity kip
 // would impersonate takes kip's own upstream username.
 func (id *kipIdentities) refuseOwnName(auth authenticator.Request) authenticator.Request {
-	return identity.RefuseOwnName(id.ownName, auth)
+	return caller.RefuseKipName(id.ownName, auth)
 }
 
 // run learns kip's own upstream username and keeps the token configuration

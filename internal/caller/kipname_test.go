@@ -1,4 +1,4 @@
-package identity
+package caller
 
 import (
 	"context"
@@ -18,35 +18,35 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 )
 
-// knownOwnName is an OwnName that has learned name.
-func knownOwnName(name string) *OwnName {
-	o := &OwnName{}
+// knownKipName is an KipName that has learned name.
+func knownKipName(name string) *KipName {
+	o := &KipName{}
 	o.set(name, nil)
 	return o
 }
 
-func TestRefuseOwnName(t *testing.T) {
+func TestRefuseKipName(t *testing.T) {
 	kipNamed := &upstreamVerifiedUser{Info: &user.DefaultInfo{Name: "kip-proxy"}, token: "kip's-own-token"}
 	boom := errors.New("certificate verification failed")
 	tests := []struct {
 		name    string
-		own     *OwnName
+		own     *KipName
 		user    user.Info
 		ok      bool
 		err     error
 		wantOK  bool
-		wantErr error // nil: no error; errOwnName for kip's refusal
+		wantErr error // nil: no error; errKipName for kip's refusal
 	}{
-		{name: "another user", own: knownOwnName("kip-proxy"), user: &user.DefaultInfo{Name: "alice"}, ok: true, wantOK: true},
-		{name: "a name that only starts like kip's", own: knownOwnName("kip-proxy"), user: &user.DefaultInfo{Name: "kip-proxy-2"}, ok: true, wantOK: true},
-		{name: "certificate for kip's own name", own: knownOwnName("kip-proxy"), user: &user.DefaultInfo{Name: "kip-proxy", Groups: []string{"system:authenticated"}}, ok: true, wantErr: errOwnName},
-		{name: "kip's name in other letter case", own: knownOwnName("kip-proxy"), user: &user.DefaultInfo{Name: "Kip-Proxy"}, ok: true, wantErr: errOwnName},
-		{name: "kip's ServiceAccount name", own: knownOwnName("system:serviceaccount:kip-system:kip"), user: &user.DefaultInfo{Name: "system:serviceaccount:kip-system:kip"}, ok: true, wantErr: errOwnName},
-		{name: "own name not learned yet", own: &OwnName{}, user: &user.DefaultInfo{Name: "alice"}, ok: true, wantErr: errOwnName},
-		{name: "upstream-verified token is passed through, even named like kip", own: knownOwnName("kip-proxy"), user: kipNamed, ok: true, wantOK: true},
-		{name: "upstream-verified token before the name is known", own: &OwnName{}, user: kipNamed, ok: true, wantOK: true},
-		{name: "refusal passes through", own: knownOwnName("kip-proxy"), wantOK: false},
-		{name: "error passes through", own: knownOwnName("kip-proxy"), err: boom, wantErr: boom},
+		{name: "another user", own: knownKipName("kip-proxy"), user: &user.DefaultInfo{Name: "alice"}, ok: true, wantOK: true},
+		{name: "a name that only starts like kip's", own: knownKipName("kip-proxy"), user: &user.DefaultInfo{Name: "kip-proxy-2"}, ok: true, wantOK: true},
+		{name: "certificate for kip's own name", own: knownKipName("kip-proxy"), user: &user.DefaultInfo{Name: "kip-proxy", Groups: []string{"system:authenticated"}}, ok: true, wantErr: errKipName},
+		{name: "kip's name in other letter case", own: knownKipName("kip-proxy"), user: &user.DefaultInfo{Name: "Kip-Proxy"}, ok: true, wantErr: errKipName},
+		{name: "kip's ServiceAccount name", own: knownKipName("system:serviceaccount:kip-system:kip"), user: &user.DefaultInfo{Name: "system:serviceaccount:kip-system:kip"}, ok: true, wantErr: errKipName},
+		{name: "own name not learned yet", own: &KipName{}, user: &user.DefaultInfo{Name: "alice"}, ok: true, wantErr: errKipName},
+		{name: "upstream-verified token is passed through, even named like kip", own: knownKipName("kip-proxy"), user: kipNamed, ok: true, wantOK: true},
+		{name: "upstream-verified token before the name is known", own: &KipName{}, user: kipNamed, ok: true, wantOK: true},
+		{name: "refusal passes through", own: knownKipName("kip-proxy"), wantOK: false},
+		{name: "error passes through", own: knownKipName("kip-proxy"), err: boom, wantErr: boom},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,21 +56,21 @@ func TestRefuseOwnName(t *testing.T) {
 				}
 				return &authenticator.Response{User: tt.user}, tt.ok, tt.err
 			})
-			resp, ok, err := RefuseOwnName(tt.own, inner).AuthenticateRequest(httptest.NewRequest(http.MethodGet, "/api", nil))
+			resp, ok, err := RefuseKipName(tt.own, inner).AuthenticateRequest(httptest.NewRequest(http.MethodGet, "/api", nil))
 			if ok != tt.wantOK || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
 				t.Fatalf("got ok=%v err=%v, want ok=%v err=%v", ok, err, tt.wantOK, tt.wantErr)
 			}
 			if tt.wantOK && resp.User != tt.user {
 				t.Errorf("user = %v, want %v unchanged", resp.User, tt.user)
 			}
-			if errors.Is(tt.wantErr, errOwnName) && resp != nil {
+			if errors.Is(tt.wantErr, errKipName) && resp != nil {
 				t.Errorf("a refusal returned %v", resp)
 			}
 		})
 	}
 }
 
-func TestOwnNameReason(t *testing.T) {
+func TestKipNameReason(t *testing.T) {
 	tests := []struct {
 		name, own, user, want string
 		unknown               bool
@@ -83,7 +83,7 @@ func TestOwnNameReason(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := &OwnName{}
+			o := &KipName{}
 			if !tt.unknown {
 				o.set(tt.own, nil)
 			}
@@ -95,10 +95,10 @@ func TestOwnNameReason(t *testing.T) {
 	}
 }
 
-// TestOwnNameLearn: kip asks the upstream with a SelfSubjectReview until
+// TestKipNameLearn: kip asks the upstream with a SelfSubjectReview until
 // it answers with a user; until then the readiness check fails and says
 // why, and every identity is refused.
-func TestOwnNameLearn(t *testing.T) {
+func TestKipNameLearn(t *testing.T) {
 	tests := []struct {
 		name     string
 		answers  []error // one per question before the name: the error, or nil for an empty answer
@@ -123,7 +123,7 @@ func TestOwnNameLearn(t *testing.T) {
 				return true, &authenticationv1.SelfSubjectReview{Status: authenticationv1.SelfSubjectReviewStatus{
 					UserInfo: authenticationv1.UserInfo{Username: tt.wantName}}}, nil
 			})
-			o := &OwnName{}
+			o := &KipName{}
 			if err := o.Check(nil); err == nil {
 				t.Fatal("ready before learning the name")
 			}
@@ -141,14 +141,14 @@ func TestOwnNameLearn(t *testing.T) {
 	}
 }
 
-// TestOwnNameLearnFailsClosed: while the upstream does not answer, kip
+// TestKipNameLearnFailsClosed: while the upstream does not answer, kip
 // stays unready, the check names the error, and Learn ends with ctx.
-func TestOwnNameLearnFailsClosed(t *testing.T) {
+func TestKipNameLearnFailsClosed(t *testing.T) {
 	client := fake.NewClientset()
 	client.PrependReactor("create", "selfsubjectreviews", func(clienttesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("selfsubjectreviews.authentication.k8s.io is forbidden")
 	})
-	o := &OwnName{}
+	o := &KipName{}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	o.Learn(ctx, client.AuthenticationV1(), time.Millisecond, 5*time.Millisecond) // returns once ctx ends

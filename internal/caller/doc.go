@@ -1,4 +1,4 @@
-// Package identity carries who a request really is through kip's handler chain.
+// Package caller carries who a request really is through kip's handler chain.
 //
 // Two facts outlive the generic filters that would otherwise erase them:
 // the user that authenticated before a nested impersonation (kubectl --as)
@@ -6,6 +6,6 @@
 // bearer token of a caller that the upstream itself verified, so kip can pass
 // that token through unchanged instead of impersonating.
 //
-// It also knows kip's own upstream username (OwnName), which no identity
+// It also knows kip's own upstream username (KipName), which no caller
 // kip impersonates may take.
-package identity
+package caller

@@ -1,4 +1,4 @@
-package identity
+package caller
 
 import (
 	"context"
@@ -16,16 +16,16 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// errOwnName is all a caller learns when its identity is refused here: the
+// errKipName is all a caller learns when its identity is refused here: the
 // same as for any credential kip does not accept.
-var errOwnName = errors.New("invalid credentials")
+var errKipName = errors.New("invalid credentials")
 
-// OwnName is kip's own username on the upstream. No identity that kip
+// KipName is kip's own username on the upstream. No identity that kip
 // vouches for may take it: kip would impersonate that user, and so hand
 // the caller kip's rights, impersonation of anyone included. kip learns
 // the name from the upstream with its own credentials; until then it
 // refuses every identity it would impersonate.
-type OwnName struct {
+type KipName struct {
 	mu      sync.RWMutex
 	name    string
 	known   bool
@@ -33,14 +33,14 @@ type OwnName struct {
 }
 
 // Get returns kip's upstream username, and false while it is not known.
-func (o *OwnName) Get() (string, bool) {
+func (o *KipName) Get() (string, bool) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	return o.name, o.known
 }
 
 // Check fails until the name is known; it is a readiness check.
-func (o *OwnName) Check(*http.Request) error {
+func (o *KipName) Check(*http.Request) error {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	if o.known {
@@ -56,9 +56,9 @@ func (o *OwnName) Check(*http.Request) error {
 // kip's own credentials, until it gets an answer or ctx ends. It waits
 // retry after the first failure, doubling up to maxRetry. kip's name does
 // not change while it runs, so one answer is enough.
-func (o *OwnName) Learn(ctx context.Context, reviews authenticationv1client.SelfSubjectReviewsGetter, retry, maxRetry time.Duration) {
+func (o *KipName) Learn(ctx context.Context, reviews authenticationv1client.SelfSubjectReviewsGetter, retry, maxRetry time.Duration) {
 	for {
-		name, err := askOwnName(ctx, reviews)
+		name, err := askKipName(ctx, reviews)
 		if err == nil {
 			o.set(name, nil)
 			klog.InfoS("Learned kip's own upstream username, which no identity kip impersonates may take", "user", name)
@@ -76,13 +76,13 @@ func (o *OwnName) Learn(ctx context.Context, reviews authenticationv1client.Self
 }
 
 // set records the name, or the error that kept kip from learning it.
-func (o *OwnName) set(name string, err error) {
+func (o *KipName) set(name string, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.name, o.known, o.lastErr = name, err == nil, err
 }
 
-func askOwnName(ctx context.Context, reviews authenticationv1client.SelfSubjectReviewsGetter) (string, error) {
+func askKipName(ctx context.Context, reviews authenticationv1client.SelfSubjectReviewsGetter) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	r, err := reviews.SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
@@ -98,7 +98,7 @@ func askOwnName(ctx context.Context, reviews authenticationv1client.SelfSubjectR
 // Reason says why name may not be impersonated, or returns "" when it may.
 // Letter case is ignored: a name that differs from kip's only in case is
 // never one a legitimate identity source means.
-func (o *OwnName) Reason(name string) string {
+func (o *KipName) Reason(name string) string {
 	own, known := o.Get()
 	switch {
 	case !known:
@@ -109,12 +109,12 @@ func (o *OwnName) Reason(name string) string {
 	return ""
 }
 
-// RefuseOwnName wraps kip's request authenticator: a user kip would
+// RefuseKipName wraps kip's request authenticator: a user kip would
 // impersonate (from a certificate, an OIDC or a webhook token) that takes
 // kip's own upstream name gets 401, with a log line saying why. A user the
 // upstream verified itself is passed on: its token goes upstream as it is,
 // with no kip credential, so it gains nothing of kip's.
-func RefuseOwnName(own *OwnName, auth authenticator.Request) authenticator.Request {
+func RefuseKipName(own *KipName, auth authenticator.Request) authenticator.Request {
 	return authenticator.RequestFunc(func(req *http.Request) (*authenticator.Response, bool, error) {
 		resp, ok, err := auth.AuthenticateRequest(req)
 		if err != nil || !ok {
@@ -125,7 +125,7 @@ func RefuseOwnName(own *OwnName, auth authenticator.Request) authenticator.Reque
 		}
 		if why := own.Reason(resp.User.GetName()); why != "" {
 			klog.InfoS("Refused an identity kip would impersonate", "user", resp.User.GetName(), "reason", why)
-			return nil, false, errOwnName
+			return nil, false, errKipName
 		}
 		return resp, true, nil
 	})
