@@ -126,7 +126,7 @@ func sniCertKeys(keys []configv1alpha1.SNICertKey) []cliflag.NamedCertKey {
 }
 
 func (o *Serve) authenticationFields(a *configv1alpha1.Authentication) []configField {
-	id := o.Identity
+	id := o.Credentials
 	return []configField{
 		{"client-ca-file", func() { o.ClientCAFile = a.ClientCAFile }},
 		{"trust-cluster-client-ca", func() { o.TrustClusterClientCA = *a.TrustClusterClientCA }},

@@ -254,7 +254,7 @@ limits: {requestTimeout: 2m}
 	}{
 		{"--probe-port (flag)", o.ProbePort, 7000},
 		{"--trust-cluster-client-ca (flag)", o.TrustClusterClientCA, true},
-		{"--allowed-reserved-groups (flag)", o.Identity.AllowedReservedGroups, []string{"system:nodes"}},
+		{"--allowed-reserved-groups (flag)", o.Credentials.AllowedReservedGroups, []string{"system:nodes"}},
 		{"--secure-port (file)", o.SecureServing.BindPort, 9443},
 		{"--request-timeout (file)", o.RequestTimeout.String(), "2m0s"},
 		{"--max-requests-inflight (default)", o.MaxRequestsInFlight, 400},

@@ -28,7 +28,7 @@ type Serve struct {
 
 	SecureServing *genericoptions.SecureServingOptions
 	Audit         *genericoptions.AuditOptions
-	Identity      *Identity
+	Credentials   *Credentials
 	Observability Observability
 	Logs          *logsapi.LoggingConfiguration
 
@@ -65,7 +65,7 @@ func NewServe() *Serve {
 	return &Serve{
 		SecureServing:               ss,
 		Audit:                       genericoptions.NewAuditOptions(),
-		Identity:                    NewIdentity(),
+		Credentials:                 NewCredentials(),
 		Logs:                        logsapi.NewLoggingConfiguration(),
 		InClusterTokenFile:          configv1alpha1.DefaultInClusterTokenFile,
 		InClusterCAFile:             configv1alpha1.DefaultInClusterCAFile,
@@ -122,7 +122,7 @@ func (o *Serve) addAuthenticationFlags(fs *pflag.FlagSet) {
 		"Also accept client certificates from the upstream's own client CA (ConfigMap kube-system/extension-apiserver-authentication, key client-ca-file), watched and reloaded.")
 	fs.DurationVar(&o.TokenCacheTTL, "token-cache-ttl", o.TokenCacheTTL,
 		"How long the answer of a TokenReview for a bearer token is reused.")
-	o.Identity.AddFlags(fs)
+	o.Credentials.AddFlags(fs)
 }
 
 func (o *Serve) addUpstreamFlags(fs *pflag.FlagSet) {
@@ -157,7 +157,7 @@ func (o *Serve) addLimitFlags(fs *pflag.FlagSet) {
 func (o *Serve) Validate() error {
 	errs := o.SecureServing.Validate()
 	errs = append(errs, o.Audit.Validate()...)
-	errs = append(errs, o.Identity.Validate()...)
+	errs = append(errs, o.Credentials.Validate()...)
 	errs = append(errs, o.Observability.Validate()...)
 	if lerrs := logsapi.Validate(o.Logs, nil, field.NewPath("logging")); len(lerrs) > 0 {
 		errs = append(errs, lerrs.ToAggregate())
@@ -221,7 +221,7 @@ func (o *Serve) Config() (server.Config, error) {
 		ClientCAFile:         o.ClientCAFile,
 		TrustClusterClientCA: o.TrustClusterClientCA,
 		TokenCacheTTL:        o.TokenCacheTTL,
-		Identity:             o.Identity.config(),
+		Identity:             o.Credentials.config(),
 		Profiling:            o.Profiling,
 	}
 	o.Observability.ApplyTo(&cfg)

@@ -14,9 +14,10 @@ import (
 	"github.com/kip-proxy/kip/internal/tokenauth"
 )
 
-// Identity is how kip learns identities the upstream cannot verify: its
-// own signer CA, OIDC and webhook tokens, and the exchange between them.
-type Identity struct {
+// Credentials are the ones kip verifies itself because the upstream cannot:
+// certificates from kip's own signer CA, OIDC and webhook tokens, and the
+// exchange that turns such a token into such a certificate.
+type Credentials struct {
 	SignerCACertFile string
 	SignerCAKeyFile  string
 	// SignerCASecret is namespace/name of the Secret that holds the signer
@@ -34,13 +35,13 @@ type Identity struct {
 	SignerLease *SignerLease
 }
 
-// NewIdentity returns the defaults.
-func NewIdentity() *Identity {
-	return &Identity{CredentialTTL: 5 * time.Minute, WebhookCacheTTL: 2 * time.Minute, SignerLease: NewSignerLease()}
+// NewCredentials returns the defaults.
+func NewCredentials() *Credentials {
+	return &Credentials{CredentialTTL: 5 * time.Minute, WebhookCacheTTL: 2 * time.Minute, SignerLease: NewSignerLease()}
 }
 
 // AddFlags registers the identity flags on fs.
-func (o *Identity) AddFlags(fs *pflag.FlagSet) {
+func (o *Credentials) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SignerCACertFile, "signer-ca-cert-file", o.SignerCACertFile,
 		"PEM CA certificate with which kip signs short-lived client certificates; reloaded when it changes. Needs --signer-ca-key-file.")
 	fs.StringVar(&o.SignerCAKeyFile, "signer-ca-key-file", o.SignerCAKeyFile,
@@ -61,7 +62,7 @@ func (o *Identity) AddFlags(fs *pflag.FlagSet) {
 }
 
 // Validate reports every invalid identity option.
-func (o *Identity) Validate() []error {
+func (o *Credentials) Validate() []error {
 	var errs []error
 	errs = append(errs, o.validateSigner()...)
 	errs = append(errs, o.SignerLease.Validate(o.SignerCASecret)...)
@@ -81,7 +82,7 @@ func (o *Identity) Validate() []error {
 	return append(errs, validateAllowedGroups(o.AllowedReservedGroups)...)
 }
 
-func (o *Identity) validateSigner() []error {
+func (o *Credentials) validateSigner() []error {
 	var errs []error
 	if (o.SignerCACertFile == "") != (o.SignerCAKeyFile == "") {
 		errs = append(errs, errors.New("--signer-ca-cert-file and --signer-ca-key-file go together: give both or neither"))
@@ -126,7 +127,7 @@ func validateAllowedGroups(groups []string) []error {
 }
 
 // config applies the validated options.
-func (o *Identity) config() server.IdentityConfig {
+func (o *Credentials) config() server.IdentityConfig {
 	cfg := server.IdentityConfig{
 		SignerCACertFile: o.SignerCACertFile,
 		SignerCAKeyFile:  o.SignerCAKeyFile,
