@@ -40,7 +40,7 @@ func NewCredentials() *Credentials {
 	return &Credentials{CredentialTTL: 5 * time.Minute, WebhookCacheTTL: 2 * time.Minute, SignerLease: NewSignerLease()}
 }
 
-// AddFlags registers the identity flags on fs.
+// AddFlags registers the credential flags on fs.
 func (o *Credentials) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SignerCACertFile, "signer-ca-cert-file", o.SignerCACertFile,
 		"PEM CA certificate with which kip signs short-lived client certificates; reloaded when it changes. Needs --signer-ca-key-file.")
@@ -61,7 +61,7 @@ func (o *Credentials) AddFlags(fs *pflag.FlagSet) {
 	o.SignerLease.AddFlags(fs)
 }
 
-// Validate reports every invalid identity option.
+// Validate reports every invalid credential option.
 func (o *Credentials) Validate() []error {
 	var errs []error
 	errs = append(errs, o.validateSigner()...)
