@@ -58,7 +58,7 @@ type Server struct {
 	stopIdentity context.CancelFunc
 	probes       net.Listener
 	ready        []healthz.HealthChecker
-	expiry       metrics.Expiry
+	metrics      http.Handler
 	profiling    bool
 	stopping     chan struct{}
 }
@@ -101,11 +101,12 @@ func New(cfg Config) (*Server, error) {
 }
 
 func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (*Server, error) {
-	id, err := newIdentity(lifecycle, cfg.Identity, client)
+	rec := metrics.NewRecorder()
+	id, err := newIdentity(lifecycle, cfg.Identity, client, rec)
 	if err != nil {
 		return nil, err
 	}
-	clientCAs, err := wireSecurity(cfg, client, id)
+	clientCAs, err := wireSecurity(cfg, client, id, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 	if signer := id.signerCA(); signer != nil {
 		trustedCAs = append(slices.Clip(clientCAs), signer)
 	}
-	obs := observability{requests: metrics.NewRequests(), accessLog: cfg.AccessLog}
+	obs := observability{requests: rec.Requests(), accessLog: cfg.AccessLog}
 	cfg.Generic.BuildHandlerChainFunc = func(_ http.Handler, c *genericapiserver.Config) http.Handler {
 		// The generic server's own handler (its /healthz, /version and
 		// discovery) is left out on purpose: every path belongs upstream.
@@ -141,11 +142,11 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 		identity: id,
 		probes:   cfg.ProbeListener,
 		ready:    ready,
-		expiry: metrics.Expiry{
+		metrics: rec.Handler(metrics.Expiry{
 			SignerCA: id.signerCA(),
 			ClientCA: dynamiccertificates.NewUnionCAContentProvider(clientCAs...),
 			Serving:  cfg.Generic.SecureServing.Cert,
-		},
+		}),
 		profiling: cfg.Profiling,
 		stopping:  stopping,
 	}, nil
@@ -153,7 +154,7 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 
 // wireSecurity sets the authenticator, the authorizer and the CAs asked for
 // in the TLS handshake, and returns the client CA sources one by one.
-func wireSecurity(cfg Config, client kubernetes.Interface, id *kipIdentities) ([]dynamiccertificates.CAContentProvider, error) {
+func wireSecurity(cfg Config, client kubernetes.Interface, id *kipIdentities, rec *metrics.Recorder) ([]dynamiccertificates.CAContentProvider, error) {
 	cas := authn.ClientCAs{File: cfg.ClientCAFile}
 	if cfg.TrustClusterClientCA {
 		cas.Cluster = client
@@ -173,6 +174,7 @@ func wireSecurity(cfg Config, client kubernetes.Interface, id *kipIdentities) ([
 		TokenReview:        client.AuthenticationV1(),
 		TokenCacheTTL:      cfg.TokenCacheTTL,
 		TokenReviewTimeout: 10 * time.Second,
+		Metrics:            rec,
 	}
 	if id.signer != nil {
 		authCfg.SignerCA, authCfg.SignerCertificates = id.signer, signer.NewAuthenticator(id.signer)
@@ -204,7 +206,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopProbes()
 	probeErr := make(chan error, 1)
 	if s.probes != nil {
-		go func() { probeErr <- serveProbes(probeCtx, s.probes, probeMux(s.ready, s.expiry, s.profiling)) }()
+		go func() { probeErr <- serveProbes(probeCtx, s.probes, probeMux(s.ready, s.metrics, s.profiling)) }()
 	}
 	defer s.stopIdentity()
 	s.identity.run(ctx)
