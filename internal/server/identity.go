@@ -92,15 +92,6 @@ func newSigner(ctx context.Context, cfg IdentityConfig, client kubernetes.Interf
 	return nil, nil
 }
 
-// extraClientCAs is what kip's own signer adds to the CAs named in the TLS
-// handshake; the generic server also runs its reload through this list.
-func (id *kipIdentities) extraClientCAs() []dynamiccertificates.CAContentProvider {
-	if id.signer == nil {
-		return nil
-	}
-	return []dynamiccertificates.CAContentProvider{id.signer}
-}
-
 // readiness fails while kip's own upstream username is unknown, the signer
 // CA has not loaded, or an OIDC issuer kip trusts has not been reached
 // (discovery and first keys): until then every identity kip impersonates,
