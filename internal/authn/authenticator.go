@@ -49,6 +49,9 @@ type Config struct {
 	TokenCacheTTL time.Duration
 	// TokenReviewTimeout bounds one TokenReview call.
 	TokenReviewTimeout time.Duration
+	// Metrics counts every credential checked. Nil counts nothing, for
+	// tests that do not look at metrics.
+	Metrics *metrics.Recorder
 }
 
 // New returns kip's request authenticator. Callers that none of its parts
@@ -59,7 +62,7 @@ func New(cfg Config) (authenticator.Request, error) {
 	// kip's own certificates come first: they carry more of the identity
 	// than the subject that the other CAs' authenticator would read.
 	if cfg.SignerCertificates != nil && cfg.SignerCA != nil {
-		parts = append(parts, group.NewAuthenticatedGroupAdder(metrics.CountAcceptedCertificates(metrics.MethodX509Signer,
+		parts = append(parts, group.NewAuthenticatedGroupAdder(cfg.Metrics.CountAcceptedCertificates(metrics.MethodX509Signer,
 			newVerifiedCertificates(cfg.SignerCertificates, cfg.SignerCA, certCacheTTL))))
 	}
 	if cfg.ClientCA != nil {
@@ -67,7 +70,7 @@ func New(cfg Config) (authenticator.Request, error) {
 		// system:authenticated the way kube-apiserver does.
 		certs := newVerifiedCertificates(
 			x509.NewDynamic(cfg.ClientCA.VerifyOptions, x509.CommonNameUserConversion), cfg.ClientCA, certCacheTTL)
-		parts = append(parts, group.NewAuthenticatedGroupAdder(metrics.CountAcceptedCertificates(metrics.MethodX509ClientCA, certs)))
+		parts = append(parts, group.NewAuthenticatedGroupAdder(cfg.Metrics.CountAcceptedCertificates(metrics.MethodX509ClientCA, certs)))
 	}
 	tokens, err := bearerTokens(cfg)
 	if err != nil {
@@ -79,7 +82,7 @@ func New(cfg Config) (authenticator.Request, error) {
 	if len(parts) == 0 {
 		return nil, errors.New("no authentication method is configured: give a client CA or allow TokenReview")
 	}
-	return metrics.CountRefusals(union.New(parts...)), nil
+	return cfg.Metrics.CountRefusals(union.New(parts...)), nil
 }
 
 // bearerTokens verifies tokens with kip's own verifiers first, then with the
@@ -119,7 +122,7 @@ func upstreamTokens(cfg Config) (authenticator.Token, error) {
 	// Errors are not cached: an upstream hiccup must not lock a user out.
 	cached := cache.New(review, false, cfg.TokenCacheTTL, cfg.TokenCacheTTL)
 	// The upstream is asked last, so its "no" is final.
-	return metrics.CountTokens(metrics.MethodTokenReview, caller.UpstreamVerified(cached), metrics.ReviewResult, true), nil
+	return cfg.Metrics.CountTokens(metrics.MethodTokenReview, caller.UpstreamVerified(cached), metrics.ReviewResult, true), nil
 }
 
 func noMetrics() webhook.AuthenticatorMetrics {

@@ -49,30 +49,32 @@ type caUnion struct {
 }
 
 var (
-	_ dynamiccertificates.CAContentProvider = caUnion{}
-	_ dynamiccertificates.ControllerRunner  = caUnion{}
+	_ dynamiccertificates.CAContentProvider = (*caUnion)(nil)
+	_ dynamiccertificates.ControllerRunner  = (*caUnion)(nil)
 )
 
 // UnionOf returns one provider for the union of parts. Like
 // k8s.io/apiserver's own union, it runs the parts' controllers when the
 // generic server runs it: a source whose controller never ran never loads.
+// It is a pointer, so that a union can be told apart from any other by
+// comparison: kip checks that the generic server kept the one it built.
 func UnionOf(parts ...dynamiccertificates.CAContentProvider) dynamiccertificates.CAContentProvider {
-	return caUnion{CAContentProvider: dynamiccertificates.NewUnionCAContentProvider(parts...), parts: parts}
+	return &caUnion{CAContentProvider: dynamiccertificates.NewUnionCAContentProvider(parts...), parts: parts}
 }
 
 // RunOnce loads every part that has a controller.
-func (u caUnion) RunOnce(ctx context.Context) error {
+func (u *caUnion) RunOnce(ctx context.Context) error {
 	return u.CAContentProvider.(dynamiccertificates.ControllerRunner).RunOnce(ctx)
 }
 
 // Run runs every part's controller until ctx ends.
-func (u caUnion) Run(ctx context.Context, workers int) {
+func (u *caUnion) Run(ctx context.Context, workers int) {
 	u.CAContentProvider.(dynamiccertificates.ControllerRunner).Run(ctx, workers)
 }
 
 // sourcesOf returns the sources a provider is made of.
 func sourcesOf(p dynamiccertificates.CAContentProvider) []dynamiccertificates.CAContentProvider {
-	if u, ok := p.(caUnion); ok {
+	if u, ok := p.(*caUnion); ok {
 		return u.parts
 	}
 	return []dynamiccertificates.CAContentProvider{p}

@@ -60,6 +60,10 @@ type Config struct {
 
 	// Clock tells the time for the rate limit; a real clock when nil.
 	Clock clock.PassiveClock
+
+	// Outcomes counts certificates issued and exchanges refused. Nil counts
+	// nothing, for tests that do not look at metrics.
+	Outcomes Outcomes
 }
 
 // New returns the exchange handler. Wrap it with WithExchange to put it in
@@ -94,6 +98,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
+	}
+	if c.Outcomes == nil {
+		c.Outcomes = uncounted{}
 	}
 }
 

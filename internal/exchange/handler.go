@@ -25,6 +25,7 @@ type handler struct {
 	tokenTimeout time.Duration
 	decoder      runtime.Decoder
 	failures     *failureLimiter
+	outcomes     Outcomes
 }
 
 func newHandler(c Config) (*handler, error) {
@@ -40,6 +41,7 @@ func newHandler(c Config) (*handler, error) {
 		tokenTimeout: c.TokenTimeout,
 		decoder:      decoder,
 		failures:     newFailureLimiter(c.FailureBurst, c.FailureInterval, c.MaxClients, c.Clock),
+		outcomes:     c.Outcomes,
 	}, nil
 }
 
@@ -53,22 +55,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeStatus(w, apierrors.NewMethodNotSupported(loginv1alpha1.SchemeGroupVersion.WithResource(loginv1alpha1.Resource).GroupResource(), r.Method))
-		metrics.ExchangeFailed(metrics.ExchangeInvalid)
+		h.outcomes.ExchangeFailed(metrics.ExchangeInvalid)
 		return
 	}
 	if name, found := headers.FindImpersonation(r.Header); found {
 		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("the credential exchange does not impersonate: remove the %s header (kubectl --as) and exchange your own token", name)))
-		metrics.ExchangeFailed(metrics.ExchangeInvalid)
+		h.outcomes.ExchangeFailed(metrics.ExchangeInvalid)
 		return
 	}
 	client := clientKey(r.RemoteAddr)
 	if wait, ok := h.failures.take(client); !ok {
 		writeStatus(w, tooManyFailures(wait))
-		metrics.ExchangeFailed(metrics.ExchangeRateLimited)
+		h.outcomes.ExchangeFailed(metrics.ExchangeRateLimited)
 		return
 	}
 	answer, tokenFailed, err := h.exchange(w, r)
-	recordOutcome(tokenFailed, err)
+	h.recordOutcome(tokenFailed, err)
 	if !tokenFailed {
 		h.failures.refund(client)
 	}

@@ -8,17 +8,30 @@ import (
 	"github.com/kip-proxy/kip/internal/metrics"
 )
 
+// Outcomes counts what exchanges come to. kip's *metrics.Recorder is one.
+type Outcomes interface {
+	ExchangeIssued()
+	ExchangeFailed(reason metrics.ExchangeFailure)
+}
+
+// uncounted is the Outcomes of an exchange built without Config.Outcomes,
+// as unit tests that do not look at metrics build it.
+type uncounted struct{}
+
+func (uncounted) ExchangeIssued()                        {}
+func (uncounted) ExchangeFailed(metrics.ExchangeFailure) {}
+
 // recordOutcome counts what one exchange that reached the token check, or
 // failed before it, came to.
-func recordOutcome(tokenFailed bool, err *apierrors.StatusError) {
+func (h *handler) recordOutcome(tokenFailed bool, err *apierrors.StatusError) {
 	switch {
 	case err != nil && err.ErrStatus.Code >= http.StatusInternalServerError:
-		metrics.ExchangeFailed(metrics.ExchangeInternal)
+		h.outcomes.ExchangeFailed(metrics.ExchangeInternal)
 	case err != nil:
-		metrics.ExchangeFailed(metrics.ExchangeInvalid)
+		h.outcomes.ExchangeFailed(metrics.ExchangeInvalid)
 	case tokenFailed:
-		metrics.ExchangeFailed(metrics.ExchangeAuthentication)
+		h.outcomes.ExchangeFailed(metrics.ExchangeAuthentication)
 	default:
-		metrics.ExchangeIssued()
+		h.outcomes.ExchangeIssued()
 	}
 }

@@ -42,12 +42,11 @@ type attempts struct {
 	success, failure, err metrics.CounterMetric
 }
 
-func attemptsOf(method string) attempts {
-	Register()
+func (r *Recorder) attempts(method string) attempts {
 	return attempts{
-		success: authenticationAttempts.WithLabelValues(method, resultSuccess),
-		failure: authenticationAttempts.WithLabelValues(method, resultFailure),
-		err:     authenticationAttempts.WithLabelValues(method, resultError),
+		success: r.authenticationAttempts.WithLabelValues(method, resultSuccess),
+		failure: r.authenticationAttempts.WithLabelValues(method, resultFailure),
+		err:     r.authenticationAttempts.WithLabelValues(method, resultError),
 	}
 }
 
@@ -66,8 +65,12 @@ func (a attempts) record(r Result) {
 // authenticator accepts. Its refusals are not counted here: kip asks each
 // CA in turn, and a certificate another CA signed is refused by all but
 // that one. CountRefusals counts a certificate that every CA refused.
-func CountAcceptedCertificates(method string, certs authenticator.Request) authenticator.Request {
-	counted := attemptsOf(method)
+// A nil Recorder returns certs as they are.
+func (r *Recorder) CountAcceptedCertificates(method string, certs authenticator.Request) authenticator.Request {
+	if r == nil {
+		return certs
+	}
+	counted := r.attempts(method)
 	return authenticator.RequestFunc(func(req *http.Request) (*authenticator.Response, bool, error) {
 		resp, ok, err := certs.AuthenticateRequest(req)
 		if ok && err == nil {
@@ -81,9 +84,13 @@ func CountAcceptedCertificates(method string, certs authenticator.Request) authe
 // refusal or a verifier that could not decide, as classify says (a
 // failure when classify is nil). When the verifier is the last one asked
 // (final), its "no" is a failure; otherwise a "no" means the token is not
-// one it knows, and the next verifier decides.
-func CountTokens(method string, tokens authenticator.Token, classify func(error) Result, final bool) authenticator.Token {
-	counted := attemptsOf(method)
+// one it knows, and the next verifier decides. A nil Recorder returns
+// tokens as they are.
+func (r *Recorder) CountTokens(method string, tokens authenticator.Token, classify func(error) Result, final bool) authenticator.Token {
+	if r == nil {
+		return tokens
+	}
+	counted := r.attempts(method)
 	return authenticator.TokenFunc(func(ctx context.Context, token string) (*authenticator.Response, bool, error) {
 		resp, ok, err := tokens.AuthenticateToken(ctx, token)
 		switch {
@@ -118,9 +125,13 @@ func ReviewResult(err error) Result {
 // CountRefusals counts the requests that the whole of kip's authenticator
 // refused without any token verifier having decided: a certificate no
 // trusted CA accepted (x509), or no credentials at all (none). A refused
-// bearer token was already counted by the verifier that refused it.
-func CountRefusals(all authenticator.Request) authenticator.Request {
-	x509, none := attemptsOf(methodX509), attemptsOf(methodNone)
+// bearer token was already counted by the verifier that refused it. A nil
+// Recorder returns all as it is.
+func (r *Recorder) CountRefusals(all authenticator.Request) authenticator.Request {
+	if r == nil {
+		return all
+	}
+	x509, none := r.attempts(methodX509), r.attempts(methodNone)
 	return authenticator.RequestFunc(func(req *http.Request) (*authenticator.Response, bool, error) {
 		resp, ok, err := all.AuthenticateRequest(req)
 		if ok && err == nil || hasBearerToken(req) {

@@ -16,9 +16,17 @@ const (
 )
 
 // ExchangeIssued counts one certificate issued by the credential exchange.
-func ExchangeIssued() { exchangeIssued.Inc() }
+func (r *Recorder) ExchangeIssued() {
+	if r == nil {
+		return
+	}
+	r.exchangeIssued.Inc()
+}
 
 // ExchangeFailed counts one credential exchange that issued nothing.
-func ExchangeFailed(reason ExchangeFailure) {
-	exchangeFailures.WithLabelValues(string(reason)).Inc()
+func (r *Recorder) ExchangeFailed(reason ExchangeFailure) {
+	if r == nil {
+		return
+	}
+	r.exchangeFailures.WithLabelValues(string(reason)).Inc()
 }

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"crypto/x509"
-	"net/http"
 
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	certutil "k8s.io/client-go/util/cert"
@@ -21,18 +20,11 @@ type Expiry struct {
 	Serving dynamiccertificates.CertKeyContentProvider
 }
 
-// WithExpiry sets the expiry gauges from their sources before h answers,
-// so that each scrape of h sees the certificates of that moment, reloads
-// and rotations included.
-func WithExpiry(e Expiry, h http.Handler) http.Handler {
-	Register()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e.refresh()
-		h.ServeHTTP(w, r)
-	})
-}
-
-func (e Expiry) refresh() {
+// refreshExpiry sets the expiry gauges from e's sources.
+func (r *Recorder) refreshExpiry(e Expiry) {
+	if r == nil {
+		return
+	}
 	var signer, client, serving []*x509.Certificate
 	if e.SignerCA != nil {
 		signer = parse(e.SignerCA.CurrentCABundleContent())
@@ -49,9 +41,9 @@ func (e Expiry) refresh() {
 			serving = serving[:1] // the leaf, not its chain
 		}
 	}
-	setEarliest(signerCAExpiry, signer)
-	setEarliest(clientCAExpiry, client)
-	setEarliest(servingCertificateExpiry, serving)
+	setEarliest(r.signerCAExpiry, signer)
+	setEarliest(r.clientCAExpiry, client)
+	setEarliest(r.servingCertificateExpiry, serving)
 }
 
 func parse(pemBytes []byte) []*x509.Certificate {

@@ -45,6 +45,10 @@ type Requests struct {
 	counters  snapshotMap[counterKey, metrics.CounterMetric]
 	durations snapshotMap[durationKey, metrics.ObserverMetric]
 	inFlight  [len(longRunningKinds)]metrics.GaugeMetric
+	// total and upstream are the Recorder's vectors that count and time
+	// requests.
+	total    *metrics.CounterVec
+	upstream *metrics.HistogramVec
 }
 
 type resourceKey struct{ resource, subresource string }
@@ -56,10 +60,9 @@ type counterKey struct {
 
 type durationKey struct{ verb, resource string }
 
-// NewRequests registers kip's metrics if need be and returns a recorder.
-func NewRequests() *Requests {
-	Register()
-	r := &Requests{}
+// newRequests records into a Recorder's request metrics.
+func newRequests(total *metrics.CounterVec, upstream *metrics.HistogramVec, longRunning *metrics.GaugeVec) *Requests {
+	r := &Requests{total: total, upstream: upstream}
 	for kind, name := range longRunningKinds {
 		r.inFlight[kind] = longRunning.WithLabelValues(name)
 	}
@@ -116,7 +119,7 @@ func (r *Requests) count(info *request.RequestInfo, code int) {
 		return
 	}
 	c, _ := r.counters.getOrAdd(key, func() metrics.CounterMetric {
-		return requests.WithLabelValues(key.verb, key.resource, codeLabel(key.code))
+		return r.total.WithLabelValues(key.verb, key.resource, codeLabel(key.code))
 	}, nil)
 	c.Inc()
 }
@@ -128,7 +131,7 @@ func (r *Requests) observe(info *request.RequestInfo, d time.Duration) {
 		return
 	}
 	o, _ := r.durations.getOrAdd(key, func() metrics.ObserverMetric {
-		return upstreamDuration.WithLabelValues(key.verb, key.resource)
+		return r.upstream.WithLabelValues(key.verb, key.resource)
 	}, nil)
 	o.Observe(d.Seconds())
 }

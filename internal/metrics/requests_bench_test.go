@@ -18,7 +18,7 @@ func (w nopWriter) WriteHeader(int)             {}
 // BenchmarkRequestMetrics is what counting a small GET costs in each of
 // kip's two metrics filters, around a handler that writes a body.
 func BenchmarkRequestMetrics(b *testing.B) {
-	r := NewRequests()
+	r := NewRecorder().Requests()
 	inner := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(emptyObject) })
 	info := &request.RequestInfo{IsResourceRequest: true, Verb: "get", Resource: "configmaps", Namespace: "default", Name: "c"}
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/namespaces/default/configmaps/c", nil)

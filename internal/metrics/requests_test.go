@@ -11,9 +11,9 @@ import (
 	"k8s.io/component-base/metrics/testutil"
 )
 
-func counterValue(t *testing.T, verb, resource, code string) float64 {
+func counterValue(t *testing.T, r *Requests, verb, resource, code string) float64 {
 	t.Helper()
-	v, err := testutil.GetCounterMetricValue(requests.WithLabelValues(verb, resource, code))
+	v, err := testutil.GetCounterMetricValue(r.total.WithLabelValues(verb, resource, code))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +21,7 @@ func counterValue(t *testing.T, verb, resource, code string) float64 {
 }
 
 func TestRequestLabels(t *testing.T) {
-	r := NewRequests()
+	r := NewRecorder().Requests()
 	resource := func(verb, resource, subresource string) *request.RequestInfo {
 		return &request.RequestInfo{IsResourceRequest: true, Verb: verb, Resource: resource, Subresource: subresource}
 	}
@@ -45,7 +45,7 @@ func TestRequestLabels(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := counterValue(t, tt.wantVerb, tt.wantLabel, tt.wantCode)
+			before := counterValue(t, r, tt.wantVerb, tt.wantLabel, tt.wantCode)
 			h := r.WithRequests(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				w.WriteHeader(tt.code)
 				if tt.panicAfter {
@@ -60,7 +60,7 @@ func TestRequestLabels(t *testing.T) {
 				defer func() { _ = recover() }()
 				h.ServeHTTP(httptest.NewRecorder(), req)
 			}()
-			if got := counterValue(t, tt.wantVerb, tt.wantLabel, tt.wantCode) - before; got != 1 {
+			if got := counterValue(t, r, tt.wantVerb, tt.wantLabel, tt.wantCode) - before; got != 1 {
 				t.Fatalf("kip_requests_total{verb=%q,resource=%q,code=%q} grew by %v, want 1", tt.wantVerb, tt.wantLabel, tt.wantCode, got)
 			}
 		})
@@ -68,7 +68,7 @@ func TestRequestLabels(t *testing.T) {
 }
 
 func TestResourceLabelsAreBounded(t *testing.T) {
-	r := NewRequests()
+	r := NewRecorder().Requests()
 	for i := range maxResources + 10 {
 		info := &request.RequestInfo{IsResourceRequest: true, Verb: "get", Resource: "r" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))}
 		r.admit(info, http.StatusOK)
@@ -79,7 +79,7 @@ func TestResourceLabelsAreBounded(t *testing.T) {
 }
 
 func TestLongRunningInFlight(t *testing.T) {
-	r := NewRequests()
+	r := NewRecorder().Requests()
 	gauge := r.inFlight[kindExec]
 	var during float64
 	h := r.WithUpstream(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
@@ -137,7 +137,7 @@ func (discard) Flush()                      {}
 // around the proxy.
 func BenchmarkRequestPath(b *testing.B) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	r := NewRequests()
+	r := NewRecorder().Requests()
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/namespaces/default/configmaps/x", nil)
 	req = req.WithContext(request.WithRequestInfo(req.Context(), &request.RequestInfo{
 		IsResourceRequest: true, Verb: "get", APIVersion: "v1", Namespace: "default", Resource: "configmaps", Name: "x",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kip-proxy/kip/internal/caller"
 	"github.com/kip-proxy/kip/internal/exchange"
+	"github.com/kip-proxy/kip/internal/metrics"
 	"github.com/kip-proxy/kip/internal/signer"
 	"github.com/kip-proxy/kip/internal/tokenauth"
 )
@@ -46,8 +47,9 @@ type kipIdentities struct {
 }
 
 // newIdentity builds the signer CA, the token verifiers and, when kip has
-// both, the credential exchange. ctx bounds their background work.
-func newIdentity(ctx context.Context, cfg IdentityConfig, client kubernetes.Interface) (*kipIdentities, error) {
+// both, the credential exchange, which count into rec. ctx bounds their
+// background work.
+func newIdentity(ctx context.Context, cfg IdentityConfig, client kubernetes.Interface, rec *metrics.Recorder) (*kipIdentities, error) {
 	id := &kipIdentities{ownName: &caller.KipName{}, client: client}
 	var err error
 	if id.signer, err = newSigner(ctx, cfg, client); err != nil {
@@ -56,11 +58,12 @@ func newIdentity(ctx context.Context, cfg IdentityConfig, client kubernetes.Inte
 	// OIDC and webhook identities are checked here too, so that the
 	// exchange never signs a certificate for kip's own name.
 	cfg.Tokens.RefusedUsername = id.ownName.Reason
+	cfg.Tokens.Metrics = rec
 	if id.tokens, err = tokenauth.New(ctx, cfg.Tokens); err != nil {
 		return nil, err
 	}
 	if id.signer != nil && id.tokens != nil {
-		id.exchange, err = exchange.New(exchange.Config{Tokens: id.tokens, Issuer: id.signer, TTL: cfg.CredentialTTL})
+		id.exchange, err = exchange.New(exchange.Config{Tokens: id.tokens, Issuer: id.signer, TTL: cfg.CredentialTTL, Outcomes: rec})
 		if err != nil {
 			return nil, err
 		}
@@ -87,15 +90,6 @@ func newSigner(ctx context.Context, cfg IdentityConfig, client kubernetes.Interf
 		return ca, nil
 	}
 	return nil, nil
-}
-
-// extraClientCAs is what kip's own signer adds to the CAs named in the TLS
-// handshake; the generic server also runs its reload through this list.
-func (id *kipIdentities) extraClientCAs() []dynamiccertificates.CAContentProvider {
-	if id.signer == nil {
-		return nil
-	}
-	return []dynamiccertificates.CAContentProvider{id.signer}
 }
 
 // readiness fails while kip's own upstream username is unknown, the signer

@@ -12,18 +12,15 @@ import (
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/rest"
-	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
-
-	"github.com/kip-proxy/kip/internal/metrics"
 )
 
 // probeMux serves liveness, readiness and metrics, and profiling when asked.
-func probeMux(ready []healthz.HealthChecker, expiry metrics.Expiry, profiling bool) *http.ServeMux {
+func probeMux(ready []healthz.HealthChecker, metrics http.Handler, profiling bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	healthz.InstallPathHandler(mux, "/livez", healthz.PingHealthz)
 	mux.Handle("/readyz", readyz(ready))
-	mux.Handle("/metrics", metrics.WithExpiry(expiry, legacyregistry.Handler()))
+	mux.Handle("/metrics", metrics)
 	if profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

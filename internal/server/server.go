@@ -2,10 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,18 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/sets"
 	genericapiserver "k8s.io/apiserver/pkg/server"
-	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/component-base/compatibility"
 
-	"github.com/kip-proxy/kip/internal/authn"
-	"github.com/kip-proxy/kip/internal/authz"
 	"github.com/kip-proxy/kip/internal/metrics"
 	"github.com/kip-proxy/kip/internal/proxy"
-	"github.com/kip-proxy/kip/internal/signer"
 )
 
 // Config is everything `kip serve` needs, already validated.
@@ -58,7 +54,7 @@ type Server struct {
 	stopIdentity context.CancelFunc
 	probes       net.Listener
 	ready        []healthz.HealthChecker
-	expiry       metrics.Expiry
+	metrics      http.Handler
 	profiling    bool
 	stopping     chan struct{}
 }
@@ -84,7 +80,8 @@ func NewGenericConfig() *genericapiserver.Config {
 	return c
 }
 
-// New wires the authenticator, authorizer and proxy into the generic server.
+// New builds kip: its security, its request path and the generic server
+// that serves them.
 func New(cfg Config) (*Server, error) {
 	client, err := kubernetes.NewForConfig(cfg.Upstream)
 	if err != nil {
@@ -100,12 +97,12 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// build reads top to bottom: kip's security and request path are built
+// first, each piece once, then handed to the generic server by
+// newGenericServer.
 func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (*Server, error) {
-	id, err := newIdentity(lifecycle, cfg.Identity, client)
-	if err != nil {
-		return nil, err
-	}
-	clientCAs, err := wireSecurity(cfg, client, id)
+	rec := metrics.NewRecorder()
+	sec, err := newSecurity(lifecycle, cfg, client, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -113,89 +110,54 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 	if err != nil {
 		return nil, err
 	}
-	trustedCAs := clientCAs
-	if signer := id.signerCA(); signer != nil {
-		trustedCAs = append(slices.Clip(clientCAs), signer)
-	}
-	obs := observability{requests: metrics.NewRequests(), accessLog: cfg.AccessLog}
-	cfg.Generic.BuildHandlerChainFunc = func(_ http.Handler, c *genericapiserver.Config) http.Handler {
-		// The generic server's own handler (its /healthz, /version and
-		// discovery) is left out on purpose: every path belongs upstream.
-		return withClientCAsLoaded(buildHandlerChain(p, id.exchange, c, obs), trustedCAs, c.Serializer)
-	}
-	generic, err := cfg.Generic.Complete(nil).New("kip", genericapiserver.NewEmptyDelegate())
+	obs := observability{requests: rec.Requests(), accessLog: cfg.AccessLog}
+	generic, err := newGenericServer(cfg.Generic, sec, func(c *genericapiserver.Config) http.Handler {
+		return buildHandlerChain(p, sec.identity.exchange, c, obs)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("building the server: %w", err)
+		return nil, err
 	}
 	stopping := make(chan struct{})
-	// kip is ready once it can reach the upstream and every source of
-	// identity it is configured with has loaded; before that, a caller
-	// with valid credentials would be refused.
-	ready := []healthz.HealthChecker{upstreamReady(client.Discovery().RESTClient(), 3*time.Second), notShuttingDown(stopping)}
-	if len(clientCAs) > 0 {
-		ready = append(ready, caLoaded("client-ca", clientCAs...))
-	}
-	ready = append(ready, id.readiness()...)
 	return &Server{
 		generic:  generic,
-		identity: id,
+		identity: sec.identity,
 		probes:   cfg.ProbeListener,
-		ready:    ready,
-		expiry: metrics.Expiry{
-			SignerCA: id.signerCA(),
-			ClientCA: dynamiccertificates.NewUnionCAContentProvider(clientCAs...),
-			Serving:  cfg.Generic.SecureServing.Cert,
-		},
+		// kip is ready once it can reach the upstream and every source
+		// of identity it is configured with has loaded; before that, a
+		// caller with valid credentials would be refused.
+		ready: append([]healthz.HealthChecker{
+			upstreamReady(client.Discovery().RESTClient(), 3*time.Second), notShuttingDown(stopping),
+		}, sec.readiness()...),
+		metrics:   rec.Handler(sec.expiry(cfg.Generic.SecureServing.Cert)),
 		profiling: cfg.Profiling,
 		stopping:  stopping,
 	}, nil
 }
 
-// wireSecurity sets the authenticator, the authorizer and the CAs asked for
-// in the TLS handshake, and returns the client CA sources one by one.
-func wireSecurity(cfg Config, client kubernetes.Interface, id *kipIdentities) ([]dynamiccertificates.CAContentProvider, error) {
-	cas := authn.ClientCAs{File: cfg.ClientCAFile}
-	if cfg.TrustClusterClientCA {
-		cas.Cluster = client
+// newGenericServer hands kip's security and request path to the generic
+// server. It is the one place that sets the generic config's
+// authenticator, authorizer and handshake CAs, and it refuses to return a
+// server that did not keep exactly those (see checkWired).
+func newGenericServer(g *genericapiserver.Config, sec *security, chain func(*genericapiserver.Config) http.Handler) (*genericapiserver.GenericAPIServer, error) {
+	if g.SecureServing == nil {
+		return nil, errors.New("kip serves only over TLS, and the server has no secure port")
 	}
-	sources, err := cas.Providers()
+	g.SecureServing.ClientCA = sec.cas.handshake
+	g.Authentication.Authenticator = sec.authenticator
+	g.Authorization.Authorizer = sec.authorizer
+	g.BuildHandlerChainFunc = func(_ http.Handler, c *genericapiserver.Config) http.Handler {
+		// The generic server's own handler (its /healthz, /version and
+		// discovery) is left out on purpose: every path belongs upstream.
+		return withClientCAsLoaded(chain(c), sec.cas.all(), c.Serializer)
+	}
+	generic, err := g.Complete(nil).New("kip", genericapiserver.NewEmptyDelegate())
 	if err != nil {
+		return nil, fmt.Errorf("building the server: %w", err)
+	}
+	if err := sec.checkWired(g, generic.Authorizer); err != nil {
 		return nil, err
 	}
-	clientCA := authn.UnionOf(sources...)
-	// The generic server runs the CA controllers, kip's signer among them,
-	// and reloads the TLS handshake's list of acceptable CAs from this
-	// union.
-	cfg.Generic.SecureServing.ClientCA = dynamiccertificates.NewUnionCAContentProvider(
-		append([]dynamiccertificates.CAContentProvider{clientCA}, id.extraClientCAs()...)...)
-	authCfg := authn.Config{
-		ClientCA:           clientCA,
-		TokenReview:        client.AuthenticationV1(),
-		TokenCacheTTL:      cfg.TokenCacheTTL,
-		TokenReviewTimeout: 10 * time.Second,
-	}
-	if id.signer != nil {
-		authCfg.SignerCA, authCfg.SignerCertificates = id.signer, signer.NewAuthenticator(id.signer)
-	}
-	if id.tokens != nil {
-		authCfg.KipTokens = id.tokens
-	}
-	authenticator, err := authn.New(authCfg)
-	if err != nil {
-		return nil, err
-	}
-	// No identity kip impersonates may take kip's own upstream name.
-	cfg.Generic.Authentication.Authenticator = id.refuseOwnName(authenticator)
-	authorizer, err := authz.New(authz.Config{
-		SubjectAccessReview: client.AuthorizationV1(),
-		AllowCacheTTL:       10 * time.Second,
-		DenyCacheTTL:        5 * time.Second,
-	})
-	if err != nil {
-		return nil, err
-	}
-	cfg.Generic.Authorization.Authorizer = authorizer
-	return sources, nil
+	return generic, nil
 }
 
 // Run serves until ctx ends, then drains in-flight requests and returns.
@@ -204,7 +166,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopProbes()
 	probeErr := make(chan error, 1)
 	if s.probes != nil {
-		go func() { probeErr <- serveProbes(probeCtx, s.probes, probeMux(s.ready, s.expiry, s.profiling)) }()
+		go func() { probeErr <- serveProbes(probeCtx, s.probes, probeMux(s.ready, s.metrics, s.profiling)) }()
 	}
 	defer s.stopIdentity()
 	s.identity.run(ctx)

@@ -19,14 +19,13 @@ import (
 // extras extension trustworthy: nobody but kip can put it into a
 // certificate this authenticator accepts.
 func NewAuthenticator(ca *CA) authenticator.Request {
-	return group.NewAuthenticatedGroupAdder(x509request.NewDynamic(ca.VerifyOptions, UserConversion))
+	return group.NewAuthenticatedGroupAdder(x509request.NewDynamic(ca.VerifyOptions, x509request.UserConversionFunc(userFromChain)))
 }
 
-// UserConversion reads a kip identity from a chain that has already been
-// verified against kip's signer CA. Never use it with a chain verified
+// userFromChain reads a kip identity from a chain that has already been
+// verified against kip's signer CA. It is unexported, and NewAuthenticator
+// is its only user, so that nothing can pair it with a chain verified
 // against any other CA: the extension would then be a claim anyone can make.
-var UserConversion = x509request.UserConversionFunc(userFromChain)
-
 func userFromChain(chain []*x509.Certificate) (*authenticator.Response, bool, error) {
 	// kip's signer never issues intermediates: a verified kip chain is
 	// exactly the leaf and the signer.

@@ -184,7 +184,7 @@ func TestAuthenticatorRefuses(t *testing.T) {
 
 // Checks that cannot be reached through a verified chain, so they are
 // exercised on the conversion directly.
-func TestUserConversionRefusesUnverifiableShapes(t *testing.T) {
+func TestUserFromChainRefusesUnverifiableShapes(t *testing.T) {
 	clk := newClock()
 	ca := staticCA(t, clk, Options{})
 	signer := ca.state.Load().signing
@@ -205,7 +205,7 @@ func TestUserConversionRefusesUnverifiableShapes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, ok, err := UserConversion.User(tt.chain)
+			resp, ok, err := userFromChain(tt.chain)
 			if tt.wantErr == "" {
 				if err != nil || !ok || resp.User.GetName() != "alice" {
 					t.Fatalf("ok=%v err=%v", ok, err)

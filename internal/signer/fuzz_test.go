@@ -61,7 +61,7 @@ func FuzzCertificateUserRoundTrip(f *testing.F) {
 			t.Fatalf("Issue refused an identity that validates: %v", err)
 		}
 		leaf := mustParse(t, certPEM)
-		resp, ok, err := UserConversion.User([]*x509.Certificate{leaf, signer.cert})
+		resp, ok, err := userFromChain([]*x509.Certificate{leaf, signer.cert})
 		if err != nil || !ok {
 			t.Fatalf("the identity did not come back: %v", err)
 		}

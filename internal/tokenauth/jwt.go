@@ -166,16 +166,17 @@ func retire(ctx context.Context, old *jwtSet, after time.Duration) {
 	old.cancel()
 }
 
-// watch reloads the file every interval until ctx ends. Polling the
-// content, rather than watching inotify events, also catches the symlink
-// swaps with which Kubernetes updates a mounted ConfigMap.
-func (j *jwtAuthenticator) watch(ctx context.Context, interval time.Duration) {
+// watch reloads the file every interval until ctx ends, and records each
+// outcome in rec. Polling the content, rather than watching inotify
+// events, also catches the symlink swaps with which Kubernetes updates a
+// mounted ConfigMap.
+func (j *jwtAuthenticator) watch(ctx context.Context, interval time.Duration, rec *metrics.Recorder) {
 	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		changed, err := j.reload(ctx)
 		if changed || err != nil {
-			metrics.ConfigReloaded(metrics.ConfigAuthentication, err)
+			rec.ConfigReloaded(metrics.ConfigAuthentication, err)
 		} else {
-			metrics.ConfigInSync(metrics.ConfigAuthentication)
+			rec.ConfigInSync(metrics.ConfigAuthentication)
 		}
 		switch {
 		case err != nil:

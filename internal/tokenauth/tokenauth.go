@@ -33,6 +33,10 @@ type Config struct {
 	// username this way: an identity with that name would get kip's
 	// rights. Nil turns the check off.
 	RefusedUsername func(name string) string
+	// Metrics counts the tokens each verifier decides on and the reloads
+	// of the authentication configuration. Nil counts nothing, for tests
+	// that do not look at metrics.
+	Metrics *metrics.Recorder
 }
 
 // Verifier is the union of kip's own token verifiers.
@@ -57,8 +61,8 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 			return nil, err
 		}
 		v.jwt = j
-		parts = append(parts, countedOIDC(refuseReserved("oidc", j, rules)))
-		metrics.ConfigLoaded(metrics.ConfigAuthentication)
+		parts = append(parts, countedOIDC(cfg.Metrics, refuseReserved("oidc", j, rules)))
+		cfg.Metrics.ConfigLoaded(metrics.ConfigAuthentication)
 	}
 	if cfg.WebhookConfigFile != "" {
 		w, err := newWebhookAuthenticator(cfg.WebhookConfigFile, cfg.WebhookCacheTTL)
@@ -67,7 +71,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		}
 		// ServiceAccount tokens skip the webhook (and its count): the
 		// upstream's TokenReview alone decides on them.
-		parts = append(parts, notServiceAccountTokens(countedWebhook(refuseReserved("webhook", w, rules))))
+		parts = append(parts, notServiceAccountTokens(countedWebhook(cfg.Metrics, refuseReserved("webhook", w, rules))))
 	}
 	// A token one verifier recognises and refuses is refused: it is not
 	// offered to the next, nor to the upstream's TokenReview.
@@ -102,5 +106,5 @@ func (v *Verifier) Run(ctx context.Context) {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	v.jwt.watch(ctx, interval)
+	v.jwt.watch(ctx, interval, v.cfg.Metrics)
 }

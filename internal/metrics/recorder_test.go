@@ -1,0 +1,131 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	certutil "k8s.io/client-go/util/cert"
+)
+
+// exposed scrapes h and returns each family's help text, by name.
+func exposed(t *testing.T, h http.Handler) map[string]string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(w.Body)
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	help := map[string]string{}
+	for name, f := range families {
+		help[name] = f.GetHelp()
+	}
+	return help
+}
+
+// TestRecorderExposition pins the name and help text of every kip_ metric
+// as /metrics serves them, beside the process-wide Go metrics: dashboards
+// and alerts are written against these.
+func TestRecorderExposition(t *testing.T) {
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("kip-test", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := dynamiccertificates.NewStaticCAContent("ca", certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := dynamiccertificates.NewStaticCertKeyContent("serving", certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRecorder()
+	r.requestsTotal.WithLabelValues("get", "pods", "200").Inc()
+	r.upstreamDuration.WithLabelValues("get", "pods").Observe(1)
+	r.authenticationAttempts.WithLabelValues(MethodOIDC, resultSuccess).Inc()
+	r.ExchangeIssued()
+	r.ConfigLoaded(ConfigAuthentication)
+	help := exposed(t, r.Handler(Expiry{SignerCA: ca, ClientCA: ca, Serving: serving}))
+
+	want := map[string]string{
+		"kip_requests_total":                               "Requests served on kip's secure port, by verb, resource (with /subresource) and HTTP status code. Resources the upstream never served successfully are counted as \"other\".",
+		"kip_upstream_request_duration_seconds":            "Time from handing a short request to the upstream API server until its response was passed on in full, by verb and resource. Long-running requests are counted in kip_longrunning_requests instead.",
+		"kip_longrunning_requests":                         "Long-running requests in flight to the upstream API server, by kind: watch, exec, attach, portforward, log, proxy.",
+		"kip_authentication_attempts_total":                "Credentials checked, by the method that decided (x509_signer, x509_client_ca, oidc, webhook, tokenreview; x509 for a certificate no trusted CA signed, none for a request without credentials) and result (success, failure, error: the method could not decide).",
+		"kip_exchange_certificates_issued_total":           "Client certificates issued by the credential exchange.",
+		"kip_exchange_failures_total":                      "Credential exchanges that issued nothing, by reason: authentication, invalid, rate_limited, internal.",
+		"kip_config_reloads_total":                         "Attempts to apply a changed configuration file, by config and result (success, failure). A failure keeps the last good configuration.",
+		"kip_config_last_reload_success":                   "1 if the last load of the configuration file was applied, 0 if it failed and kip still serves the one before.",
+		"kip_signer_ca_expiry_timestamp_seconds":           "When kip's current signer CA expires, in Unix seconds. Absent without a signer CA.",
+		"kip_serving_certificate_expiry_timestamp_seconds": "When the certificate kip serves its secure port with expires, in Unix seconds.",
+		"kip_client_ca_expiry_timestamp_seconds":           "When the first CA among those whose client certificates kip trusts for their subject (--client-ca-file, the cluster's client CA) expires, in Unix seconds.",
+	}
+	for name, text := range want {
+		if got := help[name]; got != "[ALPHA] "+text {
+			t.Errorf("%s: help %q, want %q", name, got, "[ALPHA] "+text)
+		}
+	}
+	for name := range help {
+		if _, ok := want[name]; strings.HasPrefix(name, "kip_") && !ok {
+			t.Errorf("/metrics serves %s, which this test does not know", name)
+		}
+	}
+	if _, ok := help["go_goroutines"]; !ok {
+		t.Error("/metrics lost the process-wide go_goroutines")
+	}
+}
+
+// TestRecordersAreSeparate checks that two servers in one process count
+// into their own series.
+func TestRecordersAreSeparate(t *testing.T) {
+	a, b := NewRecorder(), NewRecorder()
+	a.ExchangeFailed(ExchangeInvalid)
+	if got := exposedValue(t, a, `kip_exchange_failures_total{reason="invalid"}`); got != "1" {
+		t.Errorf("the recorder that counted reads %s, want 1", got)
+	}
+	if got := exposedValue(t, b, `kip_exchange_failures_total{reason="invalid"}`); got != "0" {
+		t.Errorf("the other recorder reads %s, want 0", got)
+	}
+}
+
+func exposedValue(t *testing.T, r *Recorder, series string) string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	r.Handler(Expiry{}).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, line := range strings.Split(w.Body.String(), "\n") {
+		if value, ok := strings.CutPrefix(line, series+" "); ok {
+			return value
+		}
+	}
+	return "absent"
+}
+
+// TestNilRecorder checks that a nil Recorder, as unit tests pass it,
+// records nothing and wraps nothing.
+func TestNilRecorder(t *testing.T) {
+	var r *Recorder
+	r.ExchangeIssued()
+	r.ExchangeFailed(ExchangeInternal)
+	r.ConfigLoaded(ConfigAuthentication)
+	r.ConfigReloaded(ConfigAuthentication, errors.New("broken"))
+	r.ConfigInSync(ConfigAuthentication)
+	if r.Requests() != nil {
+		t.Error("a nil Recorder has request metrics")
+	}
+	tokens := authenticator.TokenFunc(func(context.Context, string) (*authenticator.Response, bool, error) { return nil, false, nil })
+	if _, _, err := r.CountTokens(MethodOIDC, tokens, nil, true).AuthenticateToken(context.Background(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	if help := exposed(t, r.Handler(Expiry{})); help["go_goroutines"] == "" {
+		t.Error("a nil Recorder's /metrics lost the process-wide metrics")
+	}
+}
