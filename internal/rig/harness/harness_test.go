@@ -64,6 +64,9 @@ kip_latency_seconds_count 4
 			t.Errorf("Sample(%s, %v) = %v, want %v", tc.name, tc.labels, got, tc.want)
 		}
 	}
+	if !m.Has("kip_requests_total", map[string]string{"code": "403"}) || m.Has("kip_requests_total", map[string]string{"code": "500"}) {
+		t.Error("Has does not tell a series from none")
+	}
 }
 
 // TestDeployedRBAC reads what operators apply: the proxy's ClusterRole and

@@ -36,7 +36,8 @@ type Shared struct {
 	Logs []string
 }
 
-// SetUp starts what a package's tests share, with dir for its files.
+// SetUp starts what a package's tests share, with dir for its files. On
+// error it still returns a Stop for what it did start.
 type SetUp func(ctx context.Context, dir string) (Shared, error)
 
 // Main is a package's TestMain: it makes a directory for the run, sets up

@@ -72,6 +72,17 @@ func (m Metrics) Sample(name string, labels map[string]string) float64 {
 	return sum
 }
 
+// Has reports whether kip exports a series of name whose labels include
+// labels, so that a Sample of 0 can be told from none at all.
+func (m Metrics) Has(name string, labels map[string]string) bool {
+	for _, s := range m[name].GetMetric() {
+		if hasLabels(s, labels) {
+			return true
+		}
+	}
+	return false
+}
+
 // Value is the one value of name, an error when kip does not export it.
 func (m Metrics) Value(name string) (float64, error) {
 	if m[name] == nil {
