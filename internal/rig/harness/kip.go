@@ -32,7 +32,9 @@ type KipOptions struct {
 	Stack *devstack.Stack
 	// Kubeconfig is kip's upstream; the stack's when empty.
 	Kubeconfig string
-	// Args come after the stack's flags and the addresses.
+	// Args are `kip serve` flags (without "serve"). With a stack they come
+	// after the stack's, so they can override them; without one, before the
+	// addresses, which override theirs.
 	Args []string
 	// Env is added to kip's environment.
 	Env []string
@@ -121,14 +123,17 @@ func NewKip(opts KipOptions) (*Kip, error) {
 		}
 		k.CAPEM = s.KipCAPEM
 		k.Args = append(k.Args, s.ServeArgs(kubeconfig, ports[0], ports[1])...)
-	} else {
-		k.Args = append(k.Args, "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(ports[0]),
-			"--probe-bind-address=127.0.0.1", "--probe-port="+strconv.Itoa(ports[1]))
-		if opts.Kubeconfig != "" {
-			k.Args = append(k.Args, "--kubeconfig="+opts.Kubeconfig)
-		}
+		k.Args = append(k.Args, opts.Args...)
+		return k, nil
 	}
+	// Without a stack the flags come from elsewhere (a chart), and the
+	// addresses must win over theirs: they come last.
 	k.Args = append(k.Args, opts.Args...)
+	k.Args = append(k.Args, "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(ports[0]),
+		"--probe-bind-address=127.0.0.1", "--probe-port="+strconv.Itoa(ports[1]))
+	if opts.Kubeconfig != "" {
+		k.Args = append(k.Args, "--kubeconfig="+opts.Kubeconfig)
+	}
 	return k, nil
 }
 
