@@ -173,7 +173,9 @@ func (r *Rig) path(name string) string { return filepath.Join(r.opts.Dir, name) 
 // group is processes stopped together: kips and the other proxies.
 type group struct{ procs []stopper }
 
-type stopper interface{ Stop(grace time.Duration) error }
+type stopper interface {
+	Stop(grace time.Duration) error
+}
 
 func (g *group) add(p stopper) { g.procs = append(g.procs, p) }
 
