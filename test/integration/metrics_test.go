@@ -44,20 +44,7 @@ func metricsKip(t *testing.T) (kipURL, probeURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authConfig := filepath.Join(dir, "authentication.yaml")
-	if err := os.WriteFile(authConfig, []byte(`apiVersion: apiserver.config.k8s.io/v1
-kind: AuthenticationConfiguration
-jwt:
-- issuer:
-    url: https://127.0.0.1:1/metrics-test
-    audiences: [kip]
-  claimMappings:
-    username:
-      claim: sub
-      prefix: "oidc:"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	authConfig := unreachableIssuerConfig(t, "https://127.0.0.1:1/metrics-test")
 	kip := harness.StartKip(t, harness.KipOptions{Stack: stack, Ready: harness.Started, Args: []string{
 		"--signer-ca-cert-file=" + certFile, "--signer-ca-key-file=" + keyFile, "--authentication-config=" + authConfig,
 	}})

@@ -87,20 +87,7 @@ func TestFirstRequestAfterReadyIsServed(t *testing.T) {
 // check fails and why.
 func TestReadyzNamesAnUnreachableIssuer(t *testing.T) {
 	issuer := "https://127.0.0.1:1/unreachable"
-	authConfig := filepath.Join(t.TempDir(), "authentication.yaml")
-	if err := os.WriteFile(authConfig, []byte(`apiVersion: apiserver.config.k8s.io/v1
-kind: AuthenticationConfiguration
-jwt:
-- issuer:
-    url: `+issuer+`
-    audiences: [kip]
-  claimMappings:
-    username:
-      claim: sub
-      prefix: "oidc:"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	authConfig := unreachableIssuerConfig(t, issuer)
 	probeURL := harness.StartKip(t, harness.KipOptions{
 		Stack: stack, Args: []string{"--authentication-config=" + authConfig}, Ready: harness.Started,
 	}).ProbeURL
@@ -123,4 +110,25 @@ jwt:
 		t.Fatalf("/readyz?verbose does not say that the issuer %s is why kip is not ready:\n%s", issuer, body)
 	}
 	t.Logf("/readyz?verbose:\n%s", body)
+}
+
+// unreachableIssuerConfig writes an AuthenticationConfiguration that
+// trusts issuer, an address nothing answers at, and returns its path.
+func unreachableIssuerConfig(t *testing.T, issuer string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "authentication.yaml")
+	if err := os.WriteFile(path, []byte(`apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+jwt:
+- issuer:
+    url: `+issuer+`
+    audiences: [kip]
+  claimMappings:
+    username:
+      claim: sub
+      prefix: "oidc:"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
