@@ -16,6 +16,7 @@ import (
 	"github.com/kip-proxy/kip/bench/internal/rig"
 	"github.com/kip-proxy/kip/bench/internal/workload"
 	"github.com/kip-proxy/kip/internal/rig/binaries"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // run parses args, starts the rig, runs the workloads, writes the report
@@ -33,6 +34,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	// kip is built into a directory of this run's own.
+	defer harness.RemoveBuild()
 	started := time.Now()
 	out := cfg.out
 	if out == "" {

@@ -3,11 +3,9 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +15,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -27,11 +23,10 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 
-	"github.com/kip-proxy/kip/internal/rig/childproc"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/localcluster"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 	"github.com/kip-proxy/kip/internal/rig/testnode"
-	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 
 // The identities the test signs in as: one from the token webhook, one
@@ -161,36 +156,14 @@ func startChartKip(t *testing.T, c *localcluster.Cluster, objs []*unstructured.U
 	for _, a := range spec.Containers[0].Args {
 		args = append(args, localPath(a, mounts, dir))
 	}
-	ports, err := localcluster.FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
+	if len(args) == 0 || args[0] != "serve" {
+		t.Fatalf("the chart's kip arguments %q do not start with serve", args)
 	}
-	args = append(args,
-		"--kubeconfig="+serviceAccountKubeconfig(t, c, d.Namespace, spec.ServiceAccountName, dir),
-		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(ports[0]),
-		"--probe-bind-address=127.0.0.1", "--probe-port="+strconv.Itoa(ports[1]),
-	)
-	p, err := childproc.Start("kip", bin, args, nil, filepath.Join(dir, "kip.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Stop(10 * time.Second) })
-	ready := "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/readyz"
-	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		if p.HasExited() {
-			return false, fmt.Errorf("kip exited")
-		}
-		resp, err := http.Get(ready)
-		if err != nil {
-			return false, nil
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
+	kip := harness.StartKip(t, harness.KipOptions{
+		Binary: bin, Dir: dir, Args: args[1:], CAPEM: servingCA.CertPEM, ReadyTimeout: 2 * time.Minute,
+		Kubeconfig: serviceAccountKubeconfig(t, c, d.Namespace, spec.ServiceAccountName, dir),
 	})
-	if err != nil {
-		t.Fatalf("kip with the chart's arguments %q never became ready: %v\n%s", args, err, p.LogTail())
-	}
-	return &rest.Config{Host: "https://127.0.0.1:" + strconv.Itoa(ports[0]), TLSClientConfig: rest.TLSClientConfig{CAData: servingCA.CertPEM}}
+	return kip.Config()
 }
 
 // localPath turns a --flag=path argument that names a file in a volume
@@ -395,24 +368,13 @@ func checkWatch(t *testing.T, cfg *rest.Config, ns string) {
 // client configuration that uses it.
 func exchange(t *testing.T, kip *rest.Config, token string) *rest.Config {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := loginv1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c := rest.CopyConfig(kip)
-	c.GroupVersion = &loginv1alpha1.SchemeGroupVersion
-	c.APIPath = "/apis"
-	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
-	rc, err := rest.RESTClientFor(c)
+	rc, err := harness.ExchangeClient(kip)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out := &loginv1alpha1.TokenCredentialRequest{}
-	err = rc.Post().Resource(loginv1alpha1.Resource).
-		Body(&loginv1alpha1.TokenCredentialRequest{Spec: loginv1alpha1.TokenCredentialRequestSpec{Token: token}}).
-		Do(ctx).Into(out)
+	out, err := harness.Exchange(ctx, rc, token, nil)
 	if err != nil {
 		t.Fatalf("exchange: %v", err)
 	}
@@ -437,11 +399,7 @@ func whoami(t *testing.T, cfg *rest.Config) string {
 
 func clientFor(t *testing.T, cfg *rest.Config) kubernetes.Interface {
 	t.Helper()
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return harness.Client(t, cfg)
 }
 
 // writeKubeconfig writes cfg, a certificate through kip, for kubectl.

@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	kipexchange "github.com/kip-proxy/kip/internal/exchange"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 
@@ -133,7 +134,7 @@ func gzipped(t *testing.T, s string) []byte {
 func TestExchangeRefusesMalformedRequests(t *testing.T) {
 	// The token an attacker would guess with: not a JWT, so checking it
 	// would reach the webhook.
-	secret := uniqueName("guessed-token")
+	secret := harness.UniqueName("guessed-token")
 	valid := requestJSON(t, secret, nil)
 	apiVersion := loginv1alpha1.SchemeGroupVersion.String()
 	over := kipexchange.MaxBodyBytes + 1
@@ -241,7 +242,7 @@ func TestExchangeHandBuiltRequestsThatAreServed(t *testing.T) {
 	}{
 		{name: "Content-Type with charset", body: requestJSON(t, webhookToken, nil), header: http.Header{"Content-Type": {"application/json; charset=utf-8"}}, wantCert: true},
 		{name: "Content-Encoding identity", body: requestJSON(t, webhookToken, nil), header: http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"identity"}}, wantCert: true},
-		{name: "caller-sent status with a refused token", body: forgedStatus(uniqueName("wrong")), header: jsonHeader()},
+		{name: "caller-sent status with a refused token", body: forgedStatus(harness.UniqueName("wrong")), header: jsonHeader()},
 		{name: "caller-sent status with a good token", body: forgedStatus(webhookToken), header: jsonHeader(), wantCert: true},
 	}
 	for _, tt := range tests {
@@ -604,7 +605,7 @@ func failedExchange(t *testing.T, kip *rest.Config, header http.Header) (int, st
 	for k, v := range header {
 		h[k] = v
 	}
-	a := postExchange(t, kip, strings.NewReader(requestJSON(t, uniqueName("guess"), nil)), h)
+	a := postExchange(t, kip, strings.NewReader(requestJSON(t, harness.UniqueName("guess"), nil)), h)
 	switch a.code {
 	case http.StatusCreated:
 		if out := a.answer(t); out.Status.Credential != nil || ptrString(out.Status.Message) != "authentication failed" {

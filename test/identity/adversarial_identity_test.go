@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/hydra"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 )
@@ -68,7 +69,7 @@ func startUsersWebhook(t *testing.T) *usersWebhook {
 
 // tokenFor returns a new token the webhook answers with u.
 func (w *usersWebhook) tokenFor(u authenticationv1.UserInfo) string {
-	token := uniqueName("users-webhook-token")
+	token := harness.UniqueName("users-webhook-token")
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.users[token] = u
@@ -246,7 +247,7 @@ func checkRefusalRecorded(t *testing.T, kip *replica, tt identityCase) {
 	if tt.logs == "" {
 		return
 	}
-	data, err := os.ReadFile(kip.log)
+	data, err := os.ReadFile(kip.LogPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +267,7 @@ func webhookIdentityCases(w *usersWebhook) []identityCase {
 	// member is an ordinary user with extras; seen is what the upstream
 	// must see for it, with wantExtra.
 	member := func(extra map[string]authenticationv1.ExtraValue) authenticationv1.UserInfo {
-		return authenticationv1.UserInfo{Username: uniqueName("dana"), UID: uniqueName("uid"), Groups: []string{"team-a"}, Extra: extra}
+		return authenticationv1.UserInfo{Username: harness.UniqueName("dana"), UID: harness.UniqueName("uid"), Groups: []string{"team-a"}, Extra: extra}
 	}
 	seen := func(u authenticationv1.UserInfo, wantExtra map[string]authenticationv1.ExtraValue) *authenticationv1.UserInfo {
 		return &authenticationv1.UserInfo{Username: u.Username, UID: u.UID, Groups: append(slices.Clone(u.Groups), "system:authenticated"), Extra: wantExtra}
@@ -303,7 +304,7 @@ func webhookIdentityCases(w *usersWebhook) []identityCase {
 		// never reaches the upstream.
 		func() identityCase {
 			// The upstream must not see the name cut at the line break.
-			name := uniqueName("eve")
+			name := harness.UniqueName("eve")
 			c := refused("username with CR LF and a header", named(name+"\r\nImpersonate-Group: system:masters", "team-a"), "")
 			c.user = name
 			return c
@@ -322,12 +323,12 @@ func oidcIdentityCases() []identityCase {
 		for k, v := range claims {
 			all[k] = v
 		}
-		return hydra.Identity{Subject: uniqueName("oidc-sub"), Claims: all}
+		return hydra.Identity{Subject: harness.UniqueName("oidc-sub"), Claims: all}
 	}
 	signedIn := func(id hydra.Identity) func(t *testing.T) string {
 		return func(t *testing.T) string { return idToken(t, clientID, id) }
 	}
-	ok := uniqueName("frank") + "@example.com"
+	ok := harness.UniqueName("frank") + "@example.com"
 	okID := who(ok, map[string]any{"pct": "100%/ä"})
 	return []identityCase{
 		{name: "oidc/empty username", token: signedIn(who("", nil)), logs: "the username is empty"},

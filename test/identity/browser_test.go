@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // chromiumPath is Debian's chromium, which `make test` installs when it
@@ -37,7 +39,7 @@ func TestBrowserSignIn(t *testing.T) {
 	}
 	kubeconfig := userKubeconfig(t, "certificate", "--browser-command="+opener)
 
-	username, group := uniqueName("browser"), uniqueName("team")
+	username, group := harness.UniqueName("browser"), harness.UniqueName("team")
 	bindGroup(t, group)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

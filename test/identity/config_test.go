@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestBadConfigFileIsRefusedAtStart: kip serve refuses to start on a
@@ -61,9 +62,9 @@ func TestBadAuthenticationConfigReloadKeepsServing(t *testing.T) {
 	if err := os.WriteFile(path, []byte("apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\njwt: [{issuer: {url: http://not-https}}]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitForReloadMetric(t, "0")
+	waitForReloadMetric(t, 0)
 
-	name := uniqueName("after-bad-reload")
+	name := harness.UniqueName("after-bad-reload")
 	got, err := whoami(t, bearerConfig(idToken(t, clientID, person(name))))
 	if err != nil {
 		t.Fatalf("an ID token after a bad reload: %v", err)
@@ -71,41 +72,29 @@ func TestBadAuthenticationConfigReloadKeepsServing(t *testing.T) {
 	checkIdentity(t, got, idpUser(name))
 
 	restore()
-	waitForReloadMetric(t, "1")
+	waitForReloadMetric(t, 1)
 }
 
 // waitForReloadMetric waits until kip_config_last_reload_success for the
 // authentication configuration reads want.
-func waitForReloadMetric(t *testing.T, want string) {
+func waitForReloadMetric(t *testing.T, want float64) {
 	t.Helper()
-	line := `kip_config_last_reload_success{config="authentication"} ` + want
+	const name = "kip_config_last_reload_success"
+	labels := map[string]string{"config": "authentication"}
 	var last string
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		last = metricLine(ctx, `kip_config_last_reload_success{config="authentication"}`)
-		return last == line, nil
+		m, err := harness.ScrapeMetrics(ctx, http.DefaultClient, env.stack.ProbeURL+"/metrics")
+		switch {
+		case err != nil:
+			last = err.Error()
+		case !m.Has(name, labels):
+			last = "no such series"
+		default:
+			last = fmt.Sprint(m.Sample(name, labels))
+		}
+		return err == nil && m.Has(name, labels) && m.Sample(name, labels) == want, nil
 	})
 	if err != nil {
-		t.Fatalf("waiting for %q on /metrics; last seen %q", line, last)
+		t.Fatalf("waiting for %s%v %v on /metrics; last seen %s", name, labels, want, last)
 	}
-}
-
-// metricLine returns the line of kip's /metrics that starts with prefix.
-func metricLine(ctx context.Context, prefix string) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, env.stack.ProbeURL+"/metrics", nil)
-	if err != nil {
-		return err.Error()
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err.Error()
-	}
-	defer func() { _ = resp.Body.Close() }()
-	scanner := bufio.NewScanner(resp.Body)
-	scanner.Buffer(make([]byte, 64<<10), 1<<20)
-	for scanner.Scan() {
-		if strings.HasPrefix(scanner.Text(), prefix) {
-			return scanner.Text()
-		}
-	}
-	return fmt.Sprintf("no line starts with %s", prefix)
 }

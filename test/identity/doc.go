@@ -2,4 +2,6 @@
 // Hydra as the identity provider, kip's own signer CA and credential
 // exchange, webhook tokens, `kip login` as kubectl's exec plugin, and a
 // real kube-apiserver behind kip that sees the user the provider named.
+// Its replicas, and the balancer in front of them, are internal/rig/harness
+// kips; what stays here is what they are started with.
 package identity

@@ -15,6 +15,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // credentialIDKey is the extra kube-apiserver and kip give every identity,
@@ -60,7 +62,7 @@ func idpUser(name string, groups ...string) authenticationv1.UserInfo {
 // gives a certificate and key, and the upstream sees the provider's user,
 // groups, UID and extras through kip.
 func TestExchangeGivesTheProviderIdentity(t *testing.T) {
-	name := uniqueName("alice")
+	name := harness.UniqueName("alice")
 	cred := mustExchange(t, idToken(t, clientID, person(name, "devs", "ops")), nil)
 	if cred.ClientKeyData == "" {
 		t.Fatal("no private key returned although kip generated it")
@@ -85,7 +87,7 @@ func TestExchangeGivesTheProviderIdentity(t *testing.T) {
 // TestProofOfPossession: with a CSR the certificate is for the client's
 // key, and no private key comes back.
 func TestProofOfPossession(t *testing.T) {
-	name := uniqueName("pop")
+	name := harness.UniqueName("pop")
 	key, csr := newCSR(t)
 	cred := mustExchange(t, idToken(t, clientID, person(name)), csr)
 	if cred.ClientKeyData != "" {
@@ -106,7 +108,7 @@ func TestProofOfPossession(t *testing.T) {
 // TestBearerIDToken: the same ID token, sent straight to kip, is
 // impersonated with the same identity.
 func TestBearerIDToken(t *testing.T) {
-	name := uniqueName("bearer")
+	name := harness.UniqueName("bearer")
 	got, err := whoami(t, bearerConfig(idToken(t, clientID, person(name, "devs"))))
 	if err != nil {
 		t.Fatal(err)
@@ -120,8 +122,8 @@ func TestBearerIDToken(t *testing.T) {
 // TestRBACAppliesToTheProviderUser: the upstream's RBAC decides, for the
 // user and for the provider's groups.
 func TestRBACAppliesToTheProviderUser(t *testing.T) {
-	name := uniqueName("rbac")
-	group := uniqueName("team")
+	name := harness.UniqueName("rbac")
+	group := harness.UniqueName("team")
 	cred := mustExchange(t, idToken(t, clientID, person(name, group)), nil)
 	c, err := kubernetes.NewForConfig(certConfig([]byte(cred.ClientCertificateData), []byte(cred.ClientKeyData)))
 	if err != nil {

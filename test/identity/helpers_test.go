@@ -7,32 +7,22 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/hydra"
 )
-
-var uniq atomic.Int64
-
-// uniqueName returns a name no other test uses, for users and namespaces.
-func uniqueName(prefix string) string {
-	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e6, uniq.Add(1))
-}
 
 // person is someone at the identity provider.
 func person(name string, groups ...string) hydra.Identity {
@@ -79,15 +69,7 @@ func certConfig(certPEM, keyPEM []byte) *rest.Config {
 // REST client and the importable API types.
 func exchangeClient(t *testing.T, kip *rest.Config) rest.Interface {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := loginv1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c := rest.CopyConfig(kip)
-	c.GroupVersion = &loginv1alpha1.SchemeGroupVersion
-	c.APIPath = "/apis"
-	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
-	rc, err := rest.RESTClientFor(c)
+	rc, err := harness.ExchangeClient(kip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,11 +88,7 @@ func exchangeAt(t *testing.T, kip *rest.Config, token string, csrPEM []byte) (*l
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out := &loginv1alpha1.TokenCredentialRequest{}
-	err := exchangeClient(t, kip).Post().Resource(loginv1alpha1.Resource).
-		Body(&loginv1alpha1.TokenCredentialRequest{Spec: loginv1alpha1.TokenCredentialRequestSpec{Token: token, CertificateSigningRequest: csrPEM}}).
-		Do(ctx).Into(out)
-	return out, err
+	return harness.Exchange(ctx, exchangeClient(t, kip), token, csrPEM)
 }
 
 // mustExchange is exchange that insists on a credential.

@@ -20,6 +20,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 
 	"github.com/kip-proxy/kip/internal/login/oidcflow"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/hydra"
 )
 
@@ -130,7 +131,7 @@ func (s *signInCounter) take() int { return int(s.n.Swap(0)) }
 // refuses, a binding for the provider's group allows, the next calls use
 // the cache, and the upstream sees the provider's UID and extras.
 func TestKubectlWithKipLogin(t *testing.T) {
-	name, group := uniqueName("kubectl"), uniqueName("team")
+	name, group := harness.UniqueName("kubectl"), harness.UniqueName("team")
 	s := &signInCounter{who: person(name, group)}
 	kubeconfig := userKubeconfig(t, "certificate", "--skip-browser")
 
@@ -164,7 +165,7 @@ func TestKubectlWithKipLogin(t *testing.T) {
 // TestParallelKubectlSignInOnce: ten kubectl calls at once from a cold
 // cache do one sign-in between them and all succeed.
 func TestParallelKubectlSignInOnce(t *testing.T) {
-	name, group := uniqueName("parallel"), uniqueName("team")
+	name, group := harness.UniqueName("parallel"), harness.UniqueName("team")
 	bindGroup(t, group)
 	s := &signInCounter{who: person(name, group)}
 	kubeconfig := userKubeconfig(t, "certificate", "--skip-browser")
@@ -191,7 +192,7 @@ func TestParallelKubectlSignInOnce(t *testing.T) {
 // TestKubectlBearerMode: with --mode token the ID token itself goes to
 // kip, which impersonates the same identity.
 func TestKubectlBearerMode(t *testing.T) {
-	name := uniqueName("token-mode")
+	name := harness.UniqueName("token-mode")
 	s := &signInCounter{who: person(name, "devs")}
 	kubeconfig := userKubeconfig(t, "token", "--skip-browser")
 	out, stderr, err := s.kubectl(t, kubeconfig, "auth", "whoami", "-o", "json")

@@ -4,6 +4,8 @@ import (
 	"encoding/pem"
 	"strings"
 	"testing"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestLogsHoldNoSecrets runs the credentials kip handles through it with
@@ -12,7 +14,7 @@ import (
 // the whole log kip wrote meanwhile: none of them may be in it.
 func TestLogsHoldNoSecrets(t *testing.T) {
 	logs := captureKlog(t)
-	name := uniqueName("logged")
+	name := harness.UniqueName("logged")
 	token := idToken(t, clientID, person(name, "loggers"))
 
 	secrets := map[string]string{"the ID token": token, "the webhook token": webhookToken}

@@ -2,11 +2,11 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/kip-proxy/kip/internal/rig/binaries"
 	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/hydra"
 	"github.com/kip-proxy/kip/internal/rig/localcluster"
 )
@@ -40,50 +41,24 @@ var env struct {
 // clientID is the OIDC client kip's users sign in with.
 const clientID = "kip-cli"
 
-const auditPolicy = `apiVersion: audit.k8s.io/v1
-kind: Policy
-rules:
-- level: Metadata
-`
-
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(harness.Main(m, "identity", setUp))
 }
 
-func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	if err := setUp(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "starting the identity test environment: %v\n", err)
-		tearDown()
-		return 1
-	}
-	code := m.Run()
-	if code != 0 {
-		fmt.Fprintf(os.Stderr, "logs are in %s (set KIP_KEEP_TEST_DIR=1 to keep them)\n", env.dir)
-	}
-	tearDown()
-	return code
-}
-
-func setUp(ctx context.Context) error {
-	keep := os.Getenv("KIP_KEEP_TEST_DIR") != ""
-	dir, err := os.MkdirTemp("", "kip-identity-")
-	if err != nil {
-		return err
-	}
+func setUp(ctx context.Context, dir string) (harness.Shared, error) {
+	shared := harness.Shared{Stop: tearDown}
 	env.dir = dir
 	bins, err := binaries.Ensure(ctx, binaries.Options{Log: os.Stderr})
 	if err != nil {
-		return err
+		return shared, err
 	}
 	env.kubectl = bins.Kubectl
-	if env.kip, err = buildKip(ctx, dir); err != nil {
-		return err
+	if env.kip, err = harness.BuildKip(ctx, os.Stderr); err != nil {
+		return shared, err
 	}
 	ports, err := localcluster.FreePorts(16)
 	if err != nil {
-		return err
+		return shared, err
 	}
 	env.callbackPorts = make(chan int, len(ports))
 	var redirects []string
@@ -92,21 +67,21 @@ func setUp(ctx context.Context) error {
 		redirects = append(redirects, "http://127.0.0.1:"+strconv.Itoa(p)+"/callback")
 	}
 	env.idp, err = devstack.StartIdentityProvider(ctx, devstack.IdentityOptions{
-		HydraBinary: bins.Hydra, Dir: dir, Log: os.Stderr, ClientID: clientID, RedirectURIs: redirects, KeepDir: keep,
+		HydraBinary: bins.Hydra, Dir: dir, Log: os.Stderr, ClientID: clientID, RedirectURIs: redirects, KeepDir: harness.KeepDir(),
 		ExtraAudiences: []string{shortLivedClient},
 	})
 	if err != nil {
-		return err
+		return shared, err
 	}
 	if err := registerRefusalClients(ctx, redirects); err != nil {
-		return err
+		return shared, err
 	}
 	if env.webhook, err = startWebhook(dir); err != nil {
-		return err
+		return shared, err
 	}
-	policy := filepath.Join(dir, "audit-policy.yaml")
-	if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
-		return err
+	policy, err := harness.WriteAuditPolicy(dir)
+	if err != nil {
+		return shared, err
 	}
 	env.auditLog = filepath.Join(dir, "audit.log")
 	serveArgs := append(env.idp.ServeArgs(),
@@ -117,29 +92,25 @@ func setUp(ctx context.Context) error {
 		"--access-log",
 	)
 	env.stack, err = devstack.Start(ctx, devstack.Options{
-		Log: os.Stderr, KeepDir: keep, ServeArgs: serveArgs,
+		Log: os.Stderr, KeepDir: harness.KeepDir(), ServeArgs: serveArgs,
 		ExtraAPIServerArgs: []string{"--audit-policy-file=" + policy, "--audit-log-path=" + env.auditLog},
 	})
-	return err
+	return shared, err
 }
 
-func tearDown() {
+// tearDown stops what setUp started, the stack first.
+func tearDown() error {
+	var err error
 	if env.stack != nil {
-		if err := env.stack.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
+		err = env.stack.Stop()
 	}
 	if env.webhook != nil {
 		env.webhook.Close()
 	}
 	if env.idp != nil {
-		if err := env.idp.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-		}
+		err = errors.Join(err, env.idp.Stop())
 	}
-	if os.Getenv("KIP_KEEP_TEST_DIR") == "" && env.dir != "" {
-		_ = os.RemoveAll(env.dir)
-	}
+	return err
 }
 
 // registerRefusalClients adds the OIDC clients whose tokens kip must
@@ -168,18 +139,6 @@ func registerRefusalClients(ctx context.Context, redirects []string) error {
 		return fmt.Errorf("setting the ID token lifespan of %s: %s: %s", shortLivedClient, resp.Status, msg)
 	}
 	return nil
-}
-
-// buildKip builds the kip binary kubectl runs as its exec plugin. Go's
-// build cache makes this quick after the first time.
-func buildKip(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "kip")
-	fmt.Fprintln(os.Stderr, "building kip for the exec plugin")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/kip-proxy/kip/cmd/kip")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building kip: %w\n%s", err, out)
-	}
-	return bin, nil
 }
 
 // callbackPort takes a registered callback port for the test's lifetime.

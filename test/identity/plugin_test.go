@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestKubectlKipLogin: kip installed as kubectl's plugin, as krew installs
@@ -38,7 +40,7 @@ func TestKubectlKipLogin(t *testing.T) {
 		t.Fatalf("the kubeconfig runs %s %q, want kubectl kip login oidc", plugin.Command, plugin.Args)
 	}
 
-	name, group := uniqueName("plugin"), uniqueName("team")
+	name, group := harness.UniqueName("plugin"), harness.UniqueName("team")
 	bindGroup(t, group)
 	s := &signInCounter{who: person(name, group), env: processEnv}
 	out, stderr, err := s.kubectl(t, kubeconfig, "auth", "whoami", "-o", "json")

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -15,7 +14,6 @@ import (
 	"math/big"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	"k8s.io/client-go/util/keyutil"
 	"k8s.io/klog/v2"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/hydra"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 )
@@ -56,29 +55,29 @@ func refusedTokens(t *testing.T) []refusedToken {
 		tokens = append(tokens, refusedToken{name: name, token: token, user: user + "@example.com", logs: logs})
 	}
 
-	expired := uniqueName("expired")
+	expired := harness.UniqueName("expired")
 	issued := time.Now()
 	add("expired", expired, idToken(t, shortLivedClient, person(expired)), "")
 
-	wrongAud := uniqueName("wrong-aud")
+	wrongAud := harness.UniqueName("wrong-aud")
 	add("wrong audience", wrongAud, idToken(t, otherAudienceClient, person(wrongAud)), "")
 
-	stranger := uniqueName("stranger")
+	stranger := harness.UniqueName("stranger")
 	add("unknown issuer", stranger, selfSignedToken(t, stranger), "")
 	tokens[len(tokens)-1].unrecognised = true
 
-	tampered := uniqueName("tampered")
-	valid := strings.Split(idToken(t, clientID, person(uniqueName("honest"))), ".")
+	tampered := harness.UniqueName("tampered")
+	valid := strings.Split(idToken(t, clientID, person(harness.UniqueName("honest"))), ".")
 	claims := decodeClaims(t, valid[1])
 	claims["email"], claims["groups"] = tampered+"@example.com", []string{"system:masters"}
 	payload := b64(mustJSON(t, claims))
 	add("tampered payload", tampered, valid[0]+"."+payload+"."+valid[2], "")
 	add("alg none", tampered, b64([]byte(`{"alg":"none","typ":"JWT"}`))+"."+payload+".", "")
 
-	masters := uniqueName("masters")
+	masters := harness.UniqueName("masters")
 	add("system:masters group", masters, idToken(t, clientID, person(masters, "devs", "system:masters")),
 		`the group \"system:masters\" is in the reserved system: namespace`)
-	node := hydra.Identity{Subject: uniqueName("node"), Claims: map[string]any{"email": "system:node:x", "groups": []string{}}}
+	node := hydra.Identity{Subject: harness.UniqueName("node"), Claims: map[string]any{"email": "system:node:x", "groups": []string{}}}
 	tokens = append(tokens, refusedToken{name: "system:node username", token: idToken(t, clientID, node), user: "system:node:x",
 		logs: `the username \"system:node:x\" is in the reserved system: namespace`})
 
@@ -119,11 +118,11 @@ func TestRefusedIDTokens(t *testing.T) {
 // TestRefusedCertificates: an expired certificate from kip's own signer and
 // one from a CA kip does not trust both get 401.
 func TestRefusedCertificates(t *testing.T) {
-	replayed := uniqueName("replayed")
+	replayed := harness.UniqueName("replayed")
 	signer := loadSigner(t)
 	expiredCert, expiredKey := signClient(t, signer.Cert, signer.Key, replayed+"@example.com", nil, -2*time.Hour, -time.Hour)
 
-	forged := uniqueName("forged")
+	forged := harness.UniqueName("forged")
 	evil, err := pki.NewCA("kip signer CA", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -151,12 +150,12 @@ func TestRefusedCertificates(t *testing.T) {
 // TestKeyRotationAtTheProvider: after Hydra signs with a new key, its
 // tokens are accepted once kip has fetched the new key set.
 func TestKeyRotationAtTheProvider(t *testing.T) {
-	before := idToken(t, clientID, person(uniqueName("before")))
+	before := idToken(t, clientID, person(harness.UniqueName("before")))
 	kid, err := env.idp.Hydra.Admin.RotateSigningKey(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := uniqueName("after")
+	name := harness.UniqueName("after")
 	after := idToken(t, clientID, person(name))
 	if header := decodeClaims(t, strings.Split(after, ".")[0]); header["kid"] != kid {
 		t.Fatalf("the new token is signed with key %v, not the new %s", header["kid"], kid)
@@ -219,29 +218,11 @@ func mustJSON(t *testing.T, v any) []byte {
 	return data
 }
 
-// syncBuffer is a bytes.Buffer safe for klog's concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // captureKlog copies kip's log (it runs in this process) into a buffer for
 // the rest of the test.
-func captureKlog(t *testing.T) *syncBuffer {
+func captureKlog(t *testing.T) *harness.SyncBuffer {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &harness.SyncBuffer{}
 	klog.LogToStderr(false)
 	klog.SetOutput(buf)
 	t.Cleanup(func() {

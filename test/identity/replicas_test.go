@@ -19,6 +19,7 @@ import (
 
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/signer"
 )
 
@@ -49,7 +50,7 @@ func TestReplicasSurviveTheLeaderDyingDuringRotation(t *testing.T) {
 	replicas := startReplicas(t, ns, 3, fastLease)
 	oldCA := parseCert(t, string(getSecret(t, ns).Data[corev1.TLSCertKey]))
 
-	name := uniqueName("alternating")
+	name := harness.UniqueName("alternating")
 	want := idpUser(name)
 	token := idToken(t, clientID, person(name))
 	var before *loginv1alpha1.ClusterCredential
@@ -80,11 +81,11 @@ func TestReplicasSurviveTheLeaderDyingDuringRotation(t *testing.T) {
 	requested := time.Now().UTC().Format(time.RFC3339Nano)
 	requestRotation(t, ns, requested)
 	client.killed(leader) // first, so no failure of the dying replica is missed
-	if err := syscall.Kill(leader.proc.Pid(), syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(leader.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	<-leader.proc.Exited()
+	<-leader.Exited()
 
 	next := waitForLeader(t, ns, survivors, leader.identity)
 	tookOver := time.Since(killed)

@@ -3,12 +3,10 @@ package identity
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -25,8 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
-	"github.com/kip-proxy/kip/internal/rig/childproc"
-	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestRollingRestart: two kip replicas share the signer CA Secret behind a
@@ -71,20 +68,23 @@ func TestRollingRestart(t *testing.T) {
 	)
 	ns := createNamespace(t)
 	applyDeployedSignerRole(t, ns)
-	group := uniqueName("rolling-readers")
+	group := harness.UniqueName("rolling-readers")
 	grantConfigMapReaders(t, ns, group)
 	createTarget(t, ns)
 	markers := newMarkers(t, ns)
 
 	replicas := startRollingReplicas(t, ns, 2,
 		"--shutdown-delay-duration="+shutdownDelay.String(), "--request-timeout="+requestTimeout.String())
-	var backends []*backend
-	for _, r := range replicas {
-		backends = append(backends, r.backend)
+	kips := make([]*harness.Kip, len(replicas))
+	for i, r := range replicas {
+		kips[i] = r.Kip
 	}
-	lb := startBalancer(t, backends)
-	creds := loadCredentials(t, loadCredential{}.config(lb.url()), group)
-	load := startRollingLoad(t, lb.url(), ns, markers.initialRV, creds, clients)
+	lb := harness.StartBalancer(t, kips)
+	for _, r := range replicas {
+		r.lb = lb
+	}
+	creds := loadCredentials(t, loadCredential{}.config(lb.URL()), group)
+	load := startRollingLoad(t, lb.URL(), ns, markers.initialRV, creds, clients)
 	load.waitForProgress(t, "the load started")
 
 	markers.write(t, "before the restart")
@@ -99,14 +99,14 @@ func TestRollingRestart(t *testing.T) {
 	t.Logf("%d clients: %d short requests answered first time, %d after one retry by client-go (%s), %d failed; "+
 		"%d watch requests (%d answered with an error or not at all, retried by the RetryWatcher); balancer: %d connections to replica 0, %d to replica 1, %d with no backend",
 		clients, stats.answered, stats.retried, stats.retryReasons(), len(stats.failed),
-		stats.watches, len(stats.watchStartErrors), backends[0].accepted.Load(), backends[1].accepted.Load(), lb.refusedConnections())
+		stats.watches, len(stats.watchStartErrors), lb.Accepted(0), lb.Accepted(1), lb.RefusedConnections())
 	for _, f := range stats.failed {
 		t.Errorf("short request failed: %s", f)
 	}
 	for _, c := range load.clients {
 		c.check(t, markers.phases)
 	}
-	if n := lb.refusedConnections(); n > 0 {
+	if n := lb.RefusedConnections(); n > 0 {
 		t.Errorf("the balancer found no ready backend for %d connections, though one replica was always up", n)
 	}
 }
@@ -145,11 +145,10 @@ func (m *markers) write(t *testing.T, what string) {
 // rollingReplica is a kip process that can be stopped and started again
 // on the same ports, as a restarted container keeps its pod's address.
 type rollingReplica struct {
-	index   int
-	args    []string
-	log     string
-	backend *backend
-	proc    *childproc.Process
+	*harness.Kip
+	index int
+	// lb is the balancer in front of it, once there is one.
+	lb *harness.Balancer
 }
 
 // startRollingReplicas starts n replicas at once with the signer CA in
@@ -157,58 +156,16 @@ type rollingReplica struct {
 func startRollingReplicas(t *testing.T, ns string, n int, extra ...string) []*rollingReplica {
 	t.Helper()
 	replicas := make([]*rollingReplica, n)
-	started := make(chan error, n)
+	kips := make([]*harness.Kip, n)
 	for i := range replicas {
-		replicas[i] = newRollingReplica(t, ns, i, extra)
-		go func() { started <- replicas[i].start() }()
+		k := harness.PrepareKip(t, harness.KipOptions{Name: fmt.Sprintf("kip-%d", i), Binary: env.kip, Stack: env.stack})
+		k.Args = append(k.Args, "--authentication-config="+env.idp.AuthenticationConfigFile, "--signer-ca-secret="+ns+"/"+signerSecret,
+			fmt.Sprintf("--signer-ca-lease-identity=kip-rolling-%d_%s", i, k.Addr))
+		k.Args = append(k.Args, extra...)
+		replicas[i], kips[i] = &rollingReplica{Kip: k, index: i}, k
 	}
-	var errs []error
-	for range replicas {
-		errs = append(errs, <-started)
-	}
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
+	harness.StartReplicas(t, kips)
 	return replicas
-}
-
-func newRollingReplica(t *testing.T, ns string, i int, extra []string) *rollingReplica {
-	t.Helper()
-	ports, err := localcluster.FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(ports[0])
-	args := append([]string{"serve"}, env.stack.ServeArgs(env.stack.UpstreamKubeconfig, ports[0], ports[1])...)
-	args = append(args, "--authentication-config="+env.idp.AuthenticationConfigFile, "--signer-ca-secret="+ns+"/"+signerSecret,
-		fmt.Sprintf("--signer-ca-lease-identity=kip-rolling-%d_%s", i, addr))
-	r := &rollingReplica{
-		index: i,
-		args:  append(args, extra...),
-		log:   filepath.Join(t.TempDir(), fmt.Sprintf("kip-%d.log", i)),
-		backend: &backend{
-			addr:   addr,
-			readyz: "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/readyz",
-		},
-	}
-	t.Cleanup(func() {
-		if r.proc != nil {
-			_ = r.proc.Stop(10 * time.Second)
-		}
-	})
-	return r
-}
-
-// start runs the replica and returns once its /readyz answers 200.
-func (r *rollingReplica) start() error {
-	proc, err := childproc.Start(fmt.Sprintf("kip-%d", r.index), env.kip, r.args, nil, r.log)
-	if err != nil {
-		return fmt.Errorf("starting replica %d: %w", r.index, err)
-	}
-	r.proc = proc
-	return proc.WaitReady(context.Background(), time.Minute, func(ctx context.Context) error {
-		return childproc.GetOK(ctx, http.DefaultClient, r.backend.readyz)
-	})
 }
 
 // restart stops the replica with SIGTERM and starts it again once it has
@@ -221,10 +178,10 @@ func (r *rollingReplica) restart(t *testing.T, m *markers, exitBound time.Durati
 	r.waitForExit(t, sigterm.Add(exitBound))
 	t.Logf("replica %d exited %v after SIGTERM", r.index, time.Since(sigterm).Round(10*time.Millisecond))
 	m.write(t, fmt.Sprintf("replica %d stopped", r.index))
-	if err := r.start(); err != nil {
+	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, fmt.Sprintf("the balancer never saw replica %d ready again", r.index), r.backend.ready.Load)
+	eventually(t, time.Minute, fmt.Sprintf("the balancer never saw replica %d ready again", r.index), func() bool { return r.lb.Ready(r.index) })
 	m.write(t, fmt.Sprintf("replica %d back", r.index))
 }
 
@@ -232,7 +189,7 @@ func (r *rollingReplica) restart(t *testing.T, m *markers, exitBound time.Durati
 // and returns when.
 func (r *rollingReplica) terminate(t *testing.T) time.Time {
 	t.Helper()
-	if err := syscall.Kill(r.proc.Pid(), syscall.SIGTERM); err != nil {
+	if err := r.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	return time.Now()
@@ -243,13 +200,13 @@ func (r *rollingReplica) terminate(t *testing.T) time.Time {
 // running: during its shutdown delay, not because it was gone.
 func (r *rollingReplica) waitOutOfRotation(t *testing.T) {
 	t.Helper()
-	for r.backend.ready.Load() {
-		if r.proc.HasExited() {
+	for r.lb.Ready(r.index) {
+		if r.HasExited() {
 			t.Fatalf("replica %d exited before its /readyz failed", r.index)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if r.proc.HasExited() {
+	if r.HasExited() {
 		t.Errorf("replica %d left the rotation only when it exited, not when its /readyz failed", r.index)
 	}
 }
@@ -259,12 +216,12 @@ func (r *rollingReplica) waitOutOfRotation(t *testing.T) {
 func (r *rollingReplica) waitForExit(t *testing.T, deadline time.Time) {
 	t.Helper()
 	select {
-	case <-r.proc.Exited():
+	case <-r.Exited():
 	case <-time.After(time.Until(deadline)):
-		t.Fatalf("replica %d still running at %s: %s", r.index, deadline.Format("15:04:05.000"), r.proc.LogTail())
+		t.Fatalf("replica %d still running at %s: %s", r.index, deadline.Format("15:04:05.000"), r.LogTail())
 	}
-	if err := r.proc.Err(); err != nil {
-		t.Errorf("replica %d exited with %v after SIGTERM, want 0: %s", r.index, err, r.proc.LogTail())
+	if err := r.Err(); err != nil {
+		t.Errorf("replica %d exited with %v after SIGTERM, want 0: %s", r.index, err, r.LogTail())
 	}
 }
 

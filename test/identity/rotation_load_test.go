@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 	"github.com/kip-proxy/kip/internal/signer"
 )
@@ -58,7 +59,7 @@ const loadPause = 50 * time.Millisecond
 func TestRotationsUnderLoad(t *testing.T) {
 	ns := createNamespace(t)
 	applyDeployedSignerRole(t, ns)
-	group := uniqueName("load-readers")
+	group := harness.UniqueName("load-readers")
 	grantConfigMapReaders(t, ns, group)
 	createTarget(t, ns)
 
@@ -153,11 +154,11 @@ func (c loadCredential) config(host string) *rest.Config {
 // and a certificate the kip at kip issued for that token.
 func loadCredentials(t *testing.T, kip *rest.Config, group string) []loadCredential {
 	t.Helper()
-	certPEM, keyPEM, err := env.stack.Cluster.ClientCA.IssueClient(pki.ClientCertRequest{CommonName: uniqueName("ca-loader"), Organizations: []string{group}})
+	certPEM, keyPEM, err := env.stack.Cluster.ClientCA.IssueClient(pki.ClientCertRequest{CommonName: harness.UniqueName("ca-loader"), Organizations: []string{group}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	token := idToken(t, clientID, person(uniqueName("oidc-loader"), group))
+	token := idToken(t, clientID, person(harness.UniqueName("oidc-loader"), group))
 	exchanged := mustExchangeAt(t, kip, token, nil)
 	return []loadCredential{
 		{kind: "cluster client CA", certPEM: certPEM, keyPEM: keyPEM},
@@ -397,7 +398,7 @@ const (
 // cleanup takes the CA out again.
 func rotateClusterClientCA(t *testing.T, kip *rest.Config, ns, group string) loadCredential {
 	t.Helper()
-	ca, err := pki.NewCA(uniqueName("second-client-ca"), 24*time.Hour)
+	ca, err := pki.NewCA(harness.UniqueName("second-client-ca"), 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +406,7 @@ func rotateClusterClientCA(t *testing.T, kip *rest.Config, ns, group string) loa
 	t.Cleanup(func() {
 		editClusterClientCA(t, func(bundle string) string { return withoutCert(t, bundle, ca.Cert) })
 	})
-	certPEM, keyPEM, err := ca.IssueClient(pki.ClientCertRequest{CommonName: uniqueName("second-ca-loader"), Organizations: []string{group}})
+	certPEM, keyPEM, err := ca.IssueClient(pki.ClientCertRequest{CommonName: harness.UniqueName("second-ca-loader"), Organizations: []string{group}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
@@ -17,7 +18,7 @@ import (
 // new certificates come from the new CA while one issued before keeps
 // working, since it has not expired.
 func TestSignerCARotation(t *testing.T) {
-	name := uniqueName("rotated")
+	name := harness.UniqueName("rotated")
 	token := idToken(t, clientID, person(name))
 	before := mustExchange(t, token, nil)
 	oldCA := loadSigner(t)

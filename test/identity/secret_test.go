@@ -7,6 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestSignerCASecretSharedByReplicas: two kip replicas started at once
@@ -19,7 +21,7 @@ func TestSignerCASecretSharedByReplicas(t *testing.T) {
 
 	replicas := startReplicas(t, ns, 2, nil)
 	for _, r := range replicas {
-		if data, err := os.ReadFile(r.log); err == nil && bytes.Contains(data, []byte("Another replica created the signer CA Secret first")) {
+		if data, err := os.ReadFile(r.LogPath); err == nil && bytes.Contains(data, []byte("Another replica created the signer CA Secret first")) {
 			t.Logf("replica %d lost the race to create the Secret and used the winner's", r.index)
 		}
 	}
@@ -28,7 +30,7 @@ func TestSignerCASecretSharedByReplicas(t *testing.T) {
 		t.Fatalf("Secret %s/%s is %s with keys %v, want a kubernetes.io/tls CA", ns, signerSecret, secret.Type, keys(secret.Data))
 	}
 
-	name := uniqueName("replicated")
+	name := harness.UniqueName("replicated")
 	token := idToken(t, clientID, person(name))
 	for i, issuer := range replicas {
 		cred := mustExchangeAt(t, issuer.config, token, nil)

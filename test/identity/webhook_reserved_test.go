@@ -8,6 +8,8 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestWebhookReservedNamesAreRefused is rule 4 for the token webhook, end
@@ -29,14 +31,14 @@ func TestWebhookReservedNamesAreRefused(t *testing.T) {
 		user authenticationv1.UserInfo
 		logs string // "" for an identity kip serves
 	}{
-		{name: "ordinary user", user: authenticationv1.UserInfo{Username: uniqueName("dana"), Groups: []string{"devs"}}},
-		{name: "system:masters group", user: authenticationv1.UserInfo{Username: uniqueName("mallory"), Groups: []string{"devs", "system:masters"}},
+		{name: "ordinary user", user: authenticationv1.UserInfo{Username: harness.UniqueName("dana"), Groups: []string{"devs"}}},
+		{name: "system:masters group", user: authenticationv1.UserInfo{Username: harness.UniqueName("mallory"), Groups: []string{"devs", "system:masters"}},
 			logs: `the group \"system:masters\" is in the reserved system: namespace`},
-		{name: "system:masters group in other letter case", user: authenticationv1.UserInfo{Username: uniqueName("mallory"), Groups: []string{"System:Masters"}},
+		{name: "system:masters group in other letter case", user: authenticationv1.UserInfo{Username: harness.UniqueName("mallory"), Groups: []string{"System:Masters"}},
 			logs: `the group \"System:Masters\" is in the reserved system: namespace`},
-		{name: "system: username", user: authenticationv1.UserInfo{Username: "system:" + uniqueName("kube-scheduler")},
+		{name: "system: username", user: authenticationv1.UserInfo{Username: "system:" + harness.UniqueName("kube-scheduler")},
 			logs: `is in the reserved system: namespace`},
-		{name: "system:serviceaccount username", user: authenticationv1.UserInfo{Username: "system:serviceaccount:kube-system:" + uniqueName("sa")},
+		{name: "system:serviceaccount username", user: authenticationv1.UserInfo{Username: "system:serviceaccount:kube-system:" + harness.UniqueName("sa")},
 			logs: `is in the reserved system: namespace`},
 	}
 	for _, tt := range tests {
@@ -67,7 +69,7 @@ func TestWebhookReservedNamesAreRefused(t *testing.T) {
 			if upstreamSaw(t, tt.user.Username) {
 				t.Errorf("the upstream saw a request as %s", tt.user.Username)
 			}
-			if log, _ := os.ReadFile(kip.log); !strings.Contains(string(log), tt.logs) {
+			if log, _ := os.ReadFile(kip.LogPath); !strings.Contains(string(log), tt.logs) {
 				t.Errorf("kip's log does not say %q", tt.logs)
 			}
 		})

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestServiceAccountTokensSkipTheWebhook: a ServiceAccount token used
@@ -72,7 +74,7 @@ func TestServiceAccountTokensSkipTheWebhook(t *testing.T) {
 	})
 	t.Run("control: a token kip cannot place goes to the webhook", func(t *testing.T) {
 		before := env.webhook.count()
-		if _, err := whoami(t, bearerConfig(uniqueName("opaque-token"))); !apierrors.IsUnauthorized(err) {
+		if _, err := whoami(t, bearerConfig(harness.UniqueName("opaque-token"))); !apierrors.IsUnauthorized(err) {
 			t.Errorf("opaque token: %v, want 401 Unauthorized", err)
 		}
 		if env.webhook.count() == before {

@@ -20,6 +20,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/procstat"
 )
 
@@ -30,19 +31,18 @@ import (
 // kip many times over and break only for a leak; no timing is asserted.
 func TestAbusiveClients(t *testing.T) {
 	raiseOpenFileLimit(t, 2*idleConnections+1000)
-	bin := buildKip(t)
 	// Each kind runs against a kip of its own, all at the same time:
 	// slowloris takes kip's header read timeout (32 s) to prove anything,
 	// and the others fit in that wait. Not t.Parallel, which -parallel
 	// would cap at the machine's two cores; and the parent returns only
 	// when all three have, so no other test of the package runs meanwhile.
 	var wg sync.WaitGroup
-	for name, abuse := range map[string]func(*testing.T, string){
+	for name, abuse := range map[string]func(*testing.T){
 		"slowloris":            testSlowloris,
 		"watch never read":     testUnreadWatch,
 		"idle TLS connections": testIdleTLS,
 	} {
-		wg.Go(func() { t.Run(name, func(t *testing.T) { abuse(t, bin) }) })
+		wg.Go(func() { t.Run(name, func(t *testing.T) { abuse(t) }) })
 	}
 	wg.Wait()
 }
@@ -90,13 +90,13 @@ const slowlorisConnections = 100
 // half trickle the handshake itself. kip must close every one of them (its
 // header read timeout, which also bounds the handshake) and serve a normal
 // client meanwhile.
-func testSlowloris(t *testing.T, bin string) {
-	kip := startKipProc(t, bin)
-	user := uniqueName("patient")
+func testSlowloris(t *testing.T) {
+	kip := startKipProc(t)
+	user := harness.UniqueName("patient")
 	grantNamespaceGet(t, user)
 	normal := rawClient(t, rawHTTP2, rawUserCert(t, user))
-	url := kip.url + "/api/v1/namespaces/default"
-	addr := strings.TrimPrefix(kip.url, "https://")
+	url := kip.URL + "/api/v1/namespaces/default"
+	addr := strings.TrimPrefix(kip.URL, "https://")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -210,29 +210,29 @@ func grantNamespaceGet(t *testing.T, user string) {
 // must be served, and kip's memory must grow far less than the events
 // produced: kip may hold what flow control lets in for the stuck watch,
 // not everything the upstream sends.
-func testUnreadWatch(t *testing.T, bin string) {
+func testUnreadWatch(t *testing.T) {
 	const (
 		objects, rounds, size = 8, 8, 1000 << 10 // 64 updates of ~1 MB
 		growthBound           = 32 << 10         // KiB, half of what is produced
 	)
-	kip := startKipProc(t, bin)
+	kip := startKipProc(t)
 	ns := createNamespace(t)
-	user := uniqueName("unread")
+	user := harness.UniqueName("unread")
 	grant(t, ns, userSubject(user), configMapRules...)
 	grantNamespaceGet(t, user)
 	cert := rawUserCert(t, user)
 	normal := rawClient(t, rawHTTP2, cert)
 	watchPath := "/api/v1/namespaces/" + ns + "/configmaps?watch=true"
 
-	stuck := openUnreadWatch(t, kip.url, watchPath, cert)
+	stuck := openUnreadWatch(t, kip.URL, watchPath, cert)
 	defer func() { _ = stuck.Close() }()
-	reader := startReadingWatch(t, rawClient(t, rawHTTP2, cert), kip.url+watchPath)
+	reader := startReadingWatch(t, rawClient(t, rawHTTP2, cert), kip.URL+watchPath)
 
 	baseRSS := kip.rssKiB(t)
-	sampler := procstat.StartSampler(kip.cmd.Process.Pid, 100*time.Millisecond)
+	sampler := procstat.StartSampler(kip.Pid(), 100*time.Millisecond)
 	produced := updateConfigMaps(t, ns, objects, rounds, size)
 	eventually(t, time.Minute, func() error { return reader.sawAtLeast(produced * 9 / 10) })
-	if err := responsive(normal, kip.url+"/api/v1/namespaces/default"); err != nil {
+	if err := responsive(normal, kip.URL+"/api/v1/namespaces/default"); err != nil {
 		t.Fatalf("with a watch that is never read: %v", err)
 	}
 	peakRSS := max(int64(baseRSS), sampler.Stop()>>10)
@@ -366,14 +366,14 @@ const idleConnections = 5000
 // kubectl does, and then nothing. kip must serve a normal GET while they
 // are open, and its RSS must stay far below 1 GiB; the figures before, with
 // them open and after they close are reported.
-func testIdleTLS(t *testing.T, bin string) {
+func testIdleTLS(t *testing.T) {
 	const rssBound = 1 << 20 // KiB
-	kip := startKipProc(t, bin)
-	user := uniqueName("idle")
+	kip := startKipProc(t)
+	user := harness.UniqueName("idle")
 	grantNamespaceGet(t, user)
 	cert := rawUserCert(t, user)
 	normal := rawClient(t, rawHTTP2, cert)
-	url := kip.url + "/api/v1/namespaces/default"
+	url := kip.URL + "/api/v1/namespaces/default"
 	if err := responsive(normal, url); err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func testIdleTLS(t *testing.T, bin string) {
 	baseFDs, _ := kip.settledUsage(t)
 	baseRSS := kip.rssKiB(t)
 
-	conns := openIdleConnections(t, strings.TrimPrefix(kip.url, "https://"), kipTLSConfig(cert, "h2"), idleConnections)
+	conns := openIdleConnections(t, strings.TrimPrefix(kip.URL, "https://"), kipTLSConfig(cert, "h2"), idleConnections)
 	openFDs, openRSS := kip.fds(t), kip.rssKiB(t)
 	servedErr := responsive(normal, url)
 	for _, c := range conns {

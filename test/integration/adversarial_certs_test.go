@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // chainLink is a certificate with its key: a CA that signs the next link of
@@ -62,7 +64,7 @@ func signLink(t *testing.T, parent *chainLink, tmpl *x509.Certificate, key crypt
 func caTemplate(change func(*x509.Certificate)) *x509.Certificate {
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: uniqueName("adversarial-intermediate")},
+		Subject:               pkix.Name{CommonName: harness.UniqueName("adversarial-intermediate")},
 		NotBefore:             now.Add(-time.Minute),
 		NotAfter:              now.Add(time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
@@ -121,7 +123,7 @@ func TestAdversarialClientCertificateChains(t *testing.T) {
 	stranger := signLink(t, &strangerRoot, caTemplate(nil), nil)
 	impostor := signLink(t, nil, caTemplate(func(c *x509.Certificate) { c.Subject = root.cert.Subject }), nil)
 	notCA := signLink(t, &root, caTemplate(func(c *x509.Certificate) { c.IsCA = false; c.KeyUsage = x509.KeyUsageDigitalSignature }), nil)
-	clientAsIssuer := signLink(t, &root, leafTemplate(uniqueName("adv-client"), nil, nil), nil)
+	clientAsIssuer := signLink(t, &root, leafTemplate(harness.UniqueName("adv-client"), nil, nil), nil)
 	noCertSign := signLink(t, &root, caTemplate(func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageDigitalSignature }), nil)
 	serverOnlyCA := signLink(t, &root, caTemplate(func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} }), nil)
 	expiredCA := signLink(t, &root, caTemplate(func(c *x509.Certificate) { c.NotBefore, c.NotAfter = now.Add(-48*time.Hour), now.Add(-24*time.Hour) }), nil)
@@ -130,7 +132,7 @@ func TestAdversarialClientCertificateChains(t *testing.T) {
 	belowPathLenZero := signLink(t, &pathLenZero, caTemplate(nil), nil)
 
 	leaf := func(parent chainLink, groups []string, change func(*x509.Certificate)) (chainLink, string) {
-		cn := uniqueName("adv-chain")
+		cn := harness.UniqueName("adv-chain")
 		return signLink(t, &parent, leafTemplate(cn, groups, change), nil), cn
 	}
 	type chainCase struct {
@@ -212,7 +214,7 @@ func TestAdversarialCertificateCacheKeepsChainsApart(t *testing.T) {
 	}
 	expiredTwin := twin(&root, func(c *x509.Certificate) { c.NotBefore, c.NotAfter = now.Add(-48*time.Hour), now.Add(-24*time.Hour) })
 	strangerTwin := twin(&strangerRoot, nil)
-	cn := uniqueName("adv-cache")
+	cn := harness.UniqueName("adv-cache")
 	leaf := signLink(t, &good, leafTemplate(cn, []string{"adversarial-cache"}, nil), nil)
 
 	steps := []struct {

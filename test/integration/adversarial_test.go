@@ -29,6 +29,7 @@ import (
 
 	"github.com/kip-proxy/kip/internal/headers"
 	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // This file is kip's adversarial suite against the real kube-apiserver:
@@ -138,7 +139,7 @@ func runAdversarialCases(t *testing.T, cert *tls.Certificate, cases []adversaria
 // for the empty headers that kip alone refuses.
 func TestAdversarialImpersonationHeaders(t *testing.T) {
 	const group = "adversarial-callers"
-	caller, allowed := uniqueName("adv-imp"), uniqueName("adv-allowed")
+	caller, allowed := harness.UniqueName("adv-imp"), harness.UniqueName("adv-allowed")
 	grantCluster(t, userSubject(caller), rbacv1.PolicyRule{
 		APIGroups: []string{""}, Resources: []string{"users"}, Verbs: []string{"impersonate"}, ResourceNames: []string{allowed},
 	})
@@ -304,7 +305,7 @@ func TestAdversarialCredentialPlacement(t *testing.T) {
 	const account = "adversarial"
 	token := serviceAccountToken(t, ns, account)
 	saUser := "system:serviceaccount:" + ns + ":" + account
-	caller := uniqueName("adv-cred")
+	caller := harness.UniqueName("adv-cred")
 	bearer := "Bearer " + token
 	subprotocol := "base64url.bearer.authorization.k8s.io." + base64.RawURLEncoding.EncodeToString([]byte(token))
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(account+":"+token))
@@ -359,7 +360,7 @@ func TestAdversarialCredentialPlacement(t *testing.T) {
 // from kip, so any that leaked would change the SelfSubjectReview.
 func TestAdversarialFrontProxyHeaders(t *testing.T) {
 	const group = "adversarial-callers"
-	caller := uniqueName("adv-remote")
+	caller := harness.UniqueName("adv-remote")
 	cert := rawUserCert(t, caller, group)
 	originalKey := "X-Remote-Extra-" + strings.ReplaceAll(headers.OriginalUserExtraKey, ".", "%2E")
 	forgedOriginal := `{"username":"kip-admin","groups":["system:masters"]}`
@@ -418,7 +419,7 @@ func TestAdversarialForwardingHeadersOnPassThrough(t *testing.T) {
 	for _, proto := range rawProtos {
 		t.Run(proto.String(), func(t *testing.T) {
 			client := rawClient(t, proto, nil)
-			marker := uniqueName("marker")
+			marker := harness.UniqueName("marker")
 			header := []rawHeader{
 				{"Authorization", "Bearer " + token},
 				{"X-FORWARDED-FOR", spoofed[0]}, {"x-real-ip", spoofed[1]}, {"X-Forwarded-For", spoofed[2]},
@@ -549,7 +550,7 @@ func TestAdversarialHTTP1Framing(t *testing.T) {
 	const account = "adversarial-framing"
 	token := serviceAccountToken(t, ns, account)
 	saUser := "system:serviceaccount:" + ns + ":" + account
-	caller := uniqueName("adv-framing")
+	caller := harness.UniqueName("adv-framing")
 	cert := rawUserCert(t, caller)
 	auth := "Authorization: Bearer " + token + "\r\n"
 	body := ssrBody
@@ -689,7 +690,7 @@ func checkAnswer(res rawResponse, code int, who string) error {
 // that clean to a health endpoint, gets kip's 401.
 func TestAdversarialPaths(t *testing.T) {
 	ns := createNamespace(t)
-	caller := uniqueName("adv-paths")
+	caller := harness.UniqueName("adv-paths")
 	grant(t, ns, userSubject(caller), configMapRules...)
 	const name = "target"
 	if _, err := adminClient(t).CoreV1().ConfigMaps(ns).Create(context.Background(),
@@ -721,7 +722,7 @@ func TestAdversarialPaths(t *testing.T) {
 			for _, path := range paths {
 				t.Run(path, func(t *testing.T) {
 					mustRawStatus(t, rawDo(t, without, proto, rawRequest{path: path}), http.StatusUnauthorized)
-					marker := uniqueName("path")
+					marker := harness.UniqueName("path")
 					sent := path + "?adversarial=" + marker
 					want := directCode(t, direct, sent)
 					res := rawDo(t, withCert, proto, rawRequest{path: sent})
@@ -801,7 +802,7 @@ func lastEvent(t *testing.T, marker string) auditv1.Event {
 // exec that RBAC refuses a certificate caller.
 func TestAdversarialUpgradeThenRequest(t *testing.T) {
 	ns := createNamespace(t)
-	caller := uniqueName("adv-upgrade")
+	caller := harness.UniqueName("adv-upgrade")
 	grant(t, ns, userSubject(caller), append([]rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
 		{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"create", "get"}},
@@ -890,9 +891,9 @@ func checkSecondRequest(t *testing.T, res rawResponse, cert bool, caller string)
 // upstream's audit log must hold the request without the slash only.
 func TestAdversarialRedirectIsReturned(t *testing.T) {
 	ns := createNamespace(t)
-	caller := uniqueName("adv-redirect")
+	caller := harness.UniqueName("adv-redirect")
 	grant(t, ns, userSubject(caller), rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/proxy"}, Verbs: []string{"get"}})
-	pod := uniqueName("redirect")
+	pod := harness.UniqueName("redirect")
 	createPodWithIP(t, ns, pod)
 	path := "/api/v1/namespaces/" + ns + "/pods/" + pod + "/proxy"
 
@@ -1093,7 +1094,7 @@ func h2Review(extra ...[2]string) [][2]string {
 // forwarded. The connection survives: a well-formed request on the next
 // stream is served as the caller, and is the only answer.
 func TestAdversarialHTTP2Framing(t *testing.T) {
-	caller := uniqueName("adv-h2")
+	caller := harness.UniqueName("adv-h2")
 	cert := rawUserCert(t, caller)
 	// Go's server resets a stream whose fields are malformed, and answers
 	// 400 (in plain text) to one that carries a connection-specific field.

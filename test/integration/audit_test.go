@@ -19,6 +19,7 @@ import (
 
 	"github.com/kip-proxy/kip/internal/headers"
 	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // The test client reaches kip, and kip the upstream, over loopback.
@@ -35,7 +36,7 @@ const loopback = "127.0.0.1"
 // source IPs a caller tries to forge.
 func TestAuditRecordsTheRealCaller(t *testing.T) {
 	ns := createNamespace(t)
-	boss, victim := uniqueName("auditor"), uniqueName("audited")
+	boss, victim := harness.UniqueName("auditor"), harness.UniqueName("audited")
 	grant(t, ns, userSubject(victim), configMapRules...)
 	grant(t, ns, userSubject(boss), configMapRules...)
 	grantCluster(t, userSubject(boss),
@@ -53,7 +54,7 @@ func TestAuditRecordsTheRealCaller(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			marker := uniqueName("audit-marker")
+			marker := harness.UniqueName("audit-marker")
 			if _, err := adminClient(t).CoreV1().ConfigMaps(ns).Create(context.Background(),
 				&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: marker}}, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)

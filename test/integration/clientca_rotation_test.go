@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
@@ -41,9 +42,9 @@ func TestClientCARotationCutsOffOpenConnections(t *testing.T) {
 	}
 	caFile := filepath.Join(t.TempDir(), "client-ca.crt")
 	writeAtomically(t, caFile, string(unrelated.CertPEM)+string(removable.CertPEM))
-	kipURL, _ := startKipProcess(t, buildKip(t), "--client-ca-file="+caFile)
+	kipURL := harness.StartKip(t, harness.KipOptions{Stack: stack, Args: []string{"--client-ca-file=" + caFile}, Ready: harness.Started}).URL
 
-	user := uniqueName("ca-removal")
+	user := harness.UniqueName("ca-removal")
 	client, dials := oneConnectionClient(t, rawClientCert(t, removable, pki.ClientCertRequest{CommonName: user}))
 	eventually(t, time.Minute, func() error { return expectStatus(client, kipURL, http.StatusCreated) })
 	// Dials before this were attempts while kip was starting.

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,74 +17,27 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/procstat"
 )
 
 // kipProc is a `kip serve` process of one test's own, whose file
 // descriptors, goroutines and memory the test can read.
-type kipProc struct {
-	cmd           *exec.Cmd
-	url, probeURL string
-	logPath       string
-}
+type kipProc struct{ *harness.Kip }
 
-// startKipProc runs bin with the shared stack's flags plus extra, waits
-// until /readyz says 200, and kills the process when the test ends. Its
-// output goes to a file, shown when the test fails: thousands of hostile
-// connections would otherwise flood the test log.
-func startKipProc(t *testing.T, bin string, extra ...string) *kipProc {
+// startKipProc runs kip with the shared stack's flags plus extra and waits
+// until /readyz says 200. Its output goes to a file, shown when the test
+// fails: thousands of hostile connections would otherwise flood the test
+// log.
+func startKipProc(t *testing.T, extra ...string) *kipProc {
 	t.Helper()
-	ports, err := localcluster.FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := &kipProc{
-		url:      "https://127.0.0.1:" + strconv.Itoa(ports[0]),
-		probeURL: "http://127.0.0.1:" + strconv.Itoa(ports[1]),
-		logPath:  filepath.Join(t.TempDir(), "kip.log"),
-	}
-	logFile, err := os.Create(k.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = logFile.Close() }()
-	args := append([]string{"serve"}, stack.ServeArgs(stack.UpstreamKubeconfig, ports[0], ports[1])...)
-	k.cmd = exec.Command(bin, append(args, extra...)...)
-	k.cmd.Stdout, k.cmd.Stderr = logFile, logFile
-	if err := k.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = k.cmd.Process.Kill()
-		_ = k.cmd.Wait()
-		if t.Failed() {
-			t.Logf("kip's log:\n%s", k.logTail(t))
-		}
-	})
-	eventually(t, time.Minute, func() error {
-		if code, body := readyzBody(k.probeURL); code != http.StatusOK {
-			return fmt.Errorf("kip not ready: %d %s", code, body)
-		}
-		return nil
-	})
-	return k
-}
-
-// logTail is the last 16 KiB of kip's output.
-func (k *kipProc) logTail(t *testing.T) string {
-	t.Helper()
-	data, err := os.ReadFile(k.logPath)
-	if err != nil {
-		return err.Error()
-	}
-	return string(data[max(0, len(data)-16<<10):])
+	return &kipProc{harness.StartKip(t, harness.KipOptions{Stack: stack, Args: extra})}
 }
 
 // fds counts the process's open file descriptors.
 func (k *kipProc) fds(t *testing.T) int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc/" + strconv.Itoa(k.cmd.Process.Pid) + "/fd")
+	entries, err := os.ReadDir("/proc/" + strconv.Itoa(k.Pid()) + "/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +47,7 @@ func (k *kipProc) fds(t *testing.T) int {
 // rssKiB is the process's resident memory, VmRSS in /proc/<pid>/status.
 func (k *kipProc) rssKiB(t *testing.T) int {
 	t.Helper()
-	rss, err := procstat.RSS(k.cmd.Process.Pid)
+	rss, err := procstat.RSS(k.Pid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,13 +57,13 @@ func (k *kipProc) rssKiB(t *testing.T) int {
 // goroutines is go_goroutines from kip's /metrics.
 func (k *kipProc) goroutines(t *testing.T) int {
 	t.Helper()
-	return int(sample(scrape(t, k.probeURL), "go_goroutines", nil))
+	return int(scrape(t, k.ProbeURL).Sample("go_goroutines", nil))
 }
 
 // goroutineDump is kip's goroutine profile, grouped by stack, to show
 // what leaked when a count does not come back down.
 func (k *kipProc) goroutineDump() string {
-	resp, err := http.Get(k.probeURL + "/debug/pprof/goroutine?debug=1")
+	resp, err := http.Get(k.ProbeURL + "/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		return err.Error()
 	}
@@ -167,13 +118,13 @@ func TestUpstreamRestartUnderLoadDisruptive(t *testing.T) {
 		whileDown  = 2 * time.Second
 		afterStart = 2 * time.Second
 	)
-	user := uniqueName("restart-load")
+	user := harness.UniqueName("restart-load")
 	grantCluster(t, userSubject(user), rbacv1.PolicyRule{
 		APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"},
 	})
-	kip := startKipProc(t, buildKip(t))
+	kip := startKipProc(t)
 	cert := rawUserCert(t, user)
-	url := kip.url + "/api/v1/namespaces/default"
+	url := kip.URL + "/api/v1/namespaces/default"
 
 	// Warm up kip's upstream connections, then read where it rests.
 	warm := rawClient(t, rawHTTP2, cert)

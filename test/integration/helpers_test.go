@@ -6,50 +6,28 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
-// kubectlResult is what one run of the real kubectl printed.
-type kubectlResult struct {
-	Stdout, Stderr string
-	ExitCode       int
-}
-
 // kubectl runs the pinned kubectl with kubeconfig and args.
-func kubectl(t *testing.T, kubeconfig string, args ...string) kubectlResult {
+func kubectl(t *testing.T, kubeconfig string, args ...string) harness.KubectlResult {
 	t.Helper()
 	return kubectlEnv(t, kubeconfig, nil, "", args...)
 }
 
 // kubectlEnv is kubectl with extra environment variables and standard input.
-func kubectlEnv(t *testing.T, kubeconfig string, env []string, stdin string, args ...string) kubectlResult {
+func kubectlEnv(t *testing.T, kubeconfig string, env []string, stdin string, args ...string) harness.KubectlResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, stack.Binaries.Kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := kubectlResult{Stdout: stdout.String(), Stderr: stderr.String()}
-	if exitErr, ok := err.(*exec.ExitError); ok {
-		res.ExitCode = exitErr.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running kubectl %v: %v", args, err)
-	}
-	return res
+	return harness.Kubectl(t, stack.Binaries.Kubectl, kubeconfig, env, stdin, args...)
 }
 
 // mustKubectl runs kubectl and fails the test unless it exits 0.
@@ -66,39 +44,18 @@ func mustKubectl(t *testing.T, kubeconfig string, args ...string) string {
 // user in groups, with a certificate from the cluster's client CA.
 func userKubeconfig(t *testing.T, user string, groups ...string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), user+".kubeconfig")
-	if err := stack.WriteUserKubeconfig(path, user, groups...); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// uniqueName returns a DNS-1123 name unique to this run.
-func uniqueName(prefix string) string {
-	return prefix + "-" + rand.String(6)
+	return harness.UserKubeconfig(t, stack, user, groups...)
 }
 
 func adminClient(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	return kubernetes.NewForConfigOrDie(stack.Cluster.AdminConfig)
+	return harness.AdminClient(t, stack)
 }
 
-// createNamespace makes a namespace for one test, with the default
-// ServiceAccount that kube-controller-manager would normally create, and
-// removes it when the test ends.
+// createNamespace makes a namespace for one test and removes it after.
 func createNamespace(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
-	admin := adminClient(t)
-	ns := uniqueName("test")
-	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
-	return ns
+	return harness.CreateNamespace(t, adminClient(t))
 }
 
 // grant creates a Role with rules in ns and binds it to subject.
@@ -106,7 +63,7 @@ func grant(t *testing.T, ns string, subject rbacv1.Subject, rules ...rbacv1.Poli
 	t.Helper()
 	ctx := context.Background()
 	admin := adminClient(t)
-	name := uniqueName("role")
+	name := harness.UniqueName("role")
 	if _, err := admin.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +82,7 @@ func grantCluster(t *testing.T, subject rbacv1.Subject, rules ...rbacv1.PolicyRu
 	t.Helper()
 	ctx := context.Background()
 	admin := adminClient(t)
-	name := uniqueName("clusterrole")
+	name := harness.UniqueName("clusterrole")
 	if _, err := admin.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
@@ -196,9 +197,9 @@ const mastersOnly = "/api/v1/namespaces/kube-system/secrets"
 // identity, or prove none, and expects kip to refuse each with the code
 // kube-apiserver itself would use and a Status body, before anything runs.
 func TestHostileRequestsAreRefused(t *testing.T) {
-	caller := uniqueName("hostile")
+	caller := harness.UniqueName("hostile")
 	callerCert := rawUserCert(t, caller)
-	token := uniqueName("garbage-token")
+	token := harness.UniqueName("garbage-token")
 
 	strangerCA, err := pki.NewCA("hostile-unknown-ca", time.Hour)
 	if err != nil {
@@ -299,7 +300,7 @@ func TestHostileRequestsAreRefused(t *testing.T) {
 // own answer to "who am I" must name the caller and only the caller.
 func TestHostileHeadersDoNotChangeWhoRuns(t *testing.T) {
 	const group = "hostile-callers"
-	caller := uniqueName("hostile")
+	caller := harness.UniqueName("hostile")
 	callerCert := rawUserCert(t, caller, group)
 
 	tests := []struct {
@@ -383,7 +384,7 @@ func TestHostileForwardingHeadersDoNotReachAudit(t *testing.T) {
 	t.Run("control: kube-apiserver believes them when sent to it directly", func(t *testing.T) {
 		// Without this the check below could pass only because the
 		// upstream ignores the headers.
-		cfg, err := stack.Cluster.UserConfig(uniqueName("direct"))
+		cfg, err := stack.Cluster.UserConfig(harness.UniqueName("direct"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -391,7 +392,7 @@ func TestHostileForwardingHeadersDoNotReachAudit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		marker := uniqueName("marker")
+		marker := harness.UniqueName("marker")
 		req, err := http.NewRequest(http.MethodGet, stack.Cluster.URL+"/api/v1/namespaces/default/configmaps/"+marker, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -409,9 +410,9 @@ func TestHostileForwardingHeadersDoNotReachAudit(t *testing.T) {
 	})
 	for _, proto := range rawProtos {
 		t.Run(proto.String(), func(t *testing.T) {
-			caller := uniqueName("hostile")
+			caller := harness.UniqueName("hostile")
 			client := rawClient(t, proto, rawUserCert(t, caller))
-			marker := uniqueName("marker")
+			marker := harness.UniqueName("marker")
 			res := rawDo(t, client, proto, rawRequest{
 				path: "/api/v1/namespaces/default/configmaps/" + marker,
 				header: []rawHeader{

@@ -11,14 +11,15 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/kip-proxy/kip/internal/headers"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestNestedImpersonation proves `kubectl --as` through kip: refused
 // without impersonate rights, allowed with them, the upstream then sees the
 // impersonated user, and the original caller travels in an extra.
 func TestNestedImpersonation(t *testing.T) {
-	boss := uniqueName("boss")
-	victim := uniqueName("victim")
+	boss := harness.UniqueName("boss")
+	victim := harness.UniqueName("victim")
 	kubeconfig := userKubeconfig(t, boss, "managers")
 
 	for _, args := range [][]string{
@@ -78,7 +79,7 @@ func TestNestedImpersonation(t *testing.T) {
 	}
 
 	// Rights are per name: another user or group is still refused.
-	for _, args := range [][]string{{"--as", uniqueName("other")}, {"--as", victim, "--as-group", "system:masters"}} {
+	for _, args := range [][]string{{"--as", harness.UniqueName("other")}, {"--as", victim, "--as-group", "system:masters"}} {
 		if res := kubectl(t, kubeconfig, append([]string{"get", "--raw", "/api/v1/namespaces/default/configmaps"}, args...)...); res.ExitCode == 0 || !strings.Contains(res.Stderr, "cannot impersonate") {
 			t.Fatalf("%v: want forbidden to impersonate, got exit %d: %s", args, res.ExitCode, res.Stderr)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/spf13/pflag"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -26,10 +24,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	"github.com/kip-proxy/kip/internal/options"
 	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/localcluster"
-	"github.com/kip-proxy/kip/internal/server"
 )
 
 // credentialIDExtra is where kube-apiserver's audit log names the token a
@@ -46,7 +43,7 @@ const credentialIDExtra = "authentication.kubernetes.io/credential-id"
 func TestInClusterTokenIsReloaded(t *testing.T) {
 	ctx := context.Background()
 	ns := createNamespace(t)
-	saName := uniqueName("kip")
+	saName := harness.UniqueName("kip")
 	tokens := newInClusterServiceAccount(t, ns, saName)
 	tokenA, revokeA := tokens.mint(t, "a")
 	tokenB, _ := tokens.mint(t, "b")
@@ -57,7 +54,7 @@ func TestInClusterTokenIsReloaded(t *testing.T) {
 	writeAtomically(t, caFile, string(stack.Cluster.ServingCAPEM))
 	kipURL := startInClusterKip(t, tokenFile, caFile)
 
-	user := uniqueName("incluster-user")
+	user := harness.UniqueName("incluster-user")
 	grant(t, ns, userSubject(user), configMapRules...)
 	userCfg := stack.UserConfigFor(user)
 	userCfg.Host = kipURL
@@ -167,7 +164,7 @@ func startInClusterKip(t *testing.T, tokenFile, caFile string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newInClusterServer(t, []string{
+	o := harness.ParseServe(t, []string{
 		"--in-cluster-token-file=" + tokenFile,
 		"--in-cluster-ca-file=" + caFile,
 		"--bind-address=127.0.0.1",
@@ -177,35 +174,10 @@ func startInClusterKip(t *testing.T, tokenFile, caFile string) string {
 		"--probe-bind-address=127.0.0.1",
 		"--probe-port=" + strconv.Itoa(ports[1]),
 	})
-	return runInProcess(t, srv, ports)
-}
-
-func newInClusterServer(t *testing.T, args []string) *server.Server {
-	t.Helper()
-	o := options.NewServe()
-	fs := pflag.NewFlagSet("kip serve", pflag.ContinueOnError)
-	o.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Complete(fs); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	if o.Kubeconfig != "" {
 		t.Fatal("the in-cluster test must not use a kubeconfig")
 	}
-	cfg, err := o.Config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv
+	return harness.ServeInProcess(t, o, ports[0], ports[1])
 }
 
 // getThroughKip reads a ConfigMap through kip's ordinary (HTTP/2)
@@ -220,7 +192,7 @@ func getThroughKip(t *testing.T, client kubernetes.Interface, ns, step string) s
 }
 
 func tryGetThroughKip(t *testing.T, client kubernetes.Interface, ns, step string) (string, error) {
-	marker := uniqueName("incluster-" + step)
+	marker := harness.UniqueName("incluster-" + step)
 	_, err := client.CoreV1().ConfigMaps(ns).Get(context.Background(), marker, metav1.GetOptions{})
 	if !apierrors.IsNotFound(err) {
 		return "", fmt.Errorf("GET through kip: want 404 Not Found from the upstream, got %v", err)
@@ -305,16 +277,4 @@ func writeAtomically(t *testing.T, path, content string) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func httpOK(url string) error {
-	resp, err := http.Get(url) //nolint:gosec,noctx // a loopback probe URL the test built
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return errors.New(resp.Status)
-	}
-	return nil
 }

@@ -17,16 +17,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/pflag"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kip-proxy/kip/internal/options"
-	"github.com/kip-proxy/kip/internal/rig/localcluster"
-	"github.com/kip-proxy/kip/internal/server"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // headerLimit is the request header size kip accepts: the generic
@@ -41,7 +38,7 @@ const headerLimit = 1 << 20
 // sending CONTINUATION frames past the limit, by closing the connection
 // with PROTOCOL_ERROR; and kip serves the next request as before.
 func TestRequestHeaderSizeLimit(t *testing.T) {
-	user := uniqueName("big-headers")
+	user := harness.UniqueName("big-headers")
 	grantCluster(t, userSubject(user), rbacv1.PolicyRule{
 		APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"},
 	})
@@ -301,16 +298,16 @@ func kipTLSConfig(cert *tls.Certificate, protos ...string) *tls.Config {
 // once the slot is free, the refused request is served.
 func TestInFlightLimits(t *testing.T) {
 	ns := createNamespace(t)
-	user := uniqueName("limited")
+	user := harness.UniqueName("limited")
 	grant(t, ns, userSubject(user), configMapRules...)
 	// About 8 MB: more than the kernel's socket buffers hold, so a LIST
 	// that is not read stays in flight.
 	createBigConfigMaps(t, ns, 10, 800<<10)
-	kipURL := startKipInProcess(t, "--max-requests-inflight=1", "--max-mutating-requests-inflight=1")
+	kipURL := harness.StartInProcess(t, stack, "--max-requests-inflight=1", "--max-mutating-requests-inflight=1")
 	addr := strings.TrimPrefix(kipURL, "https://")
 	cert := rawUserCert(t, user)
 	client := rawClient(t, rawHTTP2, cert)
-	masters := rawClient(t, rawHTTP2, rawUserCert(t, uniqueName("admin"), "system:masters"))
+	masters := rawClient(t, rawHTTP2, rawUserCert(t, harness.UniqueName("admin"), "system:masters"))
 	list := "/api/v1/namespaces/" + ns + "/configmaps"
 	get := list + "/big-000"
 	create := rawRequest{method: http.MethodPost, path: list, body: `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"second-"}}`}
@@ -468,68 +465,13 @@ func holdUnreadLIST(t *testing.T, addr, path string, cert *tls.Certificate) net.
 	return conn
 }
 
-// startKipInProcess runs kip in this process, through the same flag
-// parsing as `kip serve`, with the shared stack's flags plus extra, and
-// returns its URL once it is ready.
-func startKipInProcess(t *testing.T, extra ...string) string {
-	t.Helper()
-	ports, err := localcluster.FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := options.NewServe()
-	fs := pflag.NewFlagSet("kip serve", pflag.ContinueOnError)
-	o.AddFlags(fs)
-	if err := fs.Parse(append(stack.ServeArgs(stack.UpstreamKubeconfig, ports[0], ports[1]), extra...)); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Complete(fs); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := o.Config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return runInProcess(t, srv, ports)
-}
-
-// runInProcess runs srv until the test ends and returns its URL once its
-// /readyz on ports[1] says 200; ports[0] is its secure port.
-func runInProcess(t *testing.T, srv *server.Server, ports []int) string {
-	t.Helper()
-	ctx, stop := context.WithCancel(context.Background())
-	stopped := make(chan error, 1)
-	go func() { stopped <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-stopped:
-			if err != nil {
-				t.Errorf("kip stopped with %v", err)
-			}
-		case <-time.After(70 * time.Second):
-			t.Error("kip did not stop within 70s")
-		}
-	})
-	probe := "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/readyz"
-	eventually(t, time.Minute, func() error { return httpOK(probe) })
-	return "https://127.0.0.1:" + strconv.Itoa(ports[0])
-}
-
 // TestUpstreamFlowSchemaSeesImpersonatedUser shows where a request through
 // kip lands in the upstream's API Priority and Fairness: kube-apiserver
 // classifies it after impersonation, so by the user kip impersonates, not
 // by kip's own account. A FlowSchema that matches one user by name must
 // classify that user's requests through kip, and only that user's.
 func TestUpstreamFlowSchemaSeesImpersonatedUser(t *testing.T) {
-	user, other := uniqueName("apf"), uniqueName("apf-other")
+	user, other := harness.UniqueName("apf"), harness.UniqueName("apf-other")
 	for _, u := range []string{user, other} {
 		grantCluster(t, userSubject(u), rbacv1.PolicyRule{
 			APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"},
@@ -538,7 +480,7 @@ func TestUpstreamFlowSchemaSeesImpersonatedUser(t *testing.T) {
 	admin := adminClient(t)
 	ctx := context.Background()
 	fs, err := admin.FlowcontrolV1().FlowSchemas().Create(ctx, &flowcontrolv1.FlowSchema{
-		ObjectMeta: metav1.ObjectMeta{Name: uniqueName("kip-test")},
+		ObjectMeta: metav1.ObjectMeta{Name: harness.UniqueName("kip-test")},
 		Spec: flowcontrolv1.FlowSchemaSpec{
 			PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: "workload-low"},
 			MatchingPrecedence:         100,
@@ -606,10 +548,10 @@ func flowSchemaUID(t *testing.T, client *http.Client, path string) string {
 // kip for as long as they keep their connections open.
 func TestUnreadAnswerGivesItsSlotBack(t *testing.T) {
 	ns := createNamespace(t)
-	user := uniqueName("unread-list")
+	user := harness.UniqueName("unread-list")
 	grant(t, ns, userSubject(user), configMapRules...)
 	createBigConfigMaps(t, ns, 10, 800<<10)
-	kipURL := startKipInProcess(t, "--max-requests-inflight=1", "--request-timeout=3s")
+	kipURL := harness.StartInProcess(t, stack, "--max-requests-inflight=1", "--request-timeout=3s")
 	addr := strings.TrimPrefix(kipURL, "https://")
 	cert := rawUserCert(t, user)
 	client := rawClient(t, rawHTTP2, cert)

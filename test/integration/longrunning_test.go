@@ -28,6 +28,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // userTLS returns a TLS configuration that trusts kip and presents a
@@ -59,7 +61,7 @@ type watchEvent struct {
 // forwarding.
 func TestWebSocketWatch(t *testing.T) {
 	ns := createNamespace(t)
-	user := uniqueName("wswatcher")
+	user := harness.UniqueName("wswatcher")
 	grant(t, ns, userSubject(user), configMapRules...)
 	token := serviceAccountToken(t, ns, "wsrobot", configMapRules...)
 
@@ -87,7 +89,7 @@ func TestWebSocketWatch(t *testing.T) {
 			}
 
 			ctx := context.Background()
-			name := uniqueName("ws")
+			name := harness.UniqueName("ws")
 			admin := adminClient(t)
 			if _, err := admin.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
@@ -180,7 +182,7 @@ func serviceAccountToken(t *testing.T, ns, name string, rules ...rbacv1.PolicyRu
 func TestManyWatchesOnOneHTTP2Connection(t *testing.T) {
 	const watchers = 500
 	ns := createNamespace(t)
-	user := uniqueName("fanout")
+	user := harness.UniqueName("fanout")
 	grant(t, ns, userSubject(user), configMapRules...)
 
 	var dials atomic.Int32
@@ -199,7 +201,7 @@ func TestManyWatchesOnOneHTTP2Connection(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	name := uniqueName("fanout")
+	name := harness.UniqueName("fanout")
 	var opened, saw sync.WaitGroup
 	var seen atomic.Int32
 	errs := make(chan error, watchers)
@@ -292,7 +294,7 @@ func openWatch(ctx context.Context, client *http.Client, ns string) (*http.Respo
 func TestLargeListStreams(t *testing.T) {
 	const objects, objectSize = 64, 800 << 10 // ≈ 51 MB of data
 	ns := createNamespace(t)
-	user := uniqueName("lister")
+	user := harness.UniqueName("lister")
 	grant(t, ns, userSubject(user), configMapRules...)
 	createBigConfigMaps(t, ns, objects, objectSize)
 

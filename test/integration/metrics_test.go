@@ -14,8 +14,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
@@ -45,22 +44,11 @@ func metricsKip(t *testing.T) (kipURL, probeURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authConfig := filepath.Join(dir, "authentication.yaml")
-	if err := os.WriteFile(authConfig, []byte(`apiVersion: apiserver.config.k8s.io/v1
-kind: AuthenticationConfiguration
-jwt:
-- issuer:
-    url: https://127.0.0.1:1/metrics-test
-    audiences: [kip]
-  claimMappings:
-    username:
-      claim: sub
-      prefix: "oidc:"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kipURL, probeURL = startKipProcess(t, buildKip(t),
-		"--signer-ca-cert-file="+certFile, "--signer-ca-key-file="+keyFile, "--authentication-config="+authConfig)
+	authConfig := unreachableIssuerConfig(t, "https://127.0.0.1:1/metrics-test")
+	kip := harness.StartKip(t, harness.KipOptions{Stack: stack, Ready: harness.Started, Args: []string{
+		"--signer-ca-cert-file=" + certFile, "--signer-ca-key-file=" + keyFile, "--authentication-config=" + authConfig,
+	}})
+	kipURL, probeURL = kip.URL, kip.ProbeURL
 	// Not ready (the issuer is unreachable), but serving once the
 	// cluster's client CA has loaded.
 	eventually(t, time.Minute, func() error {
@@ -73,57 +61,13 @@ jwt:
 }
 
 // scrape reads kip's /metrics.
-func scrape(t *testing.T, probeURL string) map[string]*dto.MetricFamily {
+func scrape(t *testing.T, probeURL string) harness.Metrics {
 	t.Helper()
-	resp, err := http.Get(probeURL + "/metrics")
+	m, err := harness.ScrapeMetrics(context.Background(), http.DefaultClient, probeURL+"/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	return families
-}
-
-// sample sums the series of name whose labels include labels. A name with
-// _count names a histogram's count of observations.
-func sample(families map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
-	base, count := strings.CutSuffix(name, "_count")
-	f := families[base]
-	if f == nil {
-		return 0
-	}
-	var sum float64
-	for _, m := range f.GetMetric() {
-		if !hasLabels(m, labels) {
-			continue
-		}
-		switch {
-		case count && m.GetHistogram() != nil:
-			sum += float64(m.GetHistogram().GetSampleCount())
-		case m.GetCounter() != nil:
-			sum += m.GetCounter().GetValue()
-		case m.GetGauge() != nil:
-			sum += m.GetGauge().GetValue()
-		}
-	}
-	return sum
-}
-
-func hasLabels(m *dto.Metric, want map[string]string) bool {
-	have := map[string]string{}
-	for _, l := range m.GetLabel() {
-		have[l.GetName()] = l.GetValue()
-	}
-	for k, v := range want {
-		if have[k] != v {
-			return false
-		}
-	}
-	return true
+	return m
 }
 
 // TestMetrics drives traffic through a kip of its own and reads its
@@ -132,7 +76,7 @@ func hasLabels(m *dto.Metric, want map[string]string) bool {
 func TestMetrics(t *testing.T) {
 	kipURL, probeURL := metricsKip(t)
 	ns := createNamespace(t)
-	user := uniqueName("metered")
+	user := harness.UniqueName("metered")
 	grant(t, ns, userSubject(user), rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}})
 	if _, err := adminClient(t).CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "metered"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -181,7 +125,7 @@ func TestMetrics(t *testing.T) {
 			}{"kip_authentication_attempts_total", map[string]string{"method": c.method, "result": "failure"}, 1})
 		}
 		for _, c := range checks {
-			if got := sample(after, c.name, c.labels) - sample(before, c.name, c.labels); got != c.want {
+			if got := after.Sample(c.name, c.labels) - before.Sample(c.name, c.labels); got != c.want {
 				t.Errorf("%s%v grew by %v, want %v", c.name, c.labels, got, c.want)
 			}
 		}
@@ -194,14 +138,14 @@ func TestMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, 10*time.Second, func() error {
-			if got := sample(scrape(t, probeURL), "kip_longrunning_requests", watching); got != 1 {
+			if got := scrape(t, probeURL).Sample("kip_longrunning_requests", watching); got != 1 {
 				return errorf("kip_longrunning_requests%v = %v with one watch open, want 1", watching, got)
 			}
 			return nil
 		})
 		w.Stop()
 		eventually(t, 10*time.Second, func() error {
-			if got := sample(scrape(t, probeURL), "kip_longrunning_requests", watching); got != 0 {
+			if got := scrape(t, probeURL).Sample("kip_longrunning_requests", watching); got != 0 {
 				return errorf("kip_longrunning_requests%v = %v after the watch ended, want 0", watching, got)
 			}
 			return nil

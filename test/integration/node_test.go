@@ -13,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/testnode"
 )
 
@@ -47,7 +48,7 @@ func nodeFor(t *testing.T, mode nodeMode) *testnode.Node {
 		admin := adminClient(t)
 		for _, m := range nodeModes {
 			n, err := testnode.Start(ctx, testnode.Options{
-				Client: admin, Name: uniqueName("node-" + m.name), DeclareWebSocketFeature: m.websocket, Log: nodeLog(),
+				Client: admin, Name: harness.UniqueName("node-" + m.name), DeclareWebSocketFeature: m.websocket, Log: nodeLog(),
 			})
 			if err != nil {
 				testNodes.err = fmt.Errorf("starting the %s test node: %w", m.name, err)
@@ -110,7 +111,7 @@ var streamingRules = []rbacv1.PolicyRule{
 // streamingRules in ns, once the upstream applies them.
 func streamingUser(t *testing.T, ns string) string {
 	t.Helper()
-	user := uniqueName("streamer")
+	user := harness.UniqueName("streamer")
 	grant(t, ns, userSubject(user), streamingRules...)
 	kubeconfig := userKubeconfig(t, user)
 	eventually(t, 30*time.Second, func() error {

@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -13,12 +10,12 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestOwnAccountAloneCanDoNothing is rule 7's failing half. The rig binds
@@ -74,7 +71,7 @@ func TestOwnAccountAloneCanDoNothing(t *testing.T) {
 		}},
 		{"create a ClusterRoleBinding to cluster-admin", func(c kubernetes.Interface) error {
 			_, err := c.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: uniqueName("escalate")},
+				ObjectMeta: metav1.ObjectMeta{Name: harness.UniqueName("escalate")},
 				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
 				Subjects:   []rbacv1.Subject{userSubject(devstack.KipUser)},
 			}, metav1.CreateOptions{})
@@ -95,7 +92,7 @@ func TestOwnAccountAloneCanDoNothing(t *testing.T) {
 	// The control: the same credentials impersonating a user who may read
 	// configmaps are served, so the 403s above come from the missing
 	// impersonation, not from a broken client.
-	reader := uniqueName("reader")
+	reader := harness.UniqueName("reader")
 	grant(t, ns, userSubject(reader), rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"list"}})
 	asReader := rest.CopyConfig(own)
 	asReader.Impersonate = rest.ImpersonationConfig{UserName: reader}
@@ -156,18 +153,9 @@ func namesKip(subjects []rbacv1.Subject) bool {
 // deploy/rbac.yaml.
 func deployedClusterRole(t *testing.T) *rbacv1.ClusterRole {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "rbac.yaml"))
+	role, err := harness.DeployedClusterRole("kip-proxy")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		var role rbacv1.ClusterRole
-		if err := dec.Decode(&role); err != nil {
-			t.Fatalf("deploy/rbac.yaml has no ClusterRole kip-proxy: %v", err)
-		}
-		if role.Kind == "ClusterRole" && role.Name == "kip-proxy" {
-			return &role
-		}
-	}
+	return role
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestOwnUpstreamNameIsRefused: kip runs upstream as devstack.KipUser, a
@@ -40,7 +41,7 @@ func TestOwnUpstreamNameIsRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			marker := uniqueName("ownname")
+			marker := harness.UniqueName("ownname")
 			cfg := stack.UserConfigFor(tt.user, tt.groups...)
 			cfg.Impersonate = rest.ImpersonationConfig{UserName: tt.impersonate}
 			client := kubernetes.NewForConfigOrDie(cfg)

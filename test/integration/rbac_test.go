@@ -6,6 +6,8 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 var configMapRules = []rbacv1.PolicyRule{{
@@ -24,8 +26,8 @@ func TestRBACFollowsTheCertificateUser(t *testing.T) {
 		groups  []string
 		subject func(user string, groups []string) rbacv1.Subject
 	}{
-		{"user binding", uniqueName("user"), nil, func(u string, _ []string) rbacv1.Subject { return userSubject(u) }},
-		{"group binding", uniqueName("member"), []string{uniqueName("team")}, func(_ string, g []string) rbacv1.Subject { return groupSubject(g[0]) }},
+		{"user binding", harness.UniqueName("user"), nil, func(u string, _ []string) rbacv1.Subject { return userSubject(u) }},
+		{"group binding", harness.UniqueName("member"), []string{harness.UniqueName("team")}, func(_ string, g []string) rbacv1.Subject { return groupSubject(g[0]) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := createNamespace(t)
@@ -51,7 +53,7 @@ func TestRBACFollowsTheCertificateUser(t *testing.T) {
 // apply and delete through kip with kubectl.
 func TestEveryWriteVerb(t *testing.T) {
 	ns := createNamespace(t)
-	user := uniqueName("writer")
+	user := harness.UniqueName("writer")
 	kubeconfig := userKubeconfig(t, user)
 	grant(t, ns, userSubject(user), configMapRules...)
 

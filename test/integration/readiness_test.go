@@ -2,12 +2,11 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,30 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
-
-// startKipProcess runs `kip serve` from bin as a process of its own, with
-// the shared stack's flags plus extra, and returns its secure and probe
-// URLs. It is killed when the test ends.
-func startKipProcess(t *testing.T, bin string, extra ...string) (kipURL, probeURL string) {
-	t.Helper()
-	ports, err := localcluster.FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"serve"}, stack.ServeArgs(stack.UpstreamKubeconfig, ports[0], ports[1])...)
-	kip := exec.Command(bin, append(args, extra...)...)
-	kip.Stdout, kip.Stderr = os.Stderr, os.Stderr
-	if err := kip.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = kip.Process.Kill()
-		_ = kip.Wait()
-	})
-	return "https://127.0.0.1:" + strconv.Itoa(ports[0]), "http://127.0.0.1:" + strconv.Itoa(ports[1])
-}
 
 // readyzBody GETs /readyz?verbose and returns the status code and body;
 // code 0 while nothing listens yet.
@@ -60,13 +37,14 @@ func readyzBody(probeURL string) (int, string) {
 // starts; a kip that calls itself ready before it has would answer 401.
 // Several fresh kips are tried, since each start is one throw of the dice.
 func TestFirstRequestAfterReadyIsServed(t *testing.T) {
-	bin := buildKip(t)
 	for attempt := range 3 {
-		user := uniqueName("first-caller")
+		user := harness.UniqueName("first-caller")
 		cfg := stack.UserConfigFor(user)
 		cfg.QPS, cfg.Burst = -1, 0
-		kipURL, probeURL := startKipProcess(t, bin)
-		cfg.Host = kipURL
+		// Not waited for: the test polls /readyz itself, as fast as it can.
+		kip := harness.StartKip(t, harness.KipOptions{Name: fmt.Sprintf("kip-%d", attempt), Stack: stack, Ready: harness.Started})
+		probeURL := kip.ProbeURL
+		cfg.Host = kip.URL
 		client, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -109,21 +87,10 @@ func TestFirstRequestAfterReadyIsServed(t *testing.T) {
 // check fails and why.
 func TestReadyzNamesAnUnreachableIssuer(t *testing.T) {
 	issuer := "https://127.0.0.1:1/unreachable"
-	authConfig := filepath.Join(t.TempDir(), "authentication.yaml")
-	if err := os.WriteFile(authConfig, []byte(`apiVersion: apiserver.config.k8s.io/v1
-kind: AuthenticationConfiguration
-jwt:
-- issuer:
-    url: `+issuer+`
-    audiences: [kip]
-  claimMappings:
-    username:
-      claim: sub
-      prefix: "oidc:"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, probeURL := startKipProcess(t, buildKip(t), "--authentication-config="+authConfig)
+	authConfig := unreachableIssuerConfig(t, issuer)
+	probeURL := harness.StartKip(t, harness.KipOptions{
+		Stack: stack, Args: []string{"--authentication-config=" + authConfig}, Ready: harness.Started,
+	}).ProbeURL
 
 	var code int
 	var body string
@@ -143,4 +110,25 @@ jwt:
 		t.Fatalf("/readyz?verbose does not say that the issuer %s is why kip is not ready:\n%s", issuer, body)
 	}
 	t.Logf("/readyz?verbose:\n%s", body)
+}
+
+// unreachableIssuerConfig writes an AuthenticationConfiguration that
+// trusts issuer, an address nothing answers at, and returns its path.
+func unreachableIssuerConfig(t *testing.T, issuer string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "authentication.yaml")
+	if err := os.WriteFile(path, []byte(`apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+jwt:
+- issuer:
+    url: `+issuer+`
+    audiences: [kip]
+  claimMappings:
+    username:
+      claim: sub
+      prefix: "oidc:"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

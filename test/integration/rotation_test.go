@@ -17,6 +17,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
@@ -31,7 +32,7 @@ const rotationTimeout = 90 * time.Second
 // when the serving CA itself is replaced; the cleanup puts the original
 // back so that later tests, which trust stack.KipCAPEM, keep working.
 func TestServingCertificateRotation(t *testing.T) {
-	user := uniqueName("rotation")
+	user := harness.UniqueName("rotation")
 	userCert := rawUserCert(t, user)
 	originalCert, err := os.ReadFile(stack.ServingCertFile)
 	if err != nil {

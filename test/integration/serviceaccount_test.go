@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestServiceAccountTokenPassesThrough proves a token the upstream can
@@ -46,7 +47,7 @@ func TestServiceAccountTokenPassesThrough(t *testing.T) {
 		t.Fatalf("whoami = %s (uid %s), want %s (uid %s)", got.Username, got.UID, saUser, sa.UID)
 	}
 
-	marker := uniqueName("sa-marker")
+	marker := harness.UniqueName("sa-marker")
 	if _, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: marker}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("the service account may create ConfigMaps in %s: %v", ns, err)
 	}
@@ -65,9 +66,9 @@ func TestServiceAccountTokenPassesThrough(t *testing.T) {
 // verify reaches the upstream as kip impersonating that user.
 func TestCertificateUserIsImpersonated(t *testing.T) {
 	ns := createNamespace(t)
-	user := uniqueName("certuser")
+	user := harness.UniqueName("certuser")
 	client := kubernetes.NewForConfigOrDie(stack.UserConfigFor(user))
-	marker := uniqueName("cert-marker")
+	marker := harness.UniqueName("cert-marker")
 	_, _ = client.CoreV1().ConfigMaps(ns).Get(context.Background(), marker, metav1.GetOptions{})
 	for _, ev := range auditEvents(t, marker) {
 		if ev.User.Username != devstack.KipUser || ev.ImpersonatedUser == nil || ev.ImpersonatedUser.Username != user {

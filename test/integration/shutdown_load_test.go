@@ -9,9 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"os"
-	"os/exec"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,7 +16,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestSIGTERMUnderLoad: clients keep short requests (LISTs of a few
@@ -44,29 +41,18 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		grace         = shutdownDelay + drainTimeout
 	)
 	ns := createNamespace(t)
-	user := uniqueName("loaded")
+	user := harness.UniqueName("loaded")
 	grant(t, ns, userSubject(user), configMapRules...)
 	createBigConfigMaps(t, ns, 8, 64<<10)
 
-	ports, err := localcluster.FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"serve"}, stack.ServeArgs(stack.UpstreamKubeconfig, ports[0], ports[1])...)
-	args = append(args, "--shutdown-delay-duration="+shutdownDelay.String(), "--request-timeout="+drainTimeout.String())
-	kip := exec.Command(buildKip(t), args...)
-	kip.Stdout, kip.Stderr = os.Stderr, os.Stderr
-	if err := kip.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- kip.Wait() }()
-	t.Cleanup(func() { _ = kip.Process.Kill() })
+	kip := harness.StartKip(t, harness.KipOptions{Stack: stack, Args: []string{
+		"--shutdown-delay-duration=" + shutdownDelay.String(), "--request-timeout=" + drainTimeout.String(),
+	}})
 
 	cfg := stack.UserConfigFor(user)
-	cfg.Host = "https://127.0.0.1:" + strconv.Itoa(ports[0])
+	cfg.Host = kip.URL
 	url := cfg.Host + "/api/v1/namespaces/" + ns + "/configmaps"
-	probe := "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/readyz"
+	probe := kip.ProbeURL + "/readyz"
 	kept := httpClient(t, cfg, false)
 	eventually(t, time.Minute, func() error { return getAll(kept, url) })
 
@@ -78,7 +64,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	time.Sleep(2 * time.Second)
 
 	sigterm := time.Now()
-	if err := kip.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := kip.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, shutdownDelay, func() error {
@@ -101,7 +87,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 			t.Fatalf("kip still accepts connections %v after SIGTERM", grace)
 		}
 		tried := time.Now()
-		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(ports[0]), time.Second)
+		conn, err := net.DialTimeout("tcp", kip.Addr, time.Second)
 		if err == nil {
 			lastAccepted = tried
 			_ = conn.Close()
@@ -112,9 +98,9 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 
 	var exitedAfter time.Duration
 	select {
-	case err := <-exited:
+	case <-kip.Exited():
 		exitedAfter = time.Since(sigterm)
-		if err != nil {
+		if err := kip.Err(); err != nil {
 			t.Errorf("kip exited with %v after SIGTERM, want 0", err)
 		}
 	case <-time.After(grace + 30*time.Second):

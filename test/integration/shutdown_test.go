@@ -5,29 +5,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
 
-	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
-
-// buildKip builds the kip binary once per test run.
-func buildKip(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kip")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/kip-proxy/kip/cmd/kip")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building kip: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // TestSIGTERMDrainsInFlightRequests runs `kip serve` as its own process,
 // starts a large LIST through it and sends SIGTERM while the response is
@@ -35,26 +20,15 @@ func buildKip(t *testing.T) string {
 // refused, and kip must exit 0.
 func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	ns := createNamespace(t)
-	user := uniqueName("drained")
+	user := harness.UniqueName("drained")
 	grant(t, ns, userSubject(user), configMapRules...)
 	createBigConfigMaps(t, ns, 16, 800<<10)
 	path, wantSum, wantSize := directSnapshot(t, ns)
 
-	ports, err := localcluster.FreePorts(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kip := exec.Command(buildKip(t), append([]string{"serve"}, stack.ServeArgs(stack.UpstreamKubeconfig, ports[0], ports[1])...)...)
-	kip.Stdout, kip.Stderr = os.Stderr, os.Stderr
-	if err := kip.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- kip.Wait() }()
-	t.Cleanup(func() { _ = kip.Process.Kill() })
+	kip := harness.StartKip(t, harness.KipOptions{Stack: stack})
 
 	cfg := stack.UserConfigFor(user)
-	cfg.Host = "https://127.0.0.1:" + strconv.Itoa(ports[0])
+	cfg.Host = kip.URL
 	client, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +56,7 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := kip.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := kip.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, func() error {
@@ -106,8 +80,8 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		t.Fatalf("the drained LIST differs: %d bytes, want %d", n+remaining, wantSize)
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
+	case <-kip.Exited():
+		if err := kip.Err(); err != nil {
 			t.Fatalf("kip exited with %v after SIGTERM", err)
 		}
 	case <-time.After(90 * time.Second):

@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // soakIdle is how long soak tests leave a long-running request idle: longer
@@ -31,7 +33,7 @@ func requireSoak(t *testing.T) {
 func TestSoakIdleWatchStaysOpen(t *testing.T) {
 	requireSoak(t)
 	ns := createNamespace(t)
-	user := uniqueName("idle")
+	user := harness.UniqueName("idle")
 	grant(t, ns, userSubject(user), configMapRules...)
 	ctx, cancel := context.WithTimeout(context.Background(), soakIdle+2*time.Minute)
 	defer cancel()
@@ -51,7 +53,7 @@ func TestSoakIdleWatchStaysOpen(t *testing.T) {
 	}
 	time.Sleep(soakIdle)
 
-	name := uniqueName("after-idle")
+	name := harness.UniqueName("after-idle")
 	if _, err := adminClient(t).CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func TestSoakIdleExecStaysOpen(t *testing.T) {
 	sessions := map[string]*kubectlProcess{}
 	for _, mode := range nodeModes {
 		for _, tr := range transports {
-			pod := uniqueName("idle")
+			pod := harness.UniqueName("idle")
 			runPod(t, ns, nodeFor(t, mode), podWith(pod))
 			k := startKubectl(t, kubeconfig, tr.env, "exec", "-i", "-n", ns, pod, "--",
 				"sh", "-c", `echo ready; read line; echo "got $line"`)

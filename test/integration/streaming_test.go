@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/localcluster"
 	"github.com/kip-proxy/kip/internal/rig/testnode"
 )
@@ -42,7 +43,7 @@ func TestExec(t *testing.T) {
 	kubeconfig := streamingUser(t, ns)
 	forEachMode(t, func(t *testing.T, tr transport, mode nodeMode) {
 		node := nodeFor(t, mode)
-		pod := uniqueName("exec")
+		pod := harness.UniqueName("exec")
 		runPod(t, ns, node, podWith(pod))
 
 		t.Run("exit code", func(t *testing.T) {
@@ -95,7 +96,7 @@ func TestAttachAndLogsFollow(t *testing.T) {
 	kubeconfig := streamingUser(t, ns)
 	forEachMode(t, func(t *testing.T, tr transport, mode nodeMode) {
 		node := nodeFor(t, mode)
-		pod := uniqueName("lines")
+		pod := harness.UniqueName("lines")
 		spec := podWith(pod, "sh", "-c", `while read n; do echo "line $n"; echo "err $n" >&2; done`)
 		spec.Spec.Containers[0].Stdin = true
 		runPod(t, ns, node, spec)
@@ -129,7 +130,7 @@ func TestPortForward(t *testing.T) {
 	forEachMode(t, func(t *testing.T, tr transport, mode nodeMode) {
 		node := nodeFor(t, mode)
 		echo := startEchoServer(t)
-		pod := uniqueName("forward")
+		pod := harness.UniqueName("forward")
 		runPod(t, ns, node, podListeningOn(pod, echo.port))
 		local := startPortForward(t, kubeconfig, tr.env, ns, pod, echo.port)
 
@@ -173,7 +174,7 @@ func TestPortForwardSurvivesIdle(t *testing.T) {
 		t.Parallel()
 		node := nodeFor(t, mode)
 		echo := startEchoServer(t)
-		pod := uniqueName("idle")
+		pod := harness.UniqueName("idle")
 		runPod(t, ns, node, podListeningOn(pod, echo.port))
 		local := startPortForward(t, kubeconfig, tr.env, ns, pod, echo.port)
 
@@ -196,7 +197,7 @@ func TestCopy(t *testing.T) {
 	kubeconfig := streamingUser(t, ns)
 	forEachMode(t, func(t *testing.T, tr transport, mode nodeMode) {
 		node := nodeFor(t, mode)
-		pod := uniqueName("copy")
+		pod := harness.UniqueName("copy")
 		runPod(t, ns, node, podWith(pod))
 		cp := func(from, to string) {
 			t.Helper()
@@ -246,9 +247,9 @@ func TestCopy(t *testing.T) {
 func TestExecForbidden(t *testing.T) {
 	ns := createNamespace(t)
 	node := nodeFor(t, nodeModes[1])
-	pod := uniqueName("guarded")
+	pod := harness.UniqueName("guarded")
 	runPod(t, ns, node, podWith(pod))
-	user := uniqueName("onlooker")
+	user := harness.UniqueName("onlooker")
 	grant(t, ns, userSubject(user), rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}})
 	kubeconfig := userKubeconfig(t, user)
 	direct := directKubeconfig(t, user)
@@ -535,7 +536,7 @@ func readFile(t *testing.T, path string) []byte {
 type kubectlProcess struct {
 	cmd            *exec.Cmd
 	stdin          io.Writer
-	stdout, stderr *syncBuffer
+	stdout, stderr *harness.SyncBuffer
 	done           chan struct{}
 	exitCode       int
 }
@@ -598,7 +599,7 @@ func startKubectlOnTerminal(t *testing.T, kubeconfig string, env []string, size 
 func newKubectlProcess(kubeconfig string, env []string, args []string) *kubectlProcess {
 	cmd := exec.Command(stack.Binaries.Kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	return &kubectlProcess{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	return &kubectlProcess{cmd: cmd, stdout: &harness.SyncBuffer{}, stderr: &harness.SyncBuffer{}, done: make(chan struct{})}
 }
 
 // watch records the exit, after whenExited, and kills kubectl at the end
@@ -654,7 +655,7 @@ func (k *kubectlProcess) waitForError(t *testing.T, want string) {
 	k.waitFor(t, k.stderr, "error output", want)
 }
 
-func (k *kubectlProcess) waitFor(t *testing.T, buf *syncBuffer, what, want string) {
+func (k *kubectlProcess) waitFor(t *testing.T, buf *harness.SyncBuffer, what, want string) {
 	t.Helper()
 	eventually(t, time.Minute, func() error {
 		if strings.Contains(buf.String(), want) {
@@ -665,23 +666,4 @@ func (k *kubectlProcess) waitFor(t *testing.T, buf *syncBuffer, what, want strin
 		}
 		return fmt.Errorf("kubectl %v: no %q in its %s yet", k.cmd.Args[3:], want, what)
 	})
-}
-
-// syncBuffer is a bytes.Buffer that a process may write while the test
-// reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestRefusedUpgradeIsNeverSpliced is the regression test for
@@ -27,7 +28,7 @@ import (
 // authenticate that one again as the caller, or close the connection.
 func TestRefusedUpgradeIsNeverSpliced(t *testing.T) {
 	ns := createNamespace(t)
-	caller := uniqueName("attacker")
+	caller := harness.UniqueName("attacker")
 	for _, upgrade := range []string{"SPDY/3.1", "websocket"} {
 		for _, second := range []struct {
 			name   string
@@ -90,7 +91,7 @@ func TestRefusedUpgradeIsNeverSpliced(t *testing.T) {
 // log records a watch at ResponseStarted, while the watch is still open.
 func TestLongRunningRequestsAreAuditedWhenTheResponseStarts(t *testing.T) {
 	ns := createNamespace(t)
-	user := uniqueName("audited")
+	user := harness.UniqueName("audited")
 	grant(t, ns, userSubject(user), configMapRules...)
 	cfg := stack.UserConfigFor(user)
 	client, err := rest.HTTPClientFor(cfg)
@@ -99,7 +100,7 @@ func TestLongRunningRequestsAreAuditedWhenTheResponseStarts(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	marker := uniqueName("watch-marker")
+	marker := harness.UniqueName("watch-marker")
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, stack.KipURL+"/api/v1/namespaces/"+ns+"/configmaps?watch=true&labelSelector="+marker, nil)
 	resp, err := client.Do(req)
 	if err != nil {

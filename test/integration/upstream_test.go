@@ -11,6 +11,8 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestUpstreamDownAndBackDisruptive stops the shared kube-apiserver, so every
@@ -20,7 +22,7 @@ import (
 // gone, says so on /readyz without failing /livez, and serves again once the
 // upstream is back, without a restart of its own.
 func TestUpstreamDownAndBackDisruptive(t *testing.T) {
-	user := uniqueName("upstream")
+	user := harness.UniqueName("upstream")
 	grantCluster(t, userSubject(user), rbacv1.PolicyRule{
 		APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"},
 	})

@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // TestWatchSeesNewObjects proves kip flushes a watch at once: the event for
@@ -18,7 +20,7 @@ func TestWatchSeesNewObjects(t *testing.T) {
 	for _, proto := range []string{"http/1.1", "h2"} {
 		t.Run(proto, func(t *testing.T) {
 			ns := createNamespace(t)
-			user := uniqueName("watcher")
+			user := harness.UniqueName("watcher")
 			grant(t, ns, userSubject(user), configMapRules...)
 			cfg := stack.UserConfigFor(user)
 			cfg.NextProtos = []string{proto}
@@ -32,7 +34,7 @@ func TestWatchSeesNewObjects(t *testing.T) {
 			}
 			defer w.Stop()
 
-			name := uniqueName("watched")
+			name := harness.UniqueName("watched")
 			_, err = adminClient(t).CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 			if err != nil {
 				t.Fatal(err)

@@ -14,8 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/hydra"
-	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 
 // exchangeLoop signs in at Hydra, exchanges the ID token at kip for a
@@ -62,10 +62,7 @@ func (tr *traffic) exchangeOnce(ctx context.Context, rc rest.Interface, token st
 			return err
 		}
 	}
-	out := &loginv1alpha1.TokenCredentialRequest{}
-	err := rc.Post().Resource(loginv1alpha1.Resource).
-		Body(&loginv1alpha1.TokenCredentialRequest{Spec: loginv1alpha1.TokenCredentialRequestSpec{Token: token, CertificateSigningRequest: csrPEM}}).
-		Do(opCtx).Into(out)
+	out, err := harness.Exchange(opCtx, rc, token, csrPEM)
 	if err == nil && out.Status.Credential == nil {
 		err = fmt.Errorf("the exchange gave no credential: %s", ptr(out.Status.Message))
 	}

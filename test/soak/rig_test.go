@@ -8,28 +8,21 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/internal/rig/binaries"
-	"github.com/kip-proxy/kip/internal/rig/childproc"
 	"github.com/kip-proxy/kip/internal/rig/devstack"
-	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 	"github.com/kip-proxy/kip/internal/rig/testnode"
-	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 
 const (
@@ -58,7 +51,7 @@ type rig struct {
 	stack *devstack.Stack
 	// kip is `kip serve` built from this checkout; kipURL its secure port,
 	// metricsURL its probe port's /metrics.
-	kip        *childproc.Process
+	kip        *harness.Kip
 	kipArgs    []string
 	kipURL     string
 	metricsURL string
@@ -87,7 +80,7 @@ func startRig(ctx context.Context, log io.Writer) (_ *rig, err error) {
 	if err != nil {
 		return nil, err
 	}
-	kipBin, err := buildKip(ctx, r.dir, log)
+	kipBin, err := harness.BuildKip(ctx, log)
 	if err != nil {
 		return nil, err
 	}
@@ -112,53 +105,34 @@ func startRig(ctx context.Context, log io.Writer) (_ *rig, err error) {
 	return r, r.startNodes(ctx)
 }
 
-// buildKip builds kip from this checkout, so the soak measures the code
-// in it.
-func buildKip(ctx context.Context, dir string, log io.Writer) (string, error) {
-	bin := filepath.Join(dir, "kip")
-	_, _ = fmt.Fprintln(log, "building kip")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/kip-proxy/kip/cmd/kip")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building kip: %w\n%s", err, out)
-	}
-	return bin, nil
-}
-
 // startKip runs `kip serve` with the flags the stack's own kip has, plus
 // trust in Hydra and the signer CA for the exchange, and waits until a
 // user can read through it.
 func (r *rig) startKip(ctx context.Context, bin string) error {
-	ports, err := localcluster.FreePorts(2)
+	k, err := harness.NewKip(harness.KipOptions{
+		Binary: bin, Stack: r.stack, Args: r.idp.ServeArgs(), Dir: r.dir, Ready: r.kipServes,
+	})
 	if err != nil {
 		return err
 	}
-	r.kipArgs = append(append([]string{"serve"}, r.stack.ServeArgs(r.stack.UpstreamKubeconfig, ports[0], ports[1])...), r.idp.ServeArgs()...)
-	if r.kip, err = childproc.Start("kip", bin, r.kipArgs, nil, filepath.Join(r.dir, "kip.log")); err != nil {
+	r.kip, r.kipArgs, r.kipURL, r.metricsURL = k, k.Args, k.URL, k.ProbeURL+"/metrics"
+	_, _ = fmt.Fprintf(r.log, "starting kip on %s, probes on %s\n", r.kipURL, k.ProbeURL)
+	return k.Start(ctx)
+}
+
+// kipServes succeeds once kip is ready and forwards a user's request.
+func (r *rig) kipServes(ctx context.Context, k *harness.Kip) error {
+	if err := harness.ReadyzOK(ctx, k); err != nil {
 		return err
 	}
-	r.kipURL = "https://127.0.0.1:" + strconv.Itoa(ports[0])
-	probeURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	r.metricsURL = probeURL + "/metrics"
-	_, _ = fmt.Fprintf(r.log, "starting kip (pid %d) on %s, probes on %s\n", r.kip.Pid(), r.kipURL, probeURL)
 	c, err := r.newClient(certUser, false)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	var last error
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		if r.kip.HasExited() {
-			return false, fmt.Errorf("kip exited: %s", r.kip.LogTail())
-		}
-		if last = childproc.GetOK(ctx, http.DefaultClient, probeURL+"/readyz"); last != nil {
-			return false, nil
-		}
-		// Forbidden is an answer: kip is up and forwards.
-		_, last = c.cs.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{})
-		return last == nil || isForbidden(last), nil
-	})
-	if err != nil {
-		return fmt.Errorf("waiting for kip (last error: %v): %w", last, err)
+	// Forbidden is an answer: kip is up and forwards.
+	if _, err := c.cs.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err != nil && !isForbidden(err) {
+		return err
 	}
 	return nil
 }
@@ -312,14 +286,7 @@ func (c *client) close() { c.transport.CloseIdleConnections() }
 // exchangeClient posts TokenCredentialRequests to kip without a client
 // certificate, as `kip login` does.
 func (r *rig) exchangeClient() (rest.Interface, *http.Transport, error) {
-	cfg := r.certConfig(nil, nil)
-	scheme := runtime.NewScheme()
-	if err := loginv1alpha1.AddToScheme(scheme); err != nil {
-		return nil, nil, err
-	}
-	cfg.GroupVersion = &loginv1alpha1.SchemeGroupVersion
-	cfg.APIPath = "/apis"
-	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	cfg := harness.ExchangeConfig(r.certConfig(nil, nil))
 	tlsConfig, err := rest.TLSConfigFor(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -351,6 +318,7 @@ func (r *rig) stop() error {
 	if r.kip != nil {
 		err = r.kip.Stop(30 * time.Second)
 	}
+	harness.RemoveBuild()
 	for _, n := range r.nodes {
 		n.Stop()
 	}

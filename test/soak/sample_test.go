@@ -1,18 +1,13 @@
 package soak
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"math"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
-	"testing"
 	"time"
 
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/procstat"
 )
 
@@ -54,64 +49,9 @@ func (p probe) read(ctx context.Context) (rss, goroutines, fds int64) {
 func (p probe) goroutines(ctx context.Context) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
+	m, err := harness.ScrapeMetrics(ctx, p.client, p.metricsURL)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET %s: %s", p.metricsURL, resp.Status)
-	}
-	return parseGoroutines(io.LimitReader(resp.Body, 16<<20))
-}
-
-// parseGoroutines reads go_goroutines from Prometheus' text format.
-func parseGoroutines(r io.Reader) (int64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 || fields[0] != "go_goroutines" {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[1], 64)
-		if err != nil || v < 0 || v > 1e9 || v != math.Trunc(v) {
-			return 0, fmt.Errorf("go_goroutines %q is not a count", fields[1])
-		}
-		return int64(v), nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("no go_goroutines in the metrics")
-}
-
-func TestParseGoroutines(t *testing.T) {
-	for _, tc := range []struct {
-		name, metrics string
-		want          int64
-		wantErr       bool
-	}{
-		{name: "component-base", want: 123, metrics: "# HELP go_goroutines Number of goroutines that currently exist.\n# TYPE go_goroutines gauge\ngo_goroutines 123\ngo_threads 9\n"},
-		{name: "scientific notation", metrics: "go_goroutines 1.5e+03\n", want: 1500},
-		{name: "a lookalike comes first", metrics: "go_goroutines_total 7\ngo_goroutines 8\n", want: 8},
-		{name: "missing", metrics: "go_threads 9\n", wantErr: true},
-		{name: "NaN", metrics: "go_goroutines NaN\n", wantErr: true},
-		{name: "negative", metrics: "go_goroutines -1\n", wantErr: true},
-		{name: "fraction", metrics: "go_goroutines 1.5\n", wantErr: true},
-		{name: "absurd", metrics: "go_goroutines 1e30\n", wantErr: true},
-		{name: "no value", metrics: "go_goroutines\n", wantErr: true},
-		{name: "huge line first", metrics: strings.Repeat("x", 2<<20) + "\ngo_goroutines 5\n", wantErr: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseGoroutines(strings.NewReader(tc.metrics))
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Fatalf("got %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
-			}
-		})
-	}
+	return m.Count("go_goroutines")
 }

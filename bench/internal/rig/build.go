@@ -1,13 +1,12 @@
 package rig
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // Binaries are the programs the rig builds from this checkout.
@@ -16,26 +15,19 @@ type Binaries struct {
 	ReverseProxy string
 }
 
-// Build compiles kip and the bare reverse proxy into cacheDir. Go's build
-// cache makes a rebuild of unchanged code quick, and building every time
-// means the benchmark measures the code in the checkout.
+// Build compiles kip (through the harness, once per run) and the bare
+// reverse proxy into cacheDir. Go's build cache makes a rebuild of
+// unchanged code quick, and building every time means the benchmark
+// measures the code in the checkout. The caller removes kip's build with
+// harness.RemoveBuild.
 func Build(ctx context.Context, repoRoot, cacheDir string, log io.Writer) (Binaries, error) {
-	b := Binaries{
-		Kip:          filepath.Join(cacheDir, "kip-bench"),
-		ReverseProxy: filepath.Join(cacheDir, "bench-revproxy"),
-	}
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return Binaries{}, err
 	}
-	for pkg, out := range map[string]string{"./cmd/kip": b.Kip, "./bench/revproxy": b.ReverseProxy} {
-		_, _ = fmt.Fprintf(log, "building %s\n", pkg)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-		cmd.Dir = repoRoot
-		var stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stderr, &stderr
-		if err := cmd.Run(); err != nil {
-			return Binaries{}, fmt.Errorf("building %s: %w\n%s", pkg, err, stderr.Bytes())
-		}
+	kip, err := harness.BuildKip(ctx, log)
+	if err != nil {
+		return Binaries{}, err
 	}
-	return b, nil
+	b := Binaries{Kip: kip, ReverseProxy: filepath.Join(cacheDir, "bench-revproxy")}
+	return b, harness.GoBuild(ctx, repoRoot, "./bench/revproxy", b.ReverseProxy, log)
 }

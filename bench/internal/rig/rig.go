@@ -12,7 +12,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kip-proxy/kip/bench/internal/load"
-	"github.com/kip-proxy/kip/internal/rig/childproc"
 	"github.com/kip-proxy/kip/internal/rig/devstack"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 	"github.com/kip-proxy/kip/internal/rig/procstat"
@@ -171,10 +170,14 @@ func (r *Rig) Stop() error {
 // path returns name inside the rig's directory.
 func (r *Rig) path(name string) string { return filepath.Join(r.opts.Dir, name) }
 
-// group is processes stopped together.
-type group struct{ procs []*childproc.Process }
+// group is processes stopped together: kips and the other proxies.
+type group struct{ procs []stopper }
 
-func (g *group) add(p *childproc.Process) { g.procs = append(g.procs, p) }
+type stopper interface {
+	Stop(grace time.Duration) error
+}
+
+func (g *group) add(p stopper) { g.procs = append(g.procs, p) }
 
 func (g *group) stop() error {
 	var err error

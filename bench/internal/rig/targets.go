@@ -15,6 +15,7 @@ import (
 	"github.com/kip-proxy/kip/bench/internal/load"
 	"github.com/kip-proxy/kip/internal/rig/childproc"
 	"github.com/kip-proxy/kip/internal/rig/devstack"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/localcluster"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 )
@@ -88,23 +89,30 @@ func (r *Rig) UserConfig() *rest.Config {
 // upstream and extra flags after them, adds it to g, and waits until the
 // bench user can read SmallPath through it.
 func (r *Rig) startKip(ctx context.Context, g *group, name, kubeconfig string, extra []string) (*load.Target, string, error) {
-	ports, err := localcluster.FreePorts(2)
-	if err != nil {
-		return nil, "", err
-	}
-	args := append([]string{"serve"}, r.Stack.ServeArgs(kubeconfig, ports[0], ports[1])...)
-	args = append(append(args, extra...), r.opts.KipFlags...)
-	p, err := childproc.Start(name, r.opts.Binaries.Kip, args, r.opts.KipEnv, r.path(name+".log"))
-	if err != nil {
-		return nil, "", err
-	}
-	g.add(p)
 	tlsConfig, err := r.userTLS(r.Stack.KipCAPEM)
 	if err != nil {
 		return nil, "", err
 	}
-	t := load.NewTarget(name, "https://127.0.0.1:"+strconv.Itoa(ports[0]), tlsConfig, p.Pid())
-	return t, "http://127.0.0.1:" + strconv.Itoa(ports[1]), waitReady(ctx, t, p)
+	var t *load.Target
+	k, err := harness.NewKip(harness.KipOptions{
+		Name: name, Binary: r.opts.Binaries.Kip, Stack: r.Stack, Kubeconfig: kubeconfig,
+		Args: append(append([]string(nil), extra...), r.opts.KipFlags...), Env: r.opts.KipEnv, Dir: r.opts.Dir,
+		Ready: func(ctx context.Context, _ *harness.Kip) error {
+			_, err := load.Get(ctx, t, SmallPath, nil)
+			return err
+		},
+		ReadyTimeout: readyTimeout,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	t = load.NewTarget(name, k.URL, tlsConfig, 0)
+	g.add(k)
+	if err := k.Start(ctx); err != nil {
+		return nil, "", err
+	}
+	t.PID = k.Pid()
+	return t, k.ProbeURL, nil
 }
 
 // startKubectlProxy runs `kubectl proxy` with kubeconfig: a plain forwarder

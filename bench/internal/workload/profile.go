@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,13 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kip-proxy/kip/bench/internal/load"
 	"github.com/kip-proxy/kip/bench/internal/results"
 	"github.com/kip-proxy/kip/bench/internal/rig"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // profileSource is where a profile comes from: kip's probe port, or
@@ -197,10 +198,9 @@ func kipMemory(ctx context.Context, env Env) (stacks, heap float64, err error) {
 
 // gauge finds an unlabelled sample in Prometheus text exposition.
 func gauge(exposition []byte, name string) (float64, error) {
-	for line := range strings.Lines(string(exposition)) {
-		if value, ok := strings.CutPrefix(line, name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(value), 64)
-		}
+	m, err := harness.ParseMetrics(bytes.NewReader(exposition))
+	if err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("no %s in /metrics", name)
+	return m.Value(name)
 }

@@ -153,6 +153,20 @@ func (s *Stack) ServeArgs(kubeconfig string, port, probePort int) []string {
 
 // newServer goes through the same flag parsing as `kip serve`.
 func newServer(args []string) (*server.Server, error) {
+	o, err := ParseServe(args)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := o.Config()
+	if err != nil {
+		return nil, err
+	}
+	return server.New(cfg)
+}
+
+// ParseServe parses, completes and validates args as `kip serve` does, so
+// that a kip in this process starts as the binary would.
+func ParseServe(args []string) (*options.Serve, error) {
 	o := options.NewServe()
 	fs := pflag.NewFlagSet("kip serve", pflag.ContinueOnError)
 	o.AddFlags(fs)
@@ -165,11 +179,7 @@ func newServer(args []string) (*server.Server, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	cfg, err := o.Config()
-	if err != nil {
-		return nil, err
-	}
-	return server.New(cfg)
+	return o, nil
 }
 
 // kipUpstreamKubeconfig gives kip a client certificate of its own for the

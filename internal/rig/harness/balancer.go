@@ -1,4 +1,4 @@
-package identity
+package harness
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// balancer is a TCP load balancer in front of kip replicas, as a cloud
+// Balancer is a TCP load balancer in front of kip replicas, as a cloud
 // load balancer or a Service's proxy is: it knows nothing of HTTP or TLS.
 // Each accepted connection goes to the next ready backend in turn; a
 // backend that refuses the connection is skipped. A backend is ready while
@@ -20,7 +20,7 @@ import (
 // kip fails /readyz as soon as it is told to stop, so the balancer stops
 // sending it new connections, while those already open carry on until kip
 // closes them.
-type balancer struct {
+type Balancer struct {
 	ln       net.Listener
 	backends []*backend
 	next     atomic.Uint64
@@ -55,35 +55,50 @@ const (
 	probeTimeout  = 2 * time.Second
 )
 
-// startBalancer listens on a loopback port and returns once every backend
-// has answered /readyz once.
-func startBalancer(t *testing.T, backends []*backend) *balancer {
+// StartBalancer listens on a loopback port in front of kips, closes when
+// the test ends, and returns once every kip has answered /readyz once.
+func StartBalancer(t testing.TB, kips []*Kip) *Balancer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &balancer{ln: ln, backends: backends, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	b := &Balancer{ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	for _, k := range kips {
+		b.backends = append(b.backends, &backend{addr: k.Addr, readyz: k.ProbeURL + "/readyz"})
+	}
 	b.wg.Add(2)
 	go b.probe()
 	go b.serve()
 	t.Cleanup(b.close)
-	eventually(t, time.Minute, "a backend never became ready at the balancer", func() bool {
-		for _, be := range backends {
-			if !be.ready.Load() {
-				return false
-			}
+	for deadline := time.Now().Add(time.Minute); !b.allReady(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a backend never became ready at the balancer")
 		}
-		return true
-	})
+	}
 	return b
 }
 
-// url is where clients reach the replicas through the balancer.
-func (b *balancer) url() string { return "https://" + b.ln.Addr().String() }
+func (b *Balancer) allReady() bool {
+	for i := range b.backends {
+		if !b.Ready(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// URL is where clients reach the kips through the balancer.
+func (b *Balancer) URL() string { return "https://" + b.ln.Addr().String() }
+
+// Ready reports whether the balancer sends new connections to kip i.
+func (b *Balancer) Ready(i int) bool { return b.backends[i].ready.Load() }
+
+// Accepted is how many connections the balancer sent to kip i.
+func (b *Balancer) Accepted(i int) int64 { return b.backends[i].accepted.Load() }
 
 // probe polls every backend's /readyz until the balancer closes.
-func (b *balancer) probe() {
+func (b *Balancer) probe() {
 	defer b.wg.Done()
 	client := &http.Client{Timeout: probeTimeout}
 	// A backend is out until its first 200.
@@ -128,7 +143,7 @@ func probeReadyz(client *http.Client, url string) error {
 	return nil
 }
 
-func (b *balancer) serve() {
+func (b *Balancer) serve() {
 	defer b.wg.Done()
 	for {
 		conn, err := b.ln.Accept()
@@ -141,7 +156,7 @@ func (b *balancer) serve() {
 }
 
 // forward splices conn to a backend until either side closes.
-func (b *balancer) forward(client net.Conn) {
+func (b *Balancer) forward(client net.Conn) {
 	defer b.wg.Done()
 	server, err := b.dial()
 	if err != nil {
@@ -169,7 +184,7 @@ func (b *balancer) forward(client net.Conn) {
 var errNoBackend = errors.New("no ready backend accepted the connection")
 
 // dial connects to the next ready backend, skipping those that refuse.
-func (b *balancer) dial() (net.Conn, error) {
+func (b *Balancer) dial() (net.Conn, error) {
 	start := b.next.Add(1)
 	for i := range uint64(len(b.backends)) {
 		be := b.backends[(start+i)%uint64(len(b.backends))]
@@ -188,7 +203,7 @@ func (b *balancer) dial() (net.Conn, error) {
 
 // track records an open pair so close can end it; it refuses once the
 // balancer is closing.
-func (b *balancer) track(conns ...net.Conn) bool {
+func (b *Balancer) track(conns ...net.Conn) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	select {
@@ -205,7 +220,7 @@ func (b *balancer) track(conns ...net.Conn) bool {
 	return true
 }
 
-func (b *balancer) untrack(conns ...net.Conn) {
+func (b *Balancer) untrack(conns ...net.Conn) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, c := range conns {
@@ -213,8 +228,8 @@ func (b *balancer) untrack(conns ...net.Conn) {
 	}
 }
 
-// refusedConnections is how many connections found no backend.
-func (b *balancer) refusedConnections() int {
+// RefusedConnections is how many connections found no ready backend.
+func (b *Balancer) RefusedConnections() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.noBackend
@@ -222,7 +237,7 @@ func (b *balancer) refusedConnections() int {
 
 // close stops accepting, cuts every open connection and waits for its
 // goroutines.
-func (b *balancer) close() {
+func (b *Balancer) close() {
 	b.mu.Lock()
 	select {
 	case <-b.done:
