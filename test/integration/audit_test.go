@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/internal/headers"
 	"github.com/kip-proxy/kip/internal/rig/devstack"
@@ -137,4 +138,35 @@ func lastComplete(t *testing.T, path, marker string) auditv1.Event {
 		return nil
 	})
 	return found[len(found)-1]
+}
+
+// TestLongRunningRequestsAreAuditedWhenTheResponseStarts proves kip's audit
+// log records a watch at ResponseStarted, while the watch is still open.
+func TestLongRunningRequestsAreAuditedWhenTheResponseStarts(t *testing.T) {
+	ns := createNamespace(t)
+	user := harness.UniqueName("audited")
+	grant(t, ns, userSubject(user), configMapRules...)
+	cfg := stack.UserConfigFor(user)
+	client, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	marker := harness.UniqueName("watch-marker")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, stack.KipURL+"/api/v1/namespaces/"+ns+"/configmaps?watch=true&labelSelector="+marker, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+
+	eventually(t, 30*time.Second, func() error {
+		for _, ev := range readAudit(t, kipAuditLogPath, marker) {
+			if ev.Stage == auditv1.StageResponseStarted && ev.User.Username == user {
+				return nil
+			}
+		}
+		return fmt.Errorf("no ResponseStarted event for the open watch in kip's audit log")
+	})
 }

@@ -16,6 +16,10 @@ import (
 	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
+// Rule 1 of docs/security.md, for client certificates: only a chain that a
+// trusted CA vouches for, as kube-apiserver would verify it, authenticates,
+// and the certificate cache never lets one chain stand for another.
+
 // chainLink is a certificate with its key: a CA that signs the next link of
 // a test chain, or a leaf that a client presents.
 type chainLink struct {

@@ -36,6 +36,11 @@ import (
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 
+// Section 6 of docs/security.md, the credential exchange, and rule 8: every
+// request the exchange could be sent by hand (malformed, oversized, with a
+// CSR that asks for more than a public key or proves no key, or a flood)
+// gets a Status with the right code and never a certificate it should not.
+
 // rawAnswer is what kip sent back to a hand-built exchange request.
 type rawAnswer struct {
 	code   int

@@ -24,6 +24,10 @@ import (
 	"github.com/kip-proxy/kip/internal/rig/procstat"
 )
 
+// Section 10 of docs/security.md, faults and load, from the client's side:
+// clients that hold on to kip's resources (slowloris, unread watches, idle
+// TLS connections). faults_upstream_test.go holds the upstream's faults.
+
 // TestAbusiveClients runs clients that hold on to kip's resources without
 // ever finishing a request, each against a kip process of its own, and
 // proves that kip stays responsive to a normal client meanwhile and that

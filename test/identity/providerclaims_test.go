@@ -26,6 +26,11 @@ import (
 	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
+// Rule 4 of docs/security.md: identity providers may not claim system:
+// names. Users that an OIDC provider or a token webhook vouches for, with
+// reserved names, reserved extras or values no header can carry, are
+// refused, and the rest reach the upstream exactly as vouched for.
+
 // usersWebhook is a TokenReview webhook that answers each token it was
 // given with exactly the user it was given, whatever that user is: the
 // identity provider an attacker controls, or one that is merely careless.
