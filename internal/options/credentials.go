@@ -127,8 +127,8 @@ func validateAllowedGroups(groups []string) []error {
 }
 
 // config applies the validated options.
-func (o *Credentials) config() server.IdentityConfig {
-	cfg := server.IdentityConfig{
+func (o *Credentials) config() server.CredentialsConfig {
+	cfg := server.CredentialsConfig{
 		SignerCACertFile: o.SignerCACertFile,
 		SignerCAKeyFile:  o.SignerCAKeyFile,
 		CredentialTTL:    o.CredentialTTL,

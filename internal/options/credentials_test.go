@@ -84,7 +84,7 @@ func TestCredentialsValidate(t *testing.T) {
 	}
 }
 
-func TestIdentityConfig(t *testing.T) {
+func TestCredentialsConfig(t *testing.T) {
 	o := NewCredentials()
 	o.SignerCASecret = "kip-system/kip-signer"
 	o.AllowedReservedGroups = []string{"system:monitoring"}

@@ -221,7 +221,7 @@ func (o *Serve) Config() (server.Config, error) {
 		ClientCAFile:         o.ClientCAFile,
 		TrustClusterClientCA: o.TrustClusterClientCA,
 		TokenCacheTTL:        o.TokenCacheTTL,
-		Identity:             o.Credentials.config(),
+		Credentials:          o.Credentials.config(),
 		Profiling:            o.Profiling,
 	}
 	o.Observability.ApplyTo(&cfg)

@@ -88,7 +88,7 @@ func (o *SignerLease) Validate(secret string) []error {
 }
 
 // ApplyTo hands the validated options to the server.
-func (o *SignerLease) ApplyTo(cfg *server.IdentityConfig) {
+func (o *SignerLease) ApplyTo(cfg *server.CredentialsConfig) {
 	cfg.SignerCALeaderElection = o.leaderElection()
 }
 

@@ -80,7 +80,7 @@ func TestSignerLeaseFlags(t *testing.T) {
 	if errs := o.Validate("kip-system/kip-signer-ca"); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	var cfg server.IdentityConfig
+	var cfg server.CredentialsConfig
 	o.ApplyTo(&cfg)
 	le := cfg.SignerCALeaderElection
 	if le.LeaseName != "kip-ca-lease" || le.Identity != "kip-0_127.0.0.1:8443" || le.LeaseDuration != 4*time.Second ||

@@ -32,9 +32,9 @@ type security struct {
 	authorizer *kipAuthorizer
 	// cas are the CAs trusted for client certificates.
 	cas clientCAs
-	// identity is what kip verifies itself: its signer CA, its token
+	// credentials are what kip verifies itself: its signer CA, its token
 	// verifiers, the credential exchange and its own upstream name.
-	identity *kipIdentities
+	credentials *kipCredentials
 }
 
 // kipAuthenticator and kipAuthorizer give kip's authenticator and
@@ -64,10 +64,10 @@ type clientCAs struct {
 }
 
 // newSecurity builds what kip verifies itself, the client CAs, the request
-// authenticator and the authorizer. ctx bounds the identity verifiers'
+// authenticator and the authorizer. ctx bounds the credential verifiers'
 // background work; rec counts what they decide.
 func newSecurity(ctx context.Context, cfg Config, client kubernetes.Interface, rec *metrics.Recorder) (*security, error) {
-	id, err := newIdentity(ctx, cfg.Identity, client, rec)
+	id, err := newCredentials(ctx, cfg.Credentials, client, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func newSecurity(ctx context.Context, cfg Config, client kubernetes.Interface, r
 	if err != nil {
 		return nil, err
 	}
-	return &security{authenticator: authenticator, authorizer: &kipAuthorizer{authorizer}, cas: cas, identity: id}, nil
+	return &security{authenticator: authenticator, authorizer: &kipAuthorizer{authorizer}, cas: cas, credentials: id}, nil
 }
 
 // newClientCAs reads the client CA sources cfg names and joins them with
@@ -117,7 +117,7 @@ func (c clientCAs) all() []dynamiccertificates.CAContentProvider {
 
 // newAuthenticator is kip's request authenticator, wrapped so that no
 // identity kip impersonates takes kip's own upstream name.
-func newAuthenticator(cfg Config, client kubernetes.Interface, id *kipIdentities, subjectCAs dynamiccertificates.CAContentProvider, rec *metrics.Recorder) (*kipAuthenticator, error) {
+func newAuthenticator(cfg Config, client kubernetes.Interface, id *kipCredentials, subjectCAs dynamiccertificates.CAContentProvider, rec *metrics.Recorder) (*kipAuthenticator, error) {
 	c := authn.Config{
 		ClientCA:           subjectCAs,
 		TokenReview:        client.AuthenticationV1(),
@@ -135,7 +135,7 @@ func newAuthenticator(cfg Config, client kubernetes.Interface, id *kipIdentities
 	if err != nil {
 		return nil, err
 	}
-	return &kipAuthenticator{id.refuseOwnName(a)}, nil
+	return &kipAuthenticator{id.refuseKipName(a)}, nil
 }
 
 // checkWired fails unless the generic server, once completed, serves with
@@ -187,7 +187,7 @@ func (s *security) readiness() []healthz.HealthChecker {
 	if len(s.cas.subject) > 0 {
 		checks = append(checks, caLoaded("client-ca", s.cas.subject...))
 	}
-	return append(checks, s.identity.readiness()...)
+	return append(checks, s.credentials.readiness()...)
 }
 
 // expiry names the certificates whose expiry kip reports: the signer CA,

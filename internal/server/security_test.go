@@ -66,7 +66,7 @@ func builtSecurity(t *testing.T, certs testCerts) *security {
 		authenticator: &kipAuthenticator{nobody},
 		authorizer:    &kipAuthorizer{authorizerfactory.NewAlwaysDenyAuthorizer()},
 		cas:           cas,
-		identity:      &kipIdentities{},
+		credentials:   &kipCredentials{},
 	}
 }
 

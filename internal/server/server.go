@@ -36,9 +36,9 @@ type Config struct {
 	ClientCAFile         string
 	TrustClusterClientCA bool
 	TokenCacheTTL        time.Duration
-	// Identity is what kip verifies itself: its signer CA, OIDC and
+	// Credentials are what kip verifies itself: its signer CA, OIDC and
 	// webhook tokens, and the credential exchange.
-	Identity IdentityConfig
+	Credentials CredentialsConfig
 	// ProbeListener serves /livez, /readyz and /metrics; nil turns probes off.
 	ProbeListener net.Listener
 	Profiling     bool
@@ -48,15 +48,15 @@ type Config struct {
 
 // Server is a ready-to-run kip.
 type Server struct {
-	generic  *genericapiserver.GenericAPIServer
-	identity *kipIdentities
-	// stopIdentity ends the identity verifiers' background work.
-	stopIdentity context.CancelFunc
-	probes       net.Listener
-	ready        []healthz.HealthChecker
-	metrics      http.Handler
-	profiling    bool
-	stopping     chan struct{}
+	generic     *genericapiserver.GenericAPIServer
+	credentials *kipCredentials
+	// stopCredentials ends the credential verifiers' background work.
+	stopCredentials context.CancelFunc
+	probes          net.Listener
+	ready           []healthz.HealthChecker
+	metrics         http.Handler
+	profiling       bool
+	stopping        chan struct{}
 }
 
 // NewGenericConfig returns a generic server configuration with what kip needs
@@ -87,13 +87,13 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the upstream client: %w", err)
 	}
-	lifecycle, stopIdentity := context.WithCancel(context.Background())
+	lifecycle, stopCredentials := context.WithCancel(context.Background())
 	s, err := build(lifecycle, cfg, client)
 	if err != nil {
-		stopIdentity()
+		stopCredentials()
 		return nil, err
 	}
-	s.stopIdentity = stopIdentity
+	s.stopCredentials = stopCredentials
 	return s, nil
 }
 
@@ -112,16 +112,16 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 	}
 	obs := observability{requests: rec.Requests(), accessLog: cfg.AccessLog}
 	generic, err := newGenericServer(cfg.Generic, sec, func(c *genericapiserver.Config) http.Handler {
-		return buildHandlerChain(p, sec.identity.exchange, c, obs)
+		return buildHandlerChain(p, sec.credentials.exchange, c, obs)
 	})
 	if err != nil {
 		return nil, err
 	}
 	stopping := make(chan struct{})
 	return &Server{
-		generic:  generic,
-		identity: sec.identity,
-		probes:   cfg.ProbeListener,
+		generic:     generic,
+		credentials: sec.credentials,
+		probes:      cfg.ProbeListener,
 		// kip is ready once it can reach the upstream and every source
 		// of identity it is configured with has loaded; before that, a
 		// caller with valid credentials would be refused.
@@ -168,8 +168,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.probes != nil {
 		go func() { probeErr <- serveProbes(probeCtx, s.probes, probeMux(s.ready, s.metrics, s.profiling)) }()
 	}
-	defer s.stopIdentity()
-	s.identity.run(ctx)
+	defer s.stopCredentials()
+	s.credentials.run(ctx)
 	go func() {
 		<-ctx.Done()
 		close(s.stopping)

@@ -19,8 +19,9 @@ import (
 	"github.com/kip-proxy/kip/internal/tokenauth"
 )
 
-// IdentityConfig says which identities kip verifies itself.
-type IdentityConfig struct {
+// CredentialsConfig says which credentials kip verifies itself: its own
+// certificates, OIDC and webhook tokens, and the exchange between them.
+type CredentialsConfig struct {
 	// SignerCACertFile and SignerCAKeyFile hold the signer CA out of
 	// cluster; SignerCASecret names the Secret that holds it in cluster.
 	// All empty: kip issues no certificates.
@@ -35,8 +36,9 @@ type IdentityConfig struct {
 	Tokens tokenauth.Config
 }
 
-// kipIdentities is what kip verifies itself, built from IdentityConfig.
-type kipIdentities struct {
+// kipCredentials are the verifiers of those credentials, built from
+// CredentialsConfig.
+type kipCredentials struct {
 	signer   *signer.CA          // nil without a signer CA
 	tokens   *tokenauth.Verifier // nil without OIDC or webhook tokens
 	exchange http.Handler        // nil unless both are configured
@@ -46,11 +48,11 @@ type kipIdentities struct {
 	client  kubernetes.Interface
 }
 
-// newIdentity builds the signer CA, the token verifiers and, when kip has
+// newCredentials builds the signer CA, the token verifiers and, when kip has
 // both, the credential exchange, which count into rec. ctx bounds their
 // background work.
-func newIdentity(ctx context.Context, cfg IdentityConfig, client kubernetes.Interface, rec *metrics.Recorder) (*kipIdentities, error) {
-	id := &kipIdentities{ownName: &caller.KipName{}, client: client}
+func newCredentials(ctx context.Context, cfg CredentialsConfig, client kubernetes.Interface, rec *metrics.Recorder) (*kipCredentials, error) {
+	id := &kipCredentials{ownName: &caller.KipName{}, client: client}
 	var err error
 	if id.signer, err = newSigner(ctx, cfg, client); err != nil {
 		return nil, err
@@ -71,7 +73,7 @@ func newIdentity(ctx context.Context, cfg IdentityConfig, client kubernetes.Inte
 	return id, nil
 }
 
-func newSigner(ctx context.Context, cfg IdentityConfig, client kubernetes.Interface) (*signer.CA, error) {
+func newSigner(ctx context.Context, cfg CredentialsConfig, client kubernetes.Interface) (*signer.CA, error) {
 	// A retired CA stays trusted for as long as the longest certificate it
 	// could have signed.
 	opts := signer.Options{MaxCertificateTTL: cfg.CredentialTTL, LeaderElection: cfg.SignerCALeaderElection}
@@ -96,7 +98,7 @@ func newSigner(ctx context.Context, cfg IdentityConfig, client kubernetes.Interf
 // CA has not loaded, or an OIDC issuer kip trusts has not been reached
 // (discovery and first keys): until then every identity kip impersonates,
 // kip's own certificates, or that issuer's tokens, would be refused.
-func (id *kipIdentities) readiness() []healthz.HealthChecker {
+func (id *kipCredentials) readiness() []healthz.HealthChecker {
 	checks := []healthz.HealthChecker{healthz.NamedCheck("own-upstream-name", id.ownName.Check)}
 	if id.signer != nil {
 		checks = append(checks, caLoaded("signer-ca", id.signer))
@@ -109,23 +111,23 @@ func (id *kipIdentities) readiness() []healthz.HealthChecker {
 
 // signerCA is the signer as a CA provider, or nil without one (not an
 // interface holding a nil pointer).
-func (id *kipIdentities) signerCA() dynamiccertificates.CAContentProvider {
+func (id *kipCredentials) signerCA() dynamiccertificates.CAContentProvider {
 	if id.signer == nil {
 		return nil
 	}
 	return id.signer
 }
 
-// refuseOwnName wraps kip's request authenticator so that no identity kip
+// refuseKipName wraps kip's request authenticator so that no identity kip
 // would impersonate takes kip's own upstream username.
-func (id *kipIdentities) refuseOwnName(auth authenticator.Request) authenticator.Request {
+func (id *kipCredentials) refuseKipName(auth authenticator.Request) authenticator.Request {
 	return caller.RefuseKipName(id.ownName, auth)
 }
 
 // run learns kip's own upstream username and keeps the token configuration
 // current until ctx ends. The signer CA reloads through the generic
 // server's CA controllers.
-func (id *kipIdentities) run(ctx context.Context) {
+func (id *kipCredentials) run(ctx context.Context) {
 	// Quick retries at first, since kip is not ready until it knows its
 	// name; then at most one question every 30 s.
 	go id.ownName.Learn(ctx, id.client.AuthenticationV1(), 250*time.Millisecond, 30*time.Second)
