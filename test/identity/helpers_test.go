@@ -25,18 +25,18 @@ import (
 )
 
 // person is someone at the identity provider.
-func person(name string, groups ...string) hydra.Identity {
+func person(name string, groups ...string) hydra.Person {
 	if groups == nil {
 		groups = []string{}
 	}
-	return hydra.Identity{Subject: name + "-sub", Claims: map[string]any{
+	return hydra.Person{Subject: name + "-sub", Claims: map[string]any{
 		"email": name + "@example.com", "name": name, "groups": groups,
 	}}
 }
 
 // idToken signs in as who with client through Hydra, as a browser would,
 // and returns the ID token.
-func idToken(t *testing.T, client string, who hydra.Identity) string {
+func idToken(t *testing.T, client string, who hydra.Person) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -62,7 +62,7 @@ func kubeconfigArgs(t *testing.T, mode string, loginFlags ...string) (string, []
 // sign-in URL `kip login --skip-browser` prints is answered through Hydra
 // as who, and counted.
 type signInCounter struct {
-	who hydra.Identity
+	who hydra.Person
 	n   atomic.Int32
 	// env is kubectl's environment; nil means this process's.
 	env []string
@@ -87,7 +87,7 @@ func (s *signInCounter) watch(t *testing.T, stderr io.Reader, keep *bytes.Buffer
 	}
 }
 
-func answerSignIn(authorizeURL string, who hydra.Identity) error {
+func answerSignIn(authorizeURL string, who hydra.Person) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	callback, err := env.idp.Hydra.SignIn(ctx, authorizeURL, who)

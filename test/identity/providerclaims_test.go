@@ -323,14 +323,14 @@ func webhookIdentityCases(w *usersWebhook) []identityCase {
 
 // oidcIdentityCases are identities in ID tokens that Hydra signs.
 func oidcIdentityCases() []identityCase {
-	who := func(email string, claims map[string]any) hydra.Identity {
+	who := func(email string, claims map[string]any) hydra.Person {
 		all := map[string]any{"email": email, "groups": []string{}, "pct": "50%"}
 		for k, v := range claims {
 			all[k] = v
 		}
-		return hydra.Identity{Subject: harness.UniqueName("oidc-sub"), Claims: all}
+		return hydra.Person{Subject: harness.UniqueName("oidc-sub"), Claims: all}
 	}
-	signedIn := func(id hydra.Identity) func(t *testing.T) string {
+	signedIn := func(id hydra.Person) func(t *testing.T) string {
 		return func(t *testing.T) string { return idToken(t, clientID, id) }
 	}
 	ok := harness.UniqueName("frank") + "@example.com"

@@ -77,7 +77,7 @@ func refusedTokens(t *testing.T) []refusedToken {
 	masters := harness.UniqueName("masters")
 	add("system:masters group", masters, idToken(t, clientID, person(masters, "devs", "system:masters")),
 		`the group \"system:masters\" is in the reserved system: namespace`)
-	node := hydra.Identity{Subject: harness.UniqueName("node"), Claims: map[string]any{"email": "system:node:x", "groups": []string{}}}
+	node := hydra.Person{Subject: harness.UniqueName("node"), Claims: map[string]any{"email": "system:node:x", "groups": []string{}}}
 	tokens = append(tokens, refusedToken{name: "system:node username", token: idToken(t, clientID, node), user: "system:node:x",
 		logs: `the username \"system:node:x\" is in the reserved system: namespace`})
 

@@ -93,7 +93,7 @@ func (tr *traffic) getWithCert(ctx context.Context, certPEM, keyPEM []byte) erro
 // authorization code flow with PKCE, as `kip login oidc` does with a
 // browser, and returns the ID token.
 func (r *rig) idToken(ctx context.Context) (string, error) {
-	who := hydra.Identity{Subject: "kip-soak-sub", Claims: map[string]any{"email": oidcEmail, "groups": []string{oidcGroup}}}
+	who := hydra.Person{Subject: "kip-soak-sub", Claims: map[string]any{"email": oidcEmail, "groups": []string{oidcGroup}}}
 	return r.idp.Hydra.IDToken(ctx, oidcClientID, oidcCallback, who, "email", "groups")
 }
 

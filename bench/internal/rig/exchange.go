@@ -103,7 +103,7 @@ func (e *Exchange) NewTarget(name string) (*load.Target, error) {
 // flow with PKCE, as `kip login oidc` does with a browser, and returns the
 // ID token.
 func (e *Exchange) IDToken(ctx context.Context) (string, error) {
-	who := hydra.Identity{Subject: "kip-bench-sub", Claims: map[string]any{"email": OIDCUser, "groups": []string{"kip-bench-users"}}}
+	who := hydra.Person{Subject: "kip-bench-sub", Claims: map[string]any{"email": OIDCUser, "groups": []string{"kip-bench-users"}}}
 	return e.idp.Hydra.IDToken(ctx, oidcClientID, oidcCallback, who, "email", "groups")
 }
 

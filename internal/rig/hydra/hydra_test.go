@@ -23,7 +23,7 @@ import (
 const testState = "kip-test-state"
 
 // alice is the person the tests sign in as.
-var alice = hydra.Identity{
+var alice = hydra.Person{
 	Subject: "alice",
 	Claims: map[string]any{
 		"email":          "alice@example.com",
@@ -144,7 +144,7 @@ func publicClient(t *testing.T, h *hydra.Hydra, provider *oidc.Provider, redirec
 
 // signIn runs the authorization-code flow with PKCE as who and returns the
 // tokens.
-func signIn(t *testing.T, h *hydra.Hydra, conf *oauth2.Config, who hydra.Identity) *oauth2.Token {
+func signIn(t *testing.T, h *hydra.Hydra, conf *oauth2.Config, who hydra.Person) *oauth2.Token {
 	t.Helper()
 	verifier := oauth2.GenerateVerifier()
 	state := oauth2.GenerateVerifier() // any unguessable string will do
@@ -177,7 +177,7 @@ func verifyIDToken(t *testing.T, ctx context.Context, provider *oidc.Provider, c
 	return idToken
 }
 
-func assertClaims(t *testing.T, idToken *oidc.IDToken, who hydra.Identity) {
+func assertClaims(t *testing.T, idToken *oidc.IDToken, who hydra.Person) {
 	t.Helper()
 	var claims struct {
 		Email  string   `json:"email"`
@@ -268,7 +268,7 @@ func testRefusedSignIns(t *testing.T, h *hydra.Hydra, conf *oauth2.Config) {
 	tests := []struct {
 		name    string
 		authURL string
-		who     hydra.Identity
+		who     hydra.Person
 		wantErr string
 	}{
 		{
@@ -300,7 +300,7 @@ func testRefusedSignIns(t *testing.T, h *hydra.Hydra, conf *oauth2.Config) {
 		{
 			name:    "no subject",
 			authURL: conf.AuthCodeURL(testState, oauth2.S256ChallengeOption(verifier)),
-			who:     hydra.Identity{},
+			who:     hydra.Person{},
 			wantErr: "no subject",
 		},
 		{

@@ -15,7 +15,7 @@ import (
 // with redirectURL, and returns the raw ID token. It asks for openid and
 // scopes. Tests and benchmarks that need a real ID token for kip share it,
 // so that they all sign in the one way a user does.
-func (h *Hydra) IDToken(ctx context.Context, clientID, redirectURL string, who Identity, scopes ...string) (string, error) {
+func (h *Hydra) IDToken(ctx context.Context, clientID, redirectURL string, who Person, scopes ...string) (string, error) {
 	ctx = oidc.ClientContext(ctx, h.HTTPClient())
 	provider, err := oidc.NewProvider(ctx, h.IssuerURL)
 	if err != nil {

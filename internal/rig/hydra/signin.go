@@ -15,8 +15,8 @@ import (
 // login, back to Hydra, consent, back to Hydra, to the client.
 const maxHops = 10
 
-// Identity is the person SignIn plays.
-type Identity struct {
+// Person is who SignIn plays: a subject and the claims of its ID token.
+type Person struct {
 	// Subject becomes the tokens' sub claim.
 	Subject string
 	// Claims go into the ID token as they are: email, groups, name, and
@@ -34,7 +34,7 @@ type Identity struct {
 // It follows redirects only within Hydra's public endpoint, so nothing
 // outside reaches the person's cookies, and it fails if Hydra redirects to
 // the client with an error.
-func (h *Hydra) SignIn(ctx context.Context, authorizeURL string, who Identity) (callback *url.URL, err error) {
+func (h *Hydra) SignIn(ctx context.Context, authorizeURL string, who Person) (callback *url.URL, err error) {
 	if who.Subject == "" {
 		return nil, errors.New("signing in: the identity has no subject")
 	}
@@ -67,7 +67,7 @@ func (h *Hydra) SignIn(ctx context.Context, authorizeURL string, who Identity) (
 // step decides what to do with the redirect to loc: answer a challenge and
 // return Hydra's next URL, follow Hydra's own redirect, or return nil when
 // loc is the end of the flow.
-func (h *Hydra) step(ctx context.Context, loc *url.URL, who Identity) (next *url.URL, err error) {
+func (h *Hydra) step(ctx context.Context, loc *url.URL, who Person) (next *url.URL, err error) {
 	q := loc.Query()
 	switch {
 	case q.Has("login_challenge"):
@@ -85,7 +85,7 @@ func (h *Hydra) step(ctx context.Context, loc *url.URL, who Identity) (next *url
 	}
 }
 
-func (h *Hydra) answerLogin(ctx context.Context, challenge string, who Identity) (*url.URL, error) {
+func (h *Hydra) answerLogin(ctx context.Context, challenge string, who Person) (*url.URL, error) {
 	to, err := h.Admin.AcceptLogin(ctx, challenge, LoginAcceptance{Subject: who.Subject})
 	if err != nil {
 		return nil, err
@@ -95,7 +95,7 @@ func (h *Hydra) answerLogin(ctx context.Context, challenge string, who Identity)
 
 // answerConsent grants every scope and audience the client asked for, as a
 // person clicking "allow" would.
-func (h *Hydra) answerConsent(ctx context.Context, challenge string, who Identity) (*url.URL, error) {
+func (h *Hydra) answerConsent(ctx context.Context, challenge string, who Person) (*url.URL, error) {
 	req, err := h.Admin.ConsentRequest(ctx, challenge)
 	if err != nil {
 		return nil, err
