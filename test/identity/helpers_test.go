@@ -3,8 +3,6 @@ package identity
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -136,24 +134,20 @@ func whoami(t *testing.T, cfg *rest.Config) (*authenticationv1.UserInfo, error) 
 // newCSR makes a key and a PEM certificate signing request for it.
 func newCSR(t *testing.T) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, csr, err := harness.NewCSR()
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	return key, csr
 }
 
 func keyPEM(t *testing.T, key *ecdsa.PrivateKey) []byte {
 	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	out, err := harness.KeyPEM(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	return out
 }
 
 func parseCert(t *testing.T, certPEM string) *x509.Certificate {

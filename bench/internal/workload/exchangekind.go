@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +18,7 @@ import (
 
 	"github.com/kip-proxy/kip/bench/internal/load"
 	"github.com/kip-proxy/kip/bench/internal/results"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
@@ -57,7 +55,7 @@ func newExchangeKind(t *load.Target, source, token, user string, csr bool, signe
 	spec := loginv1alpha1.TokenCredentialRequestSpec{Token: token}
 	var err error
 	if csr {
-		if k.key, spec.CertificateSigningRequest, err = newCSR(); err != nil {
+		if k.key, spec.CertificateSigningRequest, err = harness.NewCSR(); err != nil {
 			return nil, err
 		}
 	}
@@ -66,21 +64,6 @@ func newExchangeKind(t *load.Target, source, token, user string, csr bool, signe
 		Spec:     spec,
 	})
 	return k, err
-}
-
-// newCSR makes a key and a PEM certificate signing request for it, as
-// `kip login` does; the subject is left empty, since kip takes the
-// identity from the token.
-func newCSR() (*ecdsa.PrivateKey, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }
 
 // post sends one exchange and returns the credential. An answer without
