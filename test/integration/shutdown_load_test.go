@@ -21,8 +21,9 @@ import (
 
 // TestSIGTERMUnderLoad: clients keep short requests (LISTs of a few
 // hundred kilobytes) going against a kip process, half over kept-alive
-// HTTP/2 connections as client-go makes them, half on a new HTTP/1.1
-// connection each time; then kip gets SIGTERM. During
+// HTTP/2 connections as client-go makes them and reading each answer as
+// over a slow link, half on a new HTTP/1.1 connection each time; then kip
+// gets SIGTERM. During
 // --shutdown-delay-duration kip keeps serving while /readyz fails, so a
 // load balancer can take it out (the per-request-connection clients stop
 // then, as the balancer would stop sending them); then it stops accepting
@@ -54,7 +55,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	url := cfg.Host + "/api/v1/namespaces/" + ns + "/configmaps"
 	probe := kip.ProbeURL + "/readyz"
 	kept := httpClient(t, cfg, false)
-	eventually(t, time.Minute, func() error { return getAll(kept, url) })
+	eventually(t, time.Minute, func() error { return getAll(kept, url, 0) })
 
 	load := &shutdownLoad{url: url, stop: make(chan struct{}), outOfRotation: make(chan struct{})}
 	for i := range clients {
@@ -174,8 +175,9 @@ func httpClient(t *testing.T, cfg *rest.Config, fresh bool) *http.Client {
 // a request lost.
 var errNeverAccepted = errors.New("the connection closed before its TLS handshake finished")
 
-// getAll GETs url and reads the whole answer, which must be 200.
-func getAll(client *http.Client, url string) error {
+// getAll GETs url and reads the whole answer, which must be 200, pausing
+// for pace after every readChunk of it.
+func getAll(client *http.Client, url string, pace time.Duration) error {
 	var reused, handshaken bool
 	trace := &httptrace.ClientTrace{
 		GotConn:          func(info httptrace.GotConnInfo) { reused = info.Reused },
@@ -194,7 +196,7 @@ func getAll(client *http.Client, url string) error {
 		return err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+	if err := readPaced(resp.Body, pace); err != nil {
 		return fmt.Errorf("%s, body cut off: %w", resp.Status, err)
 	}
 	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" {
@@ -204,6 +206,34 @@ func getAll(client *http.Client, url string) error {
 		return fmt.Errorf("%s", resp.Status)
 	}
 	return nil
+}
+
+// readChunk is how much of an answer a paced client reads at a time.
+const readChunk = 64 << 10
+
+// readPaced reads body to its end, pausing for pace after each readChunk:
+// a client on a slow link. It keeps every LIST of the kept-alive clients
+// open for a while, so that some are surely in flight when kip begins to
+// drain, which is what the test is about; read at full speed, a LIST
+// takes a few milliseconds and the moment draining begins could fall
+// between two of them.
+func readPaced(body io.Reader, pace time.Duration) error {
+	if pace == 0 {
+		_, err := io.Copy(io.Discard, body)
+		return err
+	}
+	for {
+		n, err := io.CopyN(io.Discard, body, readChunk)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n == readChunk {
+			time.Sleep(pace)
+		}
+	}
 }
 
 // errDraining marks a 503 with Retry-After: the answer to a request that
@@ -247,8 +277,14 @@ func (l *shutdownLoad) run(client *http.Client, newConnections bool) {
 			}
 		default:
 		}
+		// Only the kept-alive clients read slowly: a connection per request
+		// stops when kip leaves rotation, before draining begins.
+		pace := 20 * time.Millisecond
+		if newConnections {
+			pace = 0
+		}
 		start := time.Now()
-		err := getAll(client, l.url)
+		err := getAll(client, l.url, pace)
 		end := time.Now()
 		l.mu.Lock()
 		switch {
