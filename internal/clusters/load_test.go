@@ -89,8 +89,10 @@ func TestLoadDir(t *testing.T) {
 		"insecure": func(kc *clientcmdapi.Config) {
 			kc.Clusters["c"].InsecureSkipTLSVerify, kc.Clusters["c"].CertificateAuthorityData = true, nil
 		},
-		"nocreds":   func(kc *clientcmdapi.Config) { kc.AuthInfos["kip"] = &clientcmdapi.AuthInfo{} },
-		"basicauth": func(kc *clientcmdapi.Config) { kc.AuthInfos["kip"] = &clientcmdapi.AuthInfo{Username: "u", Password: "p"} },
+		"nocreds": func(kc *clientcmdapi.Config) { kc.AuthInfos["kip"] = &clientcmdapi.AuthInfo{} },
+		"basicauth": func(kc *clientcmdapi.Config) {
+			kc.AuthInfos["kip"] = &clientcmdapi.AuthInfo{Username: "u", Password: "p"}
+		},
 		"nocontext": func(kc *clientcmdapi.Config) {
 			kc.Contexts["other"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "kip"}
 			kc.CurrentContext = ""
