@@ -1,6 +1,7 @@
 package clusters
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
@@ -21,6 +22,9 @@ type Cluster struct {
 	Config *rest.Config
 	// Origin says where the entry came from, for log lines: a file.
 	Origin string
+	// digest is the SHA-256 of the entry as read, so that a change of
+	// credentials under the same name is a change.
+	digest [sha256.Size]byte
 }
 
 // Refusal is an entry kip did not register, and why. It never affects the
@@ -103,14 +107,35 @@ func loadFile(path string) (Cluster, error) {
 	if info.IsDir() {
 		return c, errors.New("is a directory, not a kubeconfig")
 	}
-	kc, err := clientcmd.LoadFromFile(path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	c.digest = sha256.Sum256(data)
+	kc, err := clientcmd.Load(data)
 	if err != nil {
 		return c, fmt.Errorf("not a kubeconfig: %w", err)
+	}
+	if err := resolvePaths(kc, path); err != nil {
+		return c, err
 	}
 	if c.Config, err = restConfig(kc); err != nil {
 		return c, err
 	}
 	return c, nil
+}
+
+// resolvePaths makes file references in kc (certificate-authority,
+// tokenFile, client-certificate) relative to the kubeconfig's folder, as
+// kubectl reads them, not to kip's working directory.
+func resolvePaths(kc *clientcmdapi.Config, path string) error {
+	for _, c := range kc.Clusters {
+		c.LocationOfOrigin = path
+	}
+	for _, u := range kc.AuthInfos {
+		u.LocationOfOrigin = path
+	}
+	return clientcmd.ResolveLocalPaths(kc)
 }
 
 func nameOf(file string) string {
