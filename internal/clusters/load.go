@@ -36,6 +36,10 @@ type Refusal struct {
 	Reason string
 }
 
+// Same reports whether c and o are the same entry: same name, same bytes.
+// A cluster that is not the same must get a new connection.
+func (c Cluster) Same(o Cluster) bool { return c.Name == o.Name && c.digest == o.digest }
+
 func (r Refusal) String() string { return fmt.Sprintf("%s: %s", r.Origin, r.Reason) }
 
 // kubeconfigExtensions are stripped from a file name to give the cluster's

@@ -1,0 +1,301 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kip-proxy/kip/internal/clusters"
+	"github.com/kip-proxy/kip/internal/proxy"
+)
+
+// seen is what an upstream cluster received.
+type seen struct{ path, auth, user string }
+
+// cluster is a TLS server standing in for one cluster's API server. Its
+// /slow path answers headers and then holds the response open, as a watch
+// does, until the request ends.
+type cluster struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	got  []seen
+	slow chan struct{}
+}
+
+func newCluster(t *testing.T) *cluster {
+	c := &cluster{slow: make(chan struct{}, 4)}
+	c.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.got = append(c.got, seen{r.URL.EscapedPath(), r.Header.Get("Authorization"), r.Header.Get("Impersonate-User")})
+		c.mu.Unlock()
+		if r.URL.Path == "/slow" {
+			w.WriteHeader(http.StatusOK)
+			_ = http.NewResponseController(w).Flush()
+			c.slow <- struct{}{}
+			<-r.Context().Done()
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+func (c *cluster) requests() []seen {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]seen(nil), c.got...)
+}
+
+// writeEntry writes cluster name's kubeconfig into dir, with kip's token.
+func writeEntry(t *testing.T, dir, name string, c *cluster, token string) {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["c"] = &clientcmdapi.Cluster{Server: c.srv.URL,
+		CertificateAuthorityData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.srv.Certificate().Raw})}
+	kc.AuthInfos["kip"] = &clientcmdapi.AuthInfo{Token: token}
+	kc.Contexts["ctx"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "kip"}
+	kc.CurrentContext = "ctx"
+	if err := clientcmd.WriteToFile(*kc, filepath.Join(dir, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func load(t *testing.T, dir string) clusters.Snapshot {
+	t.Helper()
+	cs, refused, err := clusters.LoadDir(dir)
+	if err != nil || len(refused) > 0 {
+		t.Fatalf("LoadDir: %v %v", refused, err)
+	}
+	return clusters.Snapshot{Clusters: cs}
+}
+
+// gateway is the filter and the proxy step with a fixed caller between
+// them, where kip's authentication would be, served over HTTP.
+type gateway struct {
+	ups    *Upstreams
+	srv    *httptest.Server
+	builds atomic.Int32
+}
+
+func newGateway(t *testing.T) *gateway {
+	g := &gateway{}
+	g.ups = NewUpstreams(func(cfg *rest.Config) (http.Handler, error) {
+		g.builds.Add(1)
+		return proxy.New(cfg)
+	})
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/apis/login.kip.dev/") {
+			if _, ok := ClusterFrom(r.Context()); ok {
+				t.Errorf("the exchange path was given a cluster")
+			}
+			_, _ = io.WriteString(w, "exchange")
+			return
+		}
+		g.ups.ServeHTTP(w, r.WithContext(request.WithUser(r.Context(), &user.DefaultInfo{Name: "alice"})))
+	})
+	g.srv = httptest.NewServer(WithRouting(inner, g.ups.Known, func(p string) bool { return strings.HasPrefix(p, "/apis/login.kip.dev/") }))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+func (g *gateway) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(g.srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestRouting(t *testing.T) {
+	a, b := newCluster(t), newCluster(t)
+	dir := t.TempDir()
+	writeEntry(t, dir, "a", a, "a1")
+	writeEntry(t, dir, "b", b, "b1")
+	g := newGateway(t)
+	if added, _, _ := g.ups.Apply(load(t, dir)); len(added) != 2 {
+		t.Fatalf("added %v", added)
+	}
+	if n := g.builds.Load(); n != 0 {
+		t.Fatalf("%d proxies built at registration; they are built on first use", n)
+	}
+
+	tests := []struct {
+		path     string
+		code     int
+		at       *cluster
+		received string
+	}{
+		{"/clusters/a/api/v1/pods", 200, a, "/api/v1/pods"},
+		{"/clusters/b/api/v1/pods", 200, b, "/api/v1/pods"},
+		{"/clusters/a", 200, a, "/"},
+		// Never cleaned, never elsewhere than the first segment says.
+		{"/clusters/a/../b/api", 200, a, "/../b/api"},
+		{"/clusters/a/%2e%2e/b/api", 200, a, "/%2e%2e/b/api"},
+		{"/clusters/a/%2F..%2Fb/api", 200, a, "/%2F..%2Fb/api"},
+		{"/clusters/a//api", 200, a, "//api"},
+		{"/clusters/%2e%2e/b/api", 404, nil, ""},
+		{"/clusters/a%2Fb/api", 404, nil, ""},
+		{"/clusters/c/api", 404, nil, ""},
+		{"/clusters//b/api", 404, nil, ""},
+		{"/api/v1/pods", 404, nil, ""},
+		{"/b/api", 404, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			beforeA, beforeB := len(a.requests()), len(b.requests())
+			code, body := g.get(t, tt.path)
+			if code != tt.code {
+				t.Fatalf("%s: %d %s, want %d", tt.path, code, body, tt.code)
+			}
+			gotA, gotB := a.requests()[beforeA:], b.requests()[beforeB:]
+			if tt.at == nil {
+				if len(gotA)+len(gotB) > 0 {
+					t.Fatalf("%s reached a cluster: a %v, b %v", tt.path, gotA, gotB)
+				}
+				var st metav1.Status
+				if err := json.Unmarshal([]byte(body), &st); err != nil || st.Kind != "Status" || st.Code != 404 {
+					t.Fatalf("%s: answer %q is not a 404 Status", tt.path, body)
+				}
+				return
+			}
+			mine, other, token := gotA, gotB, "Bearer a1"
+			if tt.at == b {
+				mine, other, token = gotB, gotA, "Bearer b1"
+			}
+			if len(other) > 0 || len(mine) != 1 {
+				t.Fatalf("%s: the named cluster saw %v, the other %v", tt.path, mine, other)
+			}
+			if want := (seen{tt.received, token, "alice"}); mine[0] != want {
+				t.Fatalf("%s: the cluster received %+v, want %+v", tt.path, mine[0], want)
+			}
+		})
+	}
+	if n := g.builds.Load(); n != 2 {
+		t.Errorf("%d proxies built for two clusters", n)
+	}
+	if code, body := g.get(t, "/apis/login.kip.dev/v1alpha1/tokencredentialrequests"); code != 200 || body != "exchange" {
+		t.Errorf("the exchange path: %d %q", code, body)
+	}
+}
+
+func TestRegistryChanges(t *testing.T) {
+	a, b := newCluster(t), newCluster(t)
+	dir := t.TempDir()
+	writeEntry(t, dir, "a", a, "a1")
+	writeEntry(t, dir, "b", b, "b1")
+	g := newGateway(t)
+	g.ups.Apply(load(t, dir))
+
+	// Open a watch-like request to each cluster.
+	open := func(name string, c *cluster) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			resp, err := http.Get(g.srv.URL + "/clusters/" + name + "/slow")
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+			done <- err
+		}()
+		select {
+		case <-c.slow:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the request to %s never reached it", name)
+		}
+		return done
+	}
+	toA, toB := open("a", a), open("b", b)
+
+	// Rotate a's credentials: its open request ends, b's does not, and the
+	// next request to a carries the new token.
+	writeEntry(t, dir, "a", a, "a2")
+	if _, changed, _ := g.ups.Apply(load(t, dir)); strings.Join(changed, ",") != "a" {
+		t.Fatalf("changed %v, want a", changed)
+	}
+	select {
+	case err := <-toA:
+		t.Logf("the request to a ended with its entry: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request to a outlived a's replaced entry")
+	}
+	select {
+	case err := <-toB:
+		t.Fatalf("the request to b ended (%v) when a changed", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if code, _ := g.get(t, "/clusters/a/api"); code != 200 {
+		t.Fatalf("a after rotation: %d", code)
+	}
+	if got := a.requests(); got[len(got)-1].auth != "Bearer a2" {
+		t.Fatalf("a after rotation received %q", got[len(got)-1].auth)
+	}
+
+	// Remove b: its open request ends, and b is unknown from then on.
+	if err := os.Remove(filepath.Join(dir, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, removed := g.ups.Apply(load(t, dir)); strings.Join(removed, ",") != "b" {
+		t.Fatalf("removed %v, want b", removed)
+	}
+	select {
+	case err := <-toB:
+		t.Logf("the request to b ended with its removal: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request to b outlived b's removal")
+	}
+	if code, _ := g.get(t, "/clusters/b/api"); code != 404 {
+		t.Fatalf("b after removal: %d, want 404", code)
+	}
+}
+
+func TestUnusableEntry(t *testing.T) {
+	dir := t.TempDir()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["c"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1", CertificateAuthorityData: []byte("not a certificate")}
+	kc.AuthInfos["kip"] = &clientcmdapi.AuthInfo{Token: "t"}
+	kc.Contexts["ctx"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "kip"}
+	kc.CurrentContext = "ctx"
+	if err := clientcmd.WriteToFile(*kc, filepath.Join(dir, "broken")); err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t)
+	g.ups.Apply(load(t, dir))
+	code, body := g.get(t, "/clusters/broken/api")
+	var st metav1.Status
+	if err := json.Unmarshal([]byte(body), &st); err != nil || code != http.StatusServiceUnavailable || st.Kind != "Status" || st.Code != 503 {
+		t.Fatalf("an unusable entry: %d %s, want a 503 Status", code, body)
+	}
+}
+
+func TestNoClusterInContextFailsClosed(t *testing.T) {
+	ups := NewUpstreams(func(*rest.Config) (http.Handler, error) {
+		t.Fatal("a proxy was built for a request without a cluster")
+		return nil, nil
+	})
+	rec := httptest.NewRecorder()
+	ups.ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/api", nil))
+	if rec.Code != http.StatusInternalServerError {
+		t.Fatalf("got %d, want 500", rec.Code)
+	}
+}

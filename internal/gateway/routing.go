@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
+
+	"github.com/kip-proxy/kip/internal/clusters"
+)
+
+type clusterKey struct{}
+
+// WithCluster records the cluster a request is addressed to.
+func WithCluster(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, clusterKey{}, name)
+}
+
+// ClusterFrom returns the cluster WithRouting recorded.
+func ClusterFrom(ctx context.Context) (string, bool) {
+	name, ok := ctx.Value(clusterKey{}).(string)
+	return name, ok
+}
+
+// WithRouting strips /clusters/<name> from every request whose cluster
+// known reports, records the cluster, and hands the request on. A path
+// that passthrough accepts (kip's own endpoints, such as the credential
+// exchange) goes on unchanged and without a cluster. Anything else gets a
+// 404 Status: an unknown cluster, a name that is not one, or a path
+// outside /clusters/.
+func WithRouting(handler http.Handler, known func(string) bool, passthrough func(path string) bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if passthrough(r.URL.Path) {
+			handler.ServeHTTP(w, r)
+			return
+		}
+		routed := r.Clone(r.Context())
+		name, err := clusters.Rewrite(routed.URL)
+		switch {
+		case err != nil: // clusters.ErrNotRouted among them
+			notFound(w, err.Error())
+			return
+		case !known(name):
+			notFound(w, fmt.Sprintf("kip fronts no cluster %q", name))
+			return
+		}
+		// The request line, too, is what the cluster receives: the chain
+		// and the audit log read it.
+		routed.RequestURI = routed.URL.RequestURI()
+		handler.ServeHTTP(w, routed.WithContext(WithCluster(routed.Context(), name)))
+	})
+}
+
+func notFound(w http.ResponseWriter, msg string) {
+	writeStatus(w, http.StatusNotFound, metav1.StatusReasonNotFound, msg)
+}
+
+// writeStatus answers with a Status, as the API server would.
+func writeStatus(w http.ResponseWriter, code int, reason metav1.StatusReason, msg string) {
+	status := metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status:   metav1.StatusFailure, Code: int32(code), Reason: reason, Message: msg,
+	}
+	responsewriters.WriteRawJSON(code, status, w)
+}
