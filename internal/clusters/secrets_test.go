@@ -35,15 +35,7 @@ func TestSecretSource(t *testing.T) {
 	)
 	snapshots := make(chan Snapshot, 16)
 	src := &SecretSource{Client: client, Namespace: ns, OnChange: func(s Snapshot) { snapshots <- s }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	runInBackground(t, src.Run)
 	secrets := client.CoreV1().Secrets(ns)
 	// expect waits for the snapshot want; the informer may hand over
 	// intermediate ones on the way.

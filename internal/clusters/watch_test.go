@@ -32,15 +32,7 @@ func TestDirWatcher(t *testing.T) {
 	writeKubeconfig(t, filepath.Join(dir, "a"), withToken("a1"))
 	snapshots := make(chan Snapshot, 16)
 	w := &DirWatcher{Dir: dir, Settle: 50 * time.Millisecond, Resync: time.Hour, OnChange: func(s Snapshot) { snapshots <- s }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	runInBackground(t, w.Run)
 	expect := func(step, want string) {
 		t.Helper()
 		select {
