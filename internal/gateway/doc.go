@@ -6,5 +6,6 @@
 // will receive, and it records the cluster in the context. Upstreams is
 // the last step: the proxy of that cluster, built on first use, and
 // replaced or dropped as the registry changes without touching the other
-// clusters' connections.
+// clusters' connections. Policy says which users may reach a cluster at
+// all: allowed groups or a CEL expression over the user.
 package gateway
