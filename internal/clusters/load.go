@@ -71,11 +71,12 @@ func LoadDir(dir string) ([]Cluster, []Refusal, error) {
 		}
 		byName[c.Name] = append(byName[c.Name], c)
 	}
-	return unique(byName, refused)
+	clusters, refused := unique(byName, refused)
+	return clusters, refused, nil
 }
 
 // unique keeps the names only one entry claims and refuses the others.
-func unique(byName map[string][]Cluster, refused []Refusal) ([]Cluster, []Refusal, error) {
+func unique(byName map[string][]Cluster, refused []Refusal) ([]Cluster, []Refusal) {
 	var clusters []Cluster
 	for name, cs := range byName {
 		if len(cs) == 1 {
@@ -94,7 +95,7 @@ func unique(byName map[string][]Cluster, refused []Refusal) ([]Cluster, []Refusa
 	}
 	sort.Slice(clusters, func(i, j int) bool { return clusters[i].Name < clusters[j].Name })
 	sort.Slice(refused, func(i, j int) bool { return refused[i].Origin < refused[j].Origin })
-	return clusters, refused, nil
+	return clusters, refused
 }
 
 // loadFile reads one cluster's kubeconfig. The returned Cluster carries

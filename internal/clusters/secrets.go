@@ -38,8 +38,8 @@ type SecretSource struct {
 	// the last.
 	OnChange func(Snapshot)
 
-	mu   sync.Mutex
-	last string
+	mu   sync.Mutex // one snapshot at a time: informer handlers may overlap
+	last lastSnapshot
 }
 
 // Run lists and watches the Secrets until ctx ends. It returns an error
@@ -95,14 +95,10 @@ func (s *SecretSource) publish(list []*corev1.Secret, err error) {
 		}
 		byName[c.Name] = append(byName[c.Name], c)
 	}
-	clusters, refused, _ := unique(byName, refused)
-	snap := Snapshot{Clusters: clusters, Refused: refused}
+	clusters, refused := unique(byName, refused)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if fp := fingerprint(snap); fp != s.last {
-		s.last = fp
-		s.OnChange(snap)
-	}
+	s.last.handOver(Snapshot{Clusters: clusters, Refused: refused}, s.OnChange)
 }
 
 // fromSecret reads one cluster Secret. The returned Cluster carries name

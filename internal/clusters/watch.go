@@ -45,8 +45,8 @@ func (w *DirWatcher) Run(ctx context.Context) error {
 	if err := fw.Add(w.Dir); err != nil {
 		return fmt.Errorf("watching the cluster directory %s: %w", w.Dir, err)
 	}
-	last, err := w.reload("")
-	if err != nil {
+	var last lastSnapshot
+	if err := w.reload(&last); err != nil {
 		return err
 	}
 	resync := time.NewTicker(w.Resync)
@@ -68,35 +68,40 @@ func (w *DirWatcher) Run(ctx context.Context) error {
 			klog.ErrorS(err, "Watching the cluster directory; changes are still picked up every resync", "dir", w.Dir, "resync", w.Resync)
 		case <-settle:
 			settle = nil
-			last = w.reloadLogged(last)
+			w.reloadLogged(&last)
 		case <-resync.C:
-			last = w.reloadLogged(last)
+			w.reloadLogged(&last)
 		}
 	}
 }
 
-func (w *DirWatcher) reloadLogged(last string) string {
-	next, err := w.reload(last)
-	if err != nil {
+func (w *DirWatcher) reloadLogged(last *lastSnapshot) {
+	if err := w.reload(last); err != nil {
 		klog.ErrorS(err, "Reloading the cluster directory; the clusters registered before stay", "dir", w.Dir)
-		return last
 	}
-	return next
 }
 
-// reload reads the directory and hands the snapshot over unless its
-// fingerprint equals last. It returns the fingerprint.
-func (w *DirWatcher) reload(last string) (string, error) {
+// reload reads the directory and hands the snapshot over if it differs
+// from last.
+func (w *DirWatcher) reload(last *lastSnapshot) error {
 	clusters, refused, err := LoadDir(w.Dir)
 	if err != nil {
-		return last, err
+		return err
 	}
-	s := Snapshot{Clusters: clusters, Refused: refused}
-	fp := fingerprint(s)
-	if fp != last {
-		w.OnChange(s)
+	last.handOver(Snapshot{Clusters: clusters, Refused: refused}, w.OnChange)
+	return nil
+}
+
+// lastSnapshot is the fingerprint of the snapshot a source handed over
+// last, so that a source hands over only what changed.
+type lastSnapshot struct{ fingerprint string }
+
+// handOver passes s to onChange unless it equals the last one.
+func (l *lastSnapshot) handOver(s Snapshot, onChange func(Snapshot)) {
+	if fp := fingerprint(s); fp != l.fingerprint {
+		l.fingerprint = fp
+		onChange(s)
 	}
-	return fp, nil
 }
 
 // fingerprint changes whenever an entry's name, origin, refusal or file

@@ -36,8 +36,11 @@ func WithRouting(handler http.Handler, known func(string) bool, passthrough func
 			handler.ServeHTTP(w, r)
 			return
 		}
-		routed := r.Clone(r.Context())
-		name, err := clusters.Rewrite(routed.URL)
+		// A copy of the URL only: the request itself is copied shallowly
+		// below, as a deep Clone of its headers on every request would
+		// cost for nothing.
+		u := *r.URL
+		name, err := clusters.Rewrite(&u)
 		switch {
 		case err != nil: // clusters.ErrNotRouted among them
 			notFound(w, err.Error())
@@ -46,10 +49,12 @@ func WithRouting(handler http.Handler, known func(string) bool, passthrough func
 			notFound(w, fmt.Sprintf("kip fronts no cluster %q", name))
 			return
 		}
+		routed := r.WithContext(WithCluster(r.Context(), name))
+		routed.URL = &u
 		// The request line, too, is what the cluster receives: the chain
 		// and the audit log read it.
-		routed.RequestURI = routed.URL.RequestURI()
-		handler.ServeHTTP(w, routed.WithContext(WithCluster(routed.Context(), name)))
+		routed.RequestURI = u.RequestURI()
+		handler.ServeHTTP(w, routed)
 	})
 }
 
