@@ -15,29 +15,30 @@ import (
 	"k8s.io/apiserver/pkg/authentication/request/bearertoken"
 	"k8s.io/apiserver/pkg/authentication/user"
 
+	"github.com/kip-proxy/kip/internal/clusters"
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 
 // listPolicies are the clusters of the list tests and who may reach them.
-func listPolicies(t *testing.T) map[string]*Policy {
+func listPolicies(t *testing.T) map[string]*clusters.Policy {
 	t.Helper()
-	must := func(p *Policy, err error) *Policy {
+	must := func(p *clusters.Policy, err error) *clusters.Policy {
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
-	return map[string]*Policy{
-		"prod":    must(CompilePolicy("", []string{"prod-admins"})),
-		"staging": must(CompilePolicy("'dev' in user.groups", nil)),
-		"shared":  must(CompilePolicy("", nil)),
-		"secret":  must(CompilePolicy("user.username == 'root'", nil)),
-		"broken":  must(CompilePolicy("user.extra['team'][0] == 'x'", nil)), // fails for users without it: refused
+	return map[string]*clusters.Policy{
+		"prod":    must(clusters.CompilePolicy("", []string{"prod-admins"})),
+		"staging": must(clusters.CompilePolicy("'dev' in user.groups", nil)),
+		"shared":  must(clusters.CompilePolicy("", nil)),
+		"secret":  must(clusters.CompilePolicy("user.username == 'root'", nil)),
+		"broken":  must(clusters.CompilePolicy("user.extra['team'][0] == 'x'", nil)), // fails for users without it: refused
 	}
 }
 
 // reachableUnder lists the clusters whose policy allows u, as the server does.
-func reachableUnder(policies map[string]*Policy) func(user.Info) []string {
+func reachableUnder(policies map[string]*clusters.Policy) func(user.Info) []string {
 	return func(u user.Info) []string {
 		var names []string
 		for name, p := range policies {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kip-proxy/kip/internal/caller"
 	"github.com/kip-proxy/kip/internal/exchange"
+	"github.com/kip-proxy/kip/internal/gateway"
 	"github.com/kip-proxy/kip/internal/metrics"
 )
 
@@ -121,7 +122,7 @@ func handlerLayers(exchangeHandler http.Handler, c *genericapiserver.Config, obs
 		{"cluster backend", gw.backend},
 	}
 	if gw.list != nil {
-		layers = append(layers, layer{"cluster list", func(h http.Handler) http.Handler { return withPath(h, clusterListPath, gw.list) }})
+		layers = append(layers, layer{"cluster list", func(h http.Handler) http.Handler { return withPath(h, gateway.ListPath, gw.list) }})
 	}
 	if exchangeHandler != nil {
 		layers = append(layers, layer{"exchange", func(h http.Handler) http.Handler { return exchange.WithExchange(h, exchangeHandler) }})

@@ -221,12 +221,19 @@ func (g *clusterGateway) listAuthenticator() (authenticator.Request, error) {
 	return authn.New(c)
 }
 
-// clusterListPath is where a caller reads the clusters it may reach.
-const clusterListPath = loginGroupPath + "v1alpha1/clusters"
-
-// listHandler answers the cluster list.
+// listHandler answers the list of the clusters the caller may reach. It
+// knows kip's own identities only: without a cluster there is no
+// TokenReview to ask and no cluster CA to trust. Without any, there is no
+// list.
 func (g *clusterGateway) listHandler() (http.Handler, error) {
-	return nil, nil
+	if len(g.subject) == 0 && g.id.signer == nil && g.id.tokens == nil {
+		return nil, nil
+	}
+	auth, err := g.listAuthenticator()
+	if err != nil {
+		return nil, err
+	}
+	return gateway.NewClusterList(auth, g.ups.Reachable), nil
 }
 
 // layers are the gateway's steps in kip's chain.
