@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/kip-proxy/kip/internal/proxy"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/audit"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/klog/v2"
+	"k8s.io/streaming/pkg/httpstream"
 )
 
 // AuditAnnotation is the key under which kip's audit events name the
@@ -28,8 +30,9 @@ var errNoCluster = errors.New("the request reached a per-cluster step without a 
 // 404 for a request without a cluster, and 503 while the cluster cannot be
 // reached: fast, without waiting on it, once it is known to be down. It
 // runs before authentication, because who a caller is depends on the
-// cluster (its client CA, its TokenReview). The request ends when the
-// cluster is removed or its entry replaced.
+// cluster (its client CA, its TokenReview). A long-running request (a
+// watch, exec, logs -f) ends when the cluster is removed or its entry
+// replaced.
 func (u *Upstreams) WithBackend(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := ClusterFrom(r.Context())
@@ -54,7 +57,21 @@ func (u *Upstreams) WithBackend(h http.Handler) http.Handler {
 			unavailable(w, fmt.Sprintf("cluster %q is unreachable: %v", name, err))
 			return
 		}
-		ctx, cancel := context.WithCancel(withRouted(r.Context(), routed{m, b}))
+		ctx := withRouted(r.Context(), routed{m, b})
+		if u.longRunning != nil && !u.longRunning(r) {
+			// A short request ends on its own deadline; tying it to the
+			// cluster's lifetime would cost every request a context and a
+			// registration on the cluster's.
+			h.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
+		if !httpstream.IsUpgradeRequest(r) {
+			// A stream ends as a finished response, so that a watch
+			// starts over and learns the cluster is gone.
+			h.ServeHTTP(w, r.WithContext(proxy.WithEnd(ctx, m.ctx)))
+			return
+		}
+		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		stop := context.AfterFunc(m.ctx, cancel)
 		defer stop()

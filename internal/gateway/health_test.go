@@ -89,7 +89,7 @@ func TestDownClusterFailsFast(t *testing.T) {
 			}
 			return err
 		}}, nil
-	}, false, nil)
+	}, Options{})
 	ups.Apply(load(t, dir))
 	srv := httptest.NewServer(WithRouting(ups.WithBackend(withAlice(ups)), ups.Known, func(string) bool { return false }))
 	t.Cleanup(srv.Close)
@@ -154,7 +154,7 @@ func TestPolicyRefusesBeforeTheCluster(t *testing.T) {
 	ups := NewUpstreams(func(_ context.Context, cl clusters.Cluster, health *Health) (*Backend, error) {
 		p, err := proxy.New(cl.Config, proxy.WithHealth(health))
 		return &Backend{Proxy: p, Check: func(context.Context) error { return nil }}, err
-	}, false, nil)
+	}, Options{})
 	ups.Apply(load(t, dir))
 	as := func(u user.Info, h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -50,7 +50,7 @@ func BenchmarkRegistry1000(b *testing.B) {
 	if err != nil || len(refused) > 0 || len(cs) != n {
 		b.Fatalf("LoadDir: %d clusters, %v, %v", len(cs), refused, err)
 	}
-	ups := NewUpstreams(noBackend, false, nil)
+	ups := NewUpstreams(noBackend, Options{})
 	ups.Apply(clusters.Snapshot{Clusters: cs})
 	runtime.GC()
 	runtime.ReadMemStats(&after)

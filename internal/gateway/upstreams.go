@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"sync"
 
@@ -20,6 +21,10 @@ import (
 type Upstreams struct {
 	build Build
 	eager bool
+	// longRunning says which requests outlive a cluster's removal only if
+	// they are ended for it: watches, exec, attach, logs -f. Nil treats
+	// every request as long-running.
+	longRunning func(*http.Request) bool
 	// observe hears of registrations and of each cluster's health; never nil.
 	observe Observer
 
@@ -44,13 +49,25 @@ type Changes struct {
 	Added, Changed, Removed []string
 }
 
-// NewUpstreams returns an empty registry whose backends build makes. With
-// eager, a cluster's backend is built as soon as it is registered.
-func NewUpstreams(build Build, eager bool, observe Observer) *Upstreams {
-	if observe == nil {
-		observe = noObserver{}
+// Options tune a registry; the zero value is lazy, unobserved, and ends
+// every open request of a removed cluster.
+type Options struct {
+	// Eager builds a cluster's backend as soon as it is registered.
+	Eager bool
+	// Observe hears of each cluster's health and removal.
+	Observe Observer
+	// LongRunning says which requests are long-running; only those are
+	// ended by their cluster's removal, the others end on their own
+	// deadline. Nil treats every request as long-running.
+	LongRunning func(*http.Request) bool
+}
+
+// NewUpstreams returns an empty registry whose backends build makes.
+func NewUpstreams(build Build, opts Options) *Upstreams {
+	if opts.Observe == nil {
+		opts.Observe = noObserver{}
 	}
-	return &Upstreams{build: build, eager: eager, observe: observe, byName: map[string]*member{}}
+	return &Upstreams{build: build, eager: opts.Eager, observe: opts.Observe, longRunning: opts.LongRunning, byName: map[string]*member{}}
 }
 
 // Apply makes the registry the snapshot's clusters. A cluster whose entry

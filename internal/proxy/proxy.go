@@ -228,6 +228,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if p.health != nil {
 		p.health.Succeeded()
 	}
+	if end := endFrom(res.Request.Context()); end != nil && res.StatusCode != http.StatusSwitchingProtocols {
+		res.Body = newEndingBody(res.Body, end)
+	}
 	return addSecurityHeaders(res)
 }
 

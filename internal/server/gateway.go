@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"k8s.io/apiserver/pkg/authentication/authenticator"
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
@@ -65,7 +66,11 @@ type clusterGateway struct {
 // with the clusters' own client CAs.
 func newClusterGateway(ctx context.Context, cfg Config, home kubernetes.Interface, rec *metrics.Recorder) (*clusterGateway, *security, error) {
 	g := &clusterGateway{cfg: cfg, rec: rec, home: home, loaded: make(chan struct{})}
-	g.ups = gateway.NewUpstreams(g.backend, cfg.TrustClusterClientCA, clusterMetrics{rec.Clusters()})
+	g.ups = gateway.NewUpstreams(g.backend, gateway.Options{
+		Eager:       cfg.TrustClusterClientCA,
+		Observe:     clusterMetrics{rec.Clusters()},
+		LongRunning: longRunning(cfg.Generic.LongRunningFunc),
+	})
 	id, err := newCredentials(ctx, cfg.Credentials, home, rec, g.ups.ReservedName)
 	if err != nil {
 		return nil, nil, err
@@ -260,7 +265,7 @@ func (g *clusterGateway) run(ctx context.Context) <-chan error {
 	pending := sync.WaitGroup{}
 	if dir := g.cfg.Clusters.Dir; dir != "" {
 		pending.Add(1)
-		w := &clusters.DirWatcher{Dir: dir, Settle: 500 * time.Millisecond, Resync: time.Minute,
+		w := &clusters.DirWatcher{Dir: dir, Settle: 200 * time.Millisecond, Resync: time.Minute,
 			OnChange: g.firstThen(&pending, metrics.SourceDir, merged)}
 		sources = append(sources, w.Run)
 	}
@@ -324,6 +329,16 @@ func (g *clusterGateway) statusLines() []string {
 		lines = append(lines, line)
 	}
 	return lines
+}
+
+// longRunning reads the request info the chain resolved before the
+// gateway's backend step; a request without it is treated as
+// long-running, which only costs it a context.
+func longRunning(check apirequest.LongRunningRequestCheck) func(*http.Request) bool {
+	return func(r *http.Request) bool {
+		info, ok := apirequest.RequestInfoFrom(r.Context())
+		return !ok || check == nil || check(r, info)
+	}
 }
 
 // clusterMetrics reports the registry's clusters' health as

@@ -41,24 +41,20 @@ func withClusterShare(h http.Handler, readOnly, mutating int, longRunning apireq
 	if readOnly <= 0 && mutating <= 0 {
 		return h
 	}
-	var mu sync.Mutex
 	// One entry per cluster that was ever routed: routing lets only
 	// registered names through, so this is bounded by the registry.
-	byCluster := map[string]*inFlight{}
+	var byCluster sync.Map // cluster name → *inFlight
 	share := func(n int) chan struct{} { return slots(max(n/2, min(n, 1))) }
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, _ := gateway.ClusterFrom(r.Context())
-		mu.Lock()
-		l := byCluster[name]
-		if l == nil {
-			l = &inFlight{next: h, readOnly: share(readOnly), mutating: share(mutating), longRunning: longRunning, serializer: s,
+		l, ok := byCluster.Load(name)
+		if !ok {
+			l, _ = byCluster.LoadOrStore(name, &inFlight{next: h, readOnly: share(readOnly), mutating: share(mutating), longRunning: longRunning, serializer: s,
 				refusal: func(limit int, kind string) string {
 					return fmt.Sprintf("cluster %q has its share of %d %s requests at kip at once (half of kip's limit, so that one slow cluster cannot hold up the others); try again", name, limit, kind)
-				}}
-			byCluster[name] = l
+				}})
 		}
-		mu.Unlock()
-		l.ServeHTTP(w, r)
+		l.(*inFlight).ServeHTTP(w, r)
 	})
 }
 
