@@ -22,6 +22,9 @@ type Cluster struct {
 	Config *rest.Config
 	// Origin says where the entry came from, for log lines: a file.
 	Origin string
+	// Policy says who may reach the cluster at all, from the entry's
+	// kip.dev/access extension; it allows every user when there is none.
+	Policy *Policy
 	// digest is the SHA-256 of the entry as read, so that a change of
 	// credentials under the same name is a change.
 	digest [sha256.Size]byte
@@ -124,10 +127,18 @@ func loadFile(path string) (Cluster, error) {
 	if err := resolvePaths(kc, path); err != nil {
 		return c, err
 	}
+	return c, c.configure(kc)
+}
+
+// configure reads the client config and the access policy of the
+// kubeconfig's current context.
+func (c *Cluster) configure(kc *clientcmdapi.Config) error {
+	var err error
 	if c.Config, err = restConfig(kc); err != nil {
-		return c, err
+		return err
 	}
-	return c, nil
+	c.Policy, err = policyOf(kc)
+	return err
 }
 
 // resolvePaths makes file references in kc (certificate-authority,

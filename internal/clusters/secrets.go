@@ -120,10 +120,7 @@ func (s *SecretSource) fromSecret(sec *corev1.Secret) (Cluster, error) {
 	if err := checkSelfContained(kc); err != nil {
 		return c, err
 	}
-	if c.Config, err = restConfig(kc); err != nil {
-		return c, err
-	}
-	return c, nil
+	return c, c.configure(kc)
 }
 
 // checkSelfContained refuses file references in a Secret's kubeconfig:

@@ -17,8 +17,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/endpoints/request"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -97,10 +97,14 @@ type gateway struct {
 
 func newGateway(t *testing.T) *gateway {
 	g := &gateway{}
-	g.ups = NewUpstreams(func(cfg *rest.Config) (http.Handler, error) {
+	g.ups = NewUpstreams(func(_ context.Context, c clusters.Cluster, health *Health) (*Backend, error) {
 		g.builds.Add(1)
-		return proxy.New(cfg)
-	})
+		p, err := proxy.New(c.Config, proxy.WithHealth(health))
+		if err != nil {
+			return nil, err
+		}
+		return &Backend{Proxy: p, Check: func(context.Context) error { return nil }}, nil
+	}, false, nil)
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/apis/login.kip.dev/") {
 			if _, ok := ClusterFrom(r.Context()); ok {
@@ -109,11 +113,18 @@ func newGateway(t *testing.T) *gateway {
 			_, _ = io.WriteString(w, "exchange")
 			return
 		}
-		g.ups.ServeHTTP(w, r.WithContext(request.WithUser(r.Context(), &user.DefaultInfo{Name: "alice"})))
+		g.ups.WithBackend(withAlice(g.ups)).ServeHTTP(w, r)
 	})
 	g.srv = httptest.NewServer(WithRouting(inner, g.ups.Known, func(p string) bool { return strings.HasPrefix(p, "/apis/login.kip.dev/") }))
 	t.Cleanup(g.srv.Close)
 	return g
+}
+
+// withAlice is where kip's authentication would be: every caller is alice.
+func withAlice(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(request.WithUser(r.Context(), &user.DefaultInfo{Name: "alice"})))
+	})
 }
 
 func (g *gateway) get(t *testing.T, path string) (int, string) {
@@ -133,8 +144,8 @@ func TestRouting(t *testing.T) {
 	writeEntry(t, dir, "a", a, "a1")
 	writeEntry(t, dir, "b", b, "b1")
 	g := newGateway(t)
-	if added, _, _ := g.ups.Apply(load(t, dir)); len(added) != 2 {
-		t.Fatalf("added %v", added)
+	if ch := g.ups.Apply(load(t, dir)); len(ch.Added) != 2 {
+		t.Fatalf("added %v", ch.Added)
 	}
 	if n := g.builds.Load(); n != 0 {
 		t.Fatalf("%d proxies built at registration; they are built on first use", n)
@@ -230,8 +241,8 @@ func TestRegistryChanges(t *testing.T) {
 	// Rotate a's credentials: its open request ends, b's does not, and the
 	// next request to a carries the new token.
 	writeEntry(t, dir, "a", a, "a2")
-	if _, changed, _ := g.ups.Apply(load(t, dir)); strings.Join(changed, ",") != "a" {
-		t.Fatalf("changed %v, want a", changed)
+	if ch := g.ups.Apply(load(t, dir)); strings.Join(ch.Changed, ",") != "a" {
+		t.Fatalf("changed %v, want a", ch.Changed)
 	}
 	select {
 	case err := <-toA:
@@ -255,8 +266,8 @@ func TestRegistryChanges(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "b")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, removed := g.ups.Apply(load(t, dir)); strings.Join(removed, ",") != "b" {
-		t.Fatalf("removed %v, want b", removed)
+	if ch := g.ups.Apply(load(t, dir)); strings.Join(ch.Removed, ",") != "b" {
+		t.Fatalf("removed %v, want b", ch.Removed)
 	}
 	select {
 	case err := <-toB:
@@ -289,13 +300,22 @@ func TestUnusableEntry(t *testing.T) {
 }
 
 func TestNoClusterInContextFailsClosed(t *testing.T) {
-	ups := NewUpstreams(func(*rest.Config) (http.Handler, error) {
-		t.Fatal("a proxy was built for a request without a cluster")
+	ups := NewUpstreams(func(context.Context, clusters.Cluster, *Health) (*Backend, error) {
+		t.Fatal("a backend was built for a request without a cluster")
 		return nil, nil
-	})
-	rec := httptest.NewRecorder()
-	ups.ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/api", nil))
-	if rec.Code != http.StatusInternalServerError {
-		t.Fatalf("got %d, want 500", rec.Code)
+	}, false, nil)
+	for name, h := range map[string]http.Handler{"backend": ups.WithBackend(ups), "proxy step": ups, "policy": WithPolicy(ups)} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/api", nil))
+		if rec.Code != http.StatusNotFound && rec.Code != http.StatusInternalServerError {
+			t.Errorf("%s: got %d, want a refusal", name, rec.Code)
+		}
+	}
+	req := httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/api", nil)
+	if _, ok, err := ups.Authenticator().AuthenticateRequest(req); ok || err == nil {
+		t.Errorf("the authenticator accepted a request without a cluster")
+	}
+	if d, _, _ := ups.Authorizer().Authorize(context.Background(), nil); d != authorizer.DecisionDeny {
+		t.Errorf("the authorizer gave %v without a cluster", d)
 	}
 }

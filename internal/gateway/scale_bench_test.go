@@ -1,14 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -40,7 +39,7 @@ func BenchmarkRegistry1000(b *testing.B) {
 	const n = 1000
 	dir := b.TempDir()
 	writeIdleEntries(b, dir, n, "")
-	noProxy := func(*rest.Config) (http.Handler, error) { return http.NotFoundHandler(), nil }
+	noBackend := func(context.Context, clusters.Cluster, *Health) (*Backend, error) { return &Backend{}, nil }
 
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -51,7 +50,7 @@ func BenchmarkRegistry1000(b *testing.B) {
 	if err != nil || len(refused) > 0 || len(cs) != n {
 		b.Fatalf("LoadDir: %d clusters, %v, %v", len(cs), refused, err)
 	}
-	ups := NewUpstreams(noProxy)
+	ups := NewUpstreams(noBackend, false, nil)
 	ups.Apply(clusters.Snapshot{Clusters: cs})
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -68,8 +67,8 @@ func BenchmarkRegistry1000(b *testing.B) {
 	rotated[0].Origin = cs[0].Origin
 	snaps := [2]clusters.Snapshot{{Clusters: cs}, {Clusters: append([]clusters.Cluster{rotated[0]}, cs[1:]...)}}
 	for i := 0; b.Loop(); i++ {
-		if _, changed, _ := ups.Apply(snaps[(i+1)%2]); len(changed) != 1 {
-			b.Fatalf("applying one rotated entry changed %v", changed)
+		if ch := ups.Apply(snaps[(i+1)%2]); len(ch.Changed) != 1 {
+			b.Fatalf("applying one rotated entry changed %v", ch.Changed)
 		}
 	}
 	b.ReportMetric(perCluster, "heap-B/cluster")

@@ -2,53 +2,65 @@ package gateway
 
 import (
 	"context"
-	"fmt"
-	"net/http"
+	"slices"
 	"sync"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/klog/v2"
 
 	"github.com/kip-proxy/kip/internal/clusters"
 )
 
-// Upstreams is the proxy of every registered cluster. A cluster's proxy,
-// and so its connections, is built on the first request to it, not at
-// registration: a thousand idle clusters cost no connection.
+// Upstreams is every registered cluster and what kip holds for each. A
+// cluster's backend (its proxy, clients and caches) is built on the first
+// request to it, not at registration, so a thousand idle clusters cost no
+// connection; Eager builds it at registration instead, for the pieces
+// that must load before a first request (a cluster's own client CA, which
+// the TLS handshake names).
 type Upstreams struct {
-	// newProxy builds the proxy of one cluster; proxy.New in kip.
-	newProxy func(*rest.Config) (http.Handler, error)
+	build Build
+	eager bool
+	// observe hears of registrations and of each cluster's health; never nil.
+	observe Observer
 
 	mu     sync.RWMutex
-	byName map[string]*upstream
+	byName map[string]*member
 }
 
-// upstream is one registered cluster. Its context ends when the cluster
-// is removed or its entry replaced, and with it every request still open
-// to it (watches, exec), so that nothing keeps using credentials the
-// registry no longer holds.
-type upstream struct {
-	cluster clusters.Cluster
-	ctx     context.Context
-	cancel  context.CancelFunc
+// Build makes the backend of one cluster. ctx ends when the cluster is
+// removed or its entry replaced: everything the backend started in the
+// background must stop with it.
+type Build func(ctx context.Context, c clusters.Cluster, health *Health) (*Backend, error)
 
-	once    sync.Once
-	handler http.Handler
-	err     error
+// Observer hears what the registry does, for metrics and log lines. Its
+// methods must not block.
+type Observer interface {
+	Registered(clusters int)
+	Up(cluster string, up bool)
+	Forget(cluster string)
 }
 
-// NewUpstreams returns an empty set whose proxies newProxy builds.
-func NewUpstreams(newProxy func(*rest.Config) (http.Handler, error)) *Upstreams {
-	return &Upstreams{newProxy: newProxy, byName: map[string]*upstream{}}
+// Changes is what one Apply did.
+type Changes struct {
+	Added, Changed, Removed []string
 }
 
-// Apply makes the set the snapshot's clusters. A cluster whose entry is
-// the same keeps its proxy and connections; one that changed gets a new
-// proxy, and the requests open on the old one end, as they do for a
-// removed cluster. It returns the names added, changed and removed.
-func (u *Upstreams) Apply(s clusters.Snapshot) (added, changed, removed []string) {
-	next := make(map[string]*upstream, len(s.Clusters))
+// NewUpstreams returns an empty registry whose backends build makes. With
+// eager, a cluster's backend is built as soon as it is registered.
+func NewUpstreams(build Build, eager bool, observe Observer) *Upstreams {
+	if observe == nil {
+		observe = noObserver{}
+	}
+	return &Upstreams{build: build, eager: eager, observe: observe, byName: map[string]*member{}}
+}
+
+// Apply makes the registry the snapshot's clusters. A cluster whose entry
+// is the same keeps its backend and connections; one that changed gets a
+// new backend, and the requests open on the old one end, as they do for a
+// removed cluster.
+func (u *Upstreams) Apply(s clusters.Snapshot) Changes {
+	var ch Changes
+	next := make(map[string]*member, len(s.Clusters))
 	u.mu.Lock()
 	old := u.byName
 	for _, c := range s.Clusters {
@@ -58,69 +70,129 @@ func (u *Upstreams) Apply(s clusters.Snapshot) (added, changed, removed []string
 			next[c.Name] = prev
 			continue
 		case ok:
-			changed = append(changed, c.Name)
+			ch.Changed = append(ch.Changed, c.Name)
 		default:
-			added = append(added, c.Name)
+			ch.Added = append(ch.Added, c.Name)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		next[c.Name] = &upstream{cluster: c, ctx: ctx, cancel: cancel}
+		next[c.Name] = newMember(c, u.observe)
 	}
 	u.byName = next
 	u.mu.Unlock()
 	for name, prev := range old {
 		if cur, ok := next[name]; !ok || cur != prev {
 			if !ok {
-				removed = append(removed, name)
+				ch.Removed = append(ch.Removed, name)
+				u.observe.Forget(name)
 			}
-			prev.cancel()
+			prev.stop()
 		}
 	}
-	return added, changed, removed
+	u.observe.Registered(len(next))
+	if u.eager {
+		u.buildNew(next, ch)
+	}
+	logChanges(ch, s.Refused)
+	return ch
+}
+
+// buildNew builds the backends of the clusters just added or changed, in
+// the background: a cluster that cannot be reached must not hold up the
+// others, or the registry.
+func (u *Upstreams) buildNew(byName map[string]*member, ch Changes) {
+	for _, name := range slices.Concat(ch.Added, ch.Changed) {
+		m := byName[name]
+		go func() { _, _ = m.backend(u.build) }()
+	}
+}
+
+func logChanges(ch Changes, refused []clusters.Refusal) {
+	if len(ch.Added)+len(ch.Changed)+len(ch.Removed) > 0 {
+		klog.InfoS("The cluster registry changed", "added", ch.Added, "changed", ch.Changed, "removed", ch.Removed)
+	}
+	for _, r := range refused {
+		klog.ErrorS(nil, "Refused a cluster entry; the other clusters are served", "cluster", r.Name, "origin", r.Origin, "reason", r.Reason)
+	}
 }
 
 // Known reports whether name is registered.
 func (u *Upstreams) Known(name string) bool {
+	return u.get(name) != nil
+}
+
+func (u *Upstreams) get(name string) *member {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
-	_, ok := u.byName[name]
-	return ok
+	return u.byName[name]
 }
 
-// ServeHTTP forwards the request to the cluster WithRouting recorded. It
-// ends the request when the cluster is removed or replaced meanwhile.
-func (u *Upstreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name, ok := ClusterFrom(r.Context())
-	if !ok {
-		writeStatus(w, http.StatusInternalServerError, metav1.StatusReasonInternalError, "the request reached the gateway's proxy step without a cluster")
-		return
-	}
+// Reachable returns, sorted, the clusters whose access policy lets usr in.
+func (u *Upstreams) Reachable(usr user.Info) []string {
 	u.mu.RLock()
-	up := u.byName[name]
+	members := make([]*member, 0, len(u.byName))
+	for _, m := range u.byName {
+		members = append(members, m)
+	}
 	u.mu.RUnlock()
-	if up == nil {
-		notFound(w, fmt.Sprintf("kip fronts no cluster %q", name))
-		return
+	var names []string
+	for _, m := range members {
+		if ok, _ := m.cluster.Policy.Allows(usr); ok {
+			names = append(names, m.cluster.Name)
+		}
 	}
-	h, err := up.proxy(u.newProxy)
-	if err != nil {
-		writeStatus(w, http.StatusServiceUnavailable, metav1.StatusReasonServiceUnavailable,
-			fmt.Sprintf("kip cannot reach cluster %q: its entry is unusable; ask kip's operator, whose log has the cause", name))
-		return
-	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stop := context.AfterFunc(up.ctx, cancel)
-	defer stop()
-	h.ServeHTTP(w, r.WithContext(ctx))
+	slices.Sort(names)
+	return names
 }
 
-// proxy builds the cluster's proxy once, on first use.
-func (up *upstream) proxy(newProxy func(*rest.Config) (http.Handler, error)) (http.Handler, error) {
-	up.once.Do(func() {
-		up.handler, up.err = newProxy(up.cluster.Config)
-		if up.err != nil {
-			klog.ErrorS(up.err, "Building the proxy of a cluster", "cluster", up.cluster.Name, "origin", up.cluster.Origin)
-		}
-	})
-	return up.handler, up.err
+// Status is one cluster's state, as /readyz?verbose shows it.
+type Status struct {
+	Name string
+	// State is "idle" before any request, "up" or "down".
+	State string
+	// Err says why the cluster is down.
+	Err error
 }
+
+// Statuses returns every registered cluster's state, sorted by name.
+func (u *Upstreams) Statuses() []Status {
+	u.mu.RLock()
+	out := make([]Status, 0, len(u.byName))
+	for _, m := range u.byName {
+		out = append(out, m.health.status(m.cluster.Name))
+	}
+	u.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Status) int { return cmpString(a.Name, b.Name) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ReservedName says why name may not be impersonated at any cluster kip
+// has contacted, because it is kip's own username there, or returns "".
+// Each cluster also refuses its own kip name on every request; this lets
+// the credential exchange refuse such a name before it signs anything.
+func (u *Upstreams) ReservedName(name string) string {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	for _, m := range u.byName {
+		if b := m.built(); b != nil && b.ReservedName != nil {
+			if why := b.ReservedName(name); why != "" {
+				return why
+			}
+		}
+	}
+	return ""
+}
+
+type noObserver struct{}
+
+func (noObserver) Registered(int)  {}
+func (noObserver) Up(string, bool) {}
+func (noObserver) Forget(string)   {}

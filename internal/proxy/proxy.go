@@ -26,11 +26,29 @@ type Proxy struct {
 	// short serves every request but watches, watch serves watches; they
 	// differ only in their copy buffers.
 	short, watch *httputil.ReverseProxy
+	// health hears whether the upstream answers; nil when nobody listens.
+	health Health
+}
+
+// Health hears of every answer from the upstream and every round trip
+// that failed to get one, so that a gateway can stop sending requests to a
+// cluster that is down.
+type Health interface {
+	Succeeded()
+	Failed(error)
+}
+
+// Option changes how a proxy is built.
+type Option func(*Proxy)
+
+// WithHealth reports the upstream's answers and failures to h.
+func WithHealth(h Health) Option {
+	return func(p *Proxy) { p.health = h }
 }
 
 // New returns a proxy to the API server that upstream describes, using the
 // credentials in it for impersonation.
-func New(upstream *rest.Config) (*Proxy, error) {
+func New(upstream *rest.Config, opts ...Option) (*Proxy, error) {
 	target, err := upstreamURL(upstream)
 	if err != nil {
 		return nil, err
@@ -39,7 +57,11 @@ func New(upstream *rest.Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newProxy(target, rt), nil
+	p := newProxy(target, rt)
+	for _, o := range opts {
+		o(p)
+	}
+	return p, nil
 }
 
 func newProxy(target *url.URL, rt http.RoundTripper) *Proxy {
@@ -60,7 +82,7 @@ func (p *Proxy) reverseProxy(rt http.RoundTripper, buffers httputil.BufferPool) 
 		// record and one write fewer per short request.
 		FlushInterval:  0,
 		BufferPool:     buffers,
-		ModifyResponse: addSecurityHeaders,
+		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.handleError,
 		ErrorLog:       log.New(klogWriter{}, "", 0),
 	}
@@ -191,9 +213,22 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		// deadline is answered below with 504.
 		return
 	}
+	if p.health != nil && !errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		// A passed deadline is the request's, not the upstream's fault:
+		// one slow list must not mark a whole cluster down.
+		p.health.Failed(err)
+	}
 	se := upstreamError(err, p.target.Host)
 	klog.V(2).InfoS("Upstream request failed", "uri", r.RequestURI, "code", se.ErrStatus.Code, "err", err)
 	writeStatus(w, se)
+}
+
+// modifyResponse runs on every answer from the upstream.
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	if p.health != nil {
+		p.health.Succeeded()
+	}
+	return addSecurityHeaders(res)
 }
 
 // Security header values, shared by every response: Header.Set would
