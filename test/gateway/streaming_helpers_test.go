@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -225,39 +223,4 @@ func (k *kubectlProcess) exited() bool {
 	default:
 		return false
 	}
-}
-
-// wait waits for kubectl to exit and returns its exit code.
-func (k *kubectlProcess) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-k.done:
-		return k.exitCode
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("kubectl %v still runs; output:\n%s%s", k.cmd.Args[3:], k.stdout, k.stderr)
-		return 0
-	}
-}
-
-func (k *kubectlProcess) waitForOutput(t *testing.T, want string) {
-	t.Helper()
-	k.waitFor(t, k.stdout, "output", want)
-}
-
-func (k *kubectlProcess) waitForError(t *testing.T, want string) {
-	t.Helper()
-	k.waitFor(t, k.stderr, "error output", want)
-}
-
-func (k *kubectlProcess) waitFor(t *testing.T, buf *harness.SyncBuffer, what, want string) {
-	t.Helper()
-	eventually(t, time.Minute, func() error {
-		if strings.Contains(buf.String(), want) {
-			return nil
-		}
-		if k.exited() && !strings.Contains(buf.String(), want) {
-			t.Fatalf("kubectl %v exited %d before its %s showed %q\nstdout: %s\nstderr: %s", k.cmd.Args[3:], k.exitCode, what, want, k.stdout, k.stderr)
-		}
-		return fmt.Errorf("kubectl %v: no %q in its %s yet", k.cmd.Args[3:], want, what)
-	})
 }
