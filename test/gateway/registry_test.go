@@ -286,6 +286,7 @@ func testMalformedEntries(t *testing.T) {
 		{"twice-" + id, "twice-" + id + ".yaml", good},
 		{"twice-" + id, "twice-" + id + ".kubeconfig", good},
 	}
+	refusedBefore := scrapeKip(t).Sample("kip_cluster_entries_refused_total", map[string]string{"source": "dir"})
 	for _, c := range cases {
 		removeEntryAfter(t, c.file)
 		if err := gw.putEntry(c.file, c.data); err != nil {
@@ -310,6 +311,15 @@ func testMalformedEntries(t *testing.T) {
 			}
 		})
 	}
+	t.Run("metrics", func(t *testing.T) {
+		m := scrapeKip(t)
+		if got := m.Sample("kip_clusters", map[string]string{"state": "refused"}); got != float64(len(cases)) {
+			t.Errorf("kip_clusters{state=\"refused\"} = %v, want %d", got, len(cases))
+		}
+		if got := m.Sample("kip_cluster_entries_refused_total", map[string]string{"source": "dir"}); got < refusedBefore+float64(len(cases)) {
+			t.Errorf("kip_cluster_entries_refused_total{source=\"dir\"} went from %v to %v, want at least %d more", refusedBefore, got, len(cases))
+		}
+	})
 	t.Run("the clusters registered before", func(t *testing.T) {
 		for _, name := range clusterNames {
 			wantFrom(t, mustGet(t, client, "/clusters/"+name+configMapPath(ns, "probe"), ""), name)
@@ -329,6 +339,16 @@ func putEntryFor(t *testing.T, name string, m *member, cred credential) {
 	if err := gw.putEntry(name+".kubeconfig", data); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// scrapeKip reads kip's /metrics.
+func scrapeKip(t *testing.T) harness.Metrics {
+	t.Helper()
+	m, err := harness.ScrapeMetrics(context.Background(), http.DefaultClient, gw.kip.ProbeURL+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // readKipLog is kip's whole output so far.
