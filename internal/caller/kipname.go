@@ -75,6 +75,18 @@ func (o *KipName) Learn(ctx context.Context, reviews authenticationv1client.Self
 	}
 }
 
+// LearnOnce asks the upstream who kip is, once, and records the answer.
+// A gateway asks each cluster on the first request to it, so that a
+// cluster nobody uses costs no connection.
+func (o *KipName) LearnOnce(ctx context.Context, reviews authenticationv1client.SelfSubjectReviewsGetter) error {
+	name, err := askKipName(ctx, reviews)
+	o.set(name, err)
+	if err == nil {
+		klog.InfoS("Learned kip's own upstream username, which no identity kip impersonates there may take", "user", name)
+	}
+	return err
+}
+
 // set records the name, or the error that kept kip from learning it.
 func (o *KipName) set(name string, err error) {
 	o.mu.Lock()

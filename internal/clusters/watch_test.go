@@ -107,3 +107,25 @@ func TestDirWatcherRefusesAMissingDirectory(t *testing.T) {
 		t.Fatal("Run on a missing directory returned nil")
 	}
 }
+
+func TestMergedRefusesANameInTwoSources(t *testing.T) {
+	var got Snapshot
+	m := &Merged{OnChange: func(s Snapshot) { got = s }}
+	m.Update("dir", Snapshot{Clusters: []Cluster{{Name: "a", Origin: "dir/a"}, {Name: "b", Origin: "dir/b"}}})
+	m.Update("secrets", Snapshot{Clusters: []Cluster{{Name: "b", Origin: "secret kip/b"}, {Name: "c", Origin: "secret kip/c"}},
+		Refused: []Refusal{{Name: "D", Origin: "secret kip/d", Reason: "bad name"}}})
+	var names []string
+	for _, c := range got.Clusters {
+		names = append(names, c.Name)
+	}
+	if strings.Join(names, ",") != "a,c" {
+		t.Fatalf("registered %v, want a,c", names)
+	}
+	if len(got.Refused) != 3 {
+		t.Fatalf("refused %v, want both entries of b and d", got.Refused)
+	}
+	m.Update("secrets", Snapshot{})
+	if len(got.Clusters) != 2 || len(got.Refused) != 0 {
+		t.Fatalf("after the Secrets went: %+v", got)
+	}
+}

@@ -42,7 +42,7 @@ func TestServeHelpHasSections(t *testing.T) {
 	for _, m := range got {
 		sections = append(sections, m[1])
 	}
-	want := "Serving Authentication Upstream Audit Observability Limits Logging Misc"
+	want := "Serving Authentication Upstream Clusters Audit Observability Limits Logging Misc"
 	if strings.Join(sections, " ") != want {
 		t.Errorf("sections = %v, want %s", sections, want)
 	}

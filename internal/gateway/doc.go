@@ -7,5 +7,7 @@
 // the last step: the proxy of that cluster, built on first use, and
 // replaced or dropped as the registry changes without touching the other
 // clusters' connections. Policy says which users may reach a cluster at
-// all: allowed groups or a CEL expression over the user.
+// all: allowed groups or a CEL expression over the user. NewClusterList
+// serves ListPath, the clusters an authenticated caller may reach, which
+// kip kubeconfig --all-clusters reads.
 package gateway

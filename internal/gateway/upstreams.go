@@ -35,7 +35,6 @@ type Build func(ctx context.Context, c clusters.Cluster, health *Health) (*Backe
 // Observer hears what the registry does, for metrics and log lines. Its
 // methods must not block.
 type Observer interface {
-	Registered(clusters int)
 	Up(cluster string, up bool)
 	Forget(cluster string)
 }
@@ -87,7 +86,6 @@ func (u *Upstreams) Apply(s clusters.Snapshot) Changes {
 			prev.stop()
 		}
 	}
-	u.observe.Registered(len(next))
 	if u.eager {
 		u.buildNew(next, ch)
 	}
@@ -193,6 +191,5 @@ func (u *Upstreams) ReservedName(name string) string {
 
 type noObserver struct{}
 
-func (noObserver) Registered(int)  {}
 func (noObserver) Up(string, bool) {}
 func (noObserver) Forget(string)   {}

@@ -2,8 +2,11 @@ package kubeconfig
 
 import (
 	"errors"
+	"strings"
 
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/kip-proxy/kip/internal/clusters"
 )
 
 // ExecAPIVersion is the exec credential version kip login speaks.
@@ -23,6 +26,12 @@ type Config struct {
 	ClusterName string
 	UserName    string
 	ContextName string
+
+	// GatewayClusters, when set, are clusters of a kip gateway at Server:
+	// each gets a cluster entry ClusterName-<name> at Server/clusters/<name>
+	// and a context ContextName-<name>, all sharing the one user. The
+	// first becomes the current context.
+	GatewayClusters []string
 }
 
 // Build returns the kubeconfig. The exec section sets provideClusterInfo,
@@ -35,10 +44,6 @@ func Build(c Config) (*clientcmdapi.Config, error) {
 		return nil, errors.New("a kubeconfig for kip needs the server URL and the kip command")
 	}
 	cfg := clientcmdapi.NewConfig()
-	cluster := clientcmdapi.NewCluster()
-	cluster.Server = c.Server
-	cluster.CertificateAuthorityData = c.CAData
-	cfg.Clusters[c.ClusterName] = cluster
 
 	user := clientcmdapi.NewAuthInfo()
 	user.Exec = &clientcmdapi.ExecConfig{
@@ -51,9 +56,31 @@ func Build(c Config) (*clientcmdapi.Config, error) {
 	}
 	cfg.AuthInfos[c.UserName] = user
 
-	ctx := clientcmdapi.NewContext()
-	ctx.Cluster, ctx.AuthInfo = c.ClusterName, c.UserName
-	cfg.Contexts[c.ContextName] = ctx
-	cfg.CurrentContext = c.ContextName
+	if len(c.GatewayClusters) == 0 {
+		addContext(cfg, c, c.Server, c.ClusterName, c.ContextName)
+		cfg.CurrentContext = c.ContextName
+		return cfg, nil
+	}
+	root := strings.TrimSuffix(c.Server, "/")
+	for _, name := range c.GatewayClusters {
+		if err := clusters.ValidName(name); err != nil {
+			return nil, err
+		}
+		addContext(cfg, c, root+clusters.PathPrefix+name, c.ClusterName+"-"+name, c.ContextName+"-"+name)
+	}
+	cfg.CurrentContext = c.ContextName + "-" + c.GatewayClusters[0]
 	return cfg, nil
+}
+
+// addContext adds a cluster entry at server and a context joining it to
+// the user.
+func addContext(cfg *clientcmdapi.Config, c Config, server, clusterName, contextName string) {
+	cluster := clientcmdapi.NewCluster()
+	cluster.Server = server
+	cluster.CertificateAuthorityData = c.CAData
+	cfg.Clusters[clusterName] = cluster
+
+	ctx := clientcmdapi.NewContext()
+	ctx.Cluster, ctx.AuthInfo = clusterName, c.UserName
+	cfg.Contexts[contextName] = ctx
 }

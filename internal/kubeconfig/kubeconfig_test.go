@@ -1,6 +1,7 @@
 package kubeconfig
 
 import (
+	"strings"
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -53,5 +54,64 @@ func TestBuildRefusesIncompleteConfig(t *testing.T) {
 		if _, err := Build(c); err == nil {
 			t.Errorf("Build(%+v) succeeded", c)
 		}
+	}
+}
+
+func TestBuildGatewayClusters(t *testing.T) {
+	base := Config{
+		Server: "https://kip.example.com/", CAData: []byte("PEM"), Command: "kip", Args: []string{"login", "static"},
+		ClusterName: "kip", UserName: "me", ContextName: "work",
+	}
+	tests := []struct {
+		name     string
+		clusters []string
+		wantErr  string
+	}{
+		{name: "each cluster at its path, one user", clusters: []string{"dev", "prod"}},
+		{name: "a name that would leave its path segment", clusters: []string{"prod", "../other"}, wantErr: "is not a cluster name"},
+		{name: "a name with a slash", clusters: []string{"a/b"}, wantErr: "is not a cluster name"},
+		{name: "an empty name", clusters: []string{""}, wantErr: "is not a cluster name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			c.GatewayClusters = tc.clusters
+			cfg, err := Build(c)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("want an error with %q, got %v", tc.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := clientcmd.Write(*cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded, err := clientcmd.Load(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(loaded.AuthInfos) != 1 || loaded.AuthInfos["me"] == nil || loaded.AuthInfos["me"].Exec == nil {
+				t.Fatalf("want one exec user shared by every context, got %v", loaded.AuthInfos)
+			}
+			if len(loaded.Contexts) != len(tc.clusters) || loaded.CurrentContext != "work-"+tc.clusters[0] {
+				t.Errorf("contexts %v, current %q", loaded.Contexts, loaded.CurrentContext)
+			}
+			for _, name := range tc.clusters {
+				ctx := loaded.Contexts["work-"+name]
+				if ctx == nil || ctx.AuthInfo != "me" || ctx.Cluster != "kip-"+name {
+					t.Fatalf("context of %s: %+v", name, ctx)
+				}
+				if got := loaded.Clusters["kip-"+name].Server; got != "https://kip.example.com/clusters/"+name {
+					t.Errorf("server of %s: %s", name, got)
+				}
+				if err := clientcmd.ConfirmUsable(*loaded, "work-"+name); err != nil {
+					t.Errorf("context %s is not usable: %v", name, err)
+				}
+			}
+		})
 	}
 }

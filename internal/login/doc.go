@@ -8,4 +8,8 @@
 // Holding the lock from the cache check to the save is what makes ten
 // parallel kubectl calls from a cold cache do one sign-in: the other nine
 // wait and then find the fresh entry.
+//
+// For a cluster of a kip gateway (https://kip.example.com/clusters/<name>)
+// the exchange goes to kip's root and the cache entry is kip's, so one
+// sign-in serves every cluster of that kip.
 package login

@@ -504,3 +504,57 @@ func TestNoKipServer(t *testing.T) {
 	cfg.KipServer, cfg.KipCAData = e.kip.Server.URL, e.kip.ServingCAPEM()
 	checkCertificate(t, mustRun(t, login.NewStatic(cfg, "t")))
 }
+
+// TestGatewayClustersShareOneLogin runs the plugin for clusters of one kip
+// gateway, as kubectl does for each context kip kubeconfig --all-clusters
+// writes: the exchange goes to kip's root and the first sign-in serves
+// every cluster. Addresses that are not a gateway cluster are kip's as
+// they are.
+func TestGatewayClustersShareOneLogin(t *testing.T) {
+	tests := []struct {
+		name       string
+		servers    []string
+		wantIssued int32
+		wantErr    string
+	}{
+		{name: "three clusters, one sign-in", servers: []string{"/clusters/prod", "/clusters/staging/", "/clusters/dev"}, wantIssued: 1},
+		{name: "kip's root and a cluster share it too", servers: []string{"", "/clusters/prod"}, wantIssued: 1},
+		{name: "a path below a cluster is not kip's root", servers: []string{"/clusters/prod/api"}, wantErr: "not found"},
+		{name: "an invalid cluster name is not kip's root", servers: []string{"/clusters/Prod_1"}, wantErr: "not found"},
+		{name: "an empty cluster name is not kip's root", servers: []string{"/clusters//"}, wantErr: "not found"},
+		{name: "a prefix before /clusters/ is not kip's root", servers: []string{"/kip/clusters/prod"}, wantErr: "not found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			var stderr syncBuffer
+			var certs []string
+			for _, path := range tc.servers {
+				cfg := e.config(login.ModeCertificate, &stderr)
+				cfg.ExecInfo = logintest.ExecInfo(t, e.kip.Server.URL+path, e.kip.ServingCAPEM())
+				cred, err := run(t, login.NewOIDC(cfg, e.flow()))
+				if tc.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+						t.Fatalf("%s: want an error with %q, got %v", path, tc.wantErr, err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				certs = append(certs, cred.Status.ClientCertificateData)
+			}
+			if c := e.provider.Counts(); c.Authorizations != 1 || e.kip.Issued() != tc.wantIssued {
+				t.Errorf("signed in %d times, issued %d certificates; want 1 and %d", c.Authorizations, e.kip.Issued(), tc.wantIssued)
+			}
+			for _, c := range certs[1:] {
+				if c != certs[0] {
+					t.Error("a cluster of the same kip got a certificate of its own")
+				}
+			}
+			if files := cacheFiles(t, e.cacheDir); len(files) != 1 {
+				t.Errorf("want one cache entry for one kip, got %v", files)
+			}
+		})
+	}
+}

@@ -147,10 +147,11 @@ func (p *Plugin) withEntry(ctx context.Context, key cache.Key, f entryFunc) (*cl
 }
 
 // kipConfig says where kip is: from kubectl's cluster information when the
-// kubeconfig provides it, else from --kip-server.
+// kubeconfig provides it (kip's root for a gateway's cluster), else from
+// --kip-server.
 func (p *Plugin) kipConfig(req execcredential.Request) (*rest.Config, error) {
 	if req.Cluster != nil {
-		return req.Cluster, nil
+		return kipRoot(req.Cluster), nil
 	}
 	if p.cfg.KipServer == "" {
 		return nil, errors.New("kip's address is unknown: set provideClusterInfo: true in the exec section of the kubeconfig, or pass --kip-server")

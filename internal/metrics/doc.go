@@ -12,4 +12,7 @@
 // atomic add, not a label hash and an allocation. Label values that come
 // from a request (verb, resource) are bounded before they become labels: a
 // caller must not be able to grow kip's metrics by inventing resource names.
+// The cluster label is bounded by the gateway's registry instead: a request
+// has the cluster routing found registered, and Clusters.Forget drops an
+// unregistered cluster's series.
 package metrics

@@ -55,6 +55,26 @@ func (m *snapshotMap[K, V]) getOrAdd(k K, newValue func() V, full func(n int) bo
 	return v, true
 }
 
+// removeIf drops every key match selects, calling removed for each while
+// writers are still held off.
+func (m *snapshotMap[K, V]) removeIf(match func(K) bool, removed func(K)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.current.Load()
+	if old == nil {
+		return
+	}
+	next := make(map[K]V, len(*old))
+	for k, v := range *old {
+		if match(k) {
+			removed(k)
+			continue
+		}
+		next[k] = v
+	}
+	m.current.Store(&next)
+}
+
 // codeLabels holds the label value of every HTTP status code, computed once
 // so that recording a code never formats it.
 var codeLabels = func() (labels [600]string) {

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,18 +42,50 @@ type Recorder struct {
 
 	signerCAExpiry, servingCertificateExpiry, clientCAExpiry *metrics.GaugeVec
 
+	clusterUp, clusterEntries *metrics.GaugeVec
+	clusterEntriesRefused     *metrics.CounterVec
+
+	// clusterOf names the cluster a request is addressed to; nil in
+	// single-cluster mode.
+	clusterOf func(context.Context) (string, bool)
+
 	requests *Requests
+	clusters *Clusters
+}
+
+// Option configures a Recorder.
+type Option func(*Recorder)
+
+// WithClusterOf puts the recorder in gateway mode: clusterOf names the
+// cluster each request is addressed to, for the cluster label of the
+// request metrics, and reports false for a request addressed to none
+// (kip's own endpoints, an unknown cluster). It must name registered
+// clusters only, as the gateway's routing does: the label is not bounded
+// here, and Clusters.Forget removes a cluster's series when it goes.
+//
+// Without it, in single-cluster mode, every request has cluster="": the
+// label set is the same in both modes, so one dashboard reads either.
+func WithClusterOf(clusterOf func(context.Context) (string, bool)) Option {
+	return func(r *Recorder) { r.clusterOf = clusterOf }
 }
 
 // NewRecorder declares kip's metrics in a new registry. Each call builds
 // its collectors afresh: component-base annotates a metric's options when
 // it is registered, so options are never shared between registries.
-func NewRecorder() *Recorder {
+func NewRecorder(opts ...Option) *Recorder {
 	r := &Recorder{registry: metrics.NewKubeRegistry()}
+	for _, opt := range opts {
+		opt(r)
+	}
 	r.declareRequests()
 	r.declareIdentity()
 	r.declareExpiry()
-	r.requests = newRequests(r.requestsTotal, r.upstreamDuration, r.longRunning)
+	r.declareClusters()
+	r.requests = newRequests(r.clusterOf, r.requestsTotal, r.upstreamDuration, r.longRunning)
+	r.clusters = &Clusters{
+		up: r.clusterUp, entries: r.clusterEntries, refused: r.clusterEntriesRefused,
+		requests: r.requests,
+	}
 	return r
 }
 
@@ -63,6 +96,15 @@ func (r *Recorder) Requests() *Requests {
 		return nil
 	}
 	return r.requests
+}
+
+// Clusters is the recorder of the clusters a gateway serves; nil for a
+// nil Recorder, which records nothing.
+func (r *Recorder) Clusters() *Clusters {
+	if r == nil {
+		return nil
+	}
+	return r.clusters
 }
 
 // Handler serves this recorder's metrics together with the process-wide
@@ -86,29 +128,24 @@ func (r *Recorder) declareRequests() {
 	r.requestsTotal = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace:      namespace,
 		Name:           "requests_total",
-		Help:           "Requests served on kip's secure port, by verb, resource (with /subresource) and HTTP status code. Resources the upstream never served successfully are counted as \"other\".",
+		Help:           "Requests served on kip's secure port, by cluster (\"\" in single-cluster mode and for a request addressed to no cluster), verb, resource (with /subresource) and HTTP status code. Resources the upstream never served successfully are counted as \"other\".",
 		StabilityLevel: metrics.ALPHA,
-	}, []string{"verb", "resource", "code"})
+	}, []string{"cluster", "verb", "resource", "code"})
 	r.upstreamDuration = metrics.NewHistogramVec(&metrics.HistogramOpts{
 		Namespace: namespace,
 		Name:      "upstream_request_duration_seconds",
-		Help:      "Time from handing a short request to the upstream API server until its response was passed on in full, by verb and resource. Long-running requests are counted in kip_longrunning_requests instead.",
+		Help:      "Time from handing a short request to the upstream API server until its response was passed on in full, by cluster, verb and resource. Long-running requests are counted in kip_longrunning_requests instead.",
 		// From a cached GET to a slow LIST, up to the default request timeout.
 		Buckets:        []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 		StabilityLevel: metrics.ALPHA,
-	}, []string{"verb", "resource"})
+	}, []string{"cluster", "verb", "resource"})
 	r.longRunning = metrics.NewGaugeVec(&metrics.GaugeOpts{
 		Namespace:      namespace,
 		Name:           "longrunning_requests",
-		Help:           "Long-running requests in flight to the upstream API server, by kind: watch, exec, attach, portforward, log, proxy.",
+		Help:           "Long-running requests in flight to the upstream API server, by cluster and kind: watch, exec, attach, portforward, log, proxy.",
 		StabilityLevel: metrics.ALPHA,
-	}, []string{"kind"})
+	}, []string{"cluster", "kind"})
 	r.registry.MustRegister(r.requestsTotal, r.upstreamDuration, r.longRunning)
-	// Known label values start at zero, so that a dashboard finds every
-	// series before the first event.
-	for _, k := range longRunningKinds {
-		r.longRunning.WithLabelValues(k)
-	}
 }
 
 func (r *Recorder) declareIdentity() {

@@ -48,18 +48,19 @@ func TestRecorderExposition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRecorder()
-	r.requestsTotal.WithLabelValues("get", "pods", "200").Inc()
-	r.upstreamDuration.WithLabelValues("get", "pods").Observe(1)
+	r := NewRecorder(WithClusterOf(clusterOf))
+	r.requestsTotal.WithLabelValues("prod", "get", "pods", "200").Inc()
+	r.upstreamDuration.WithLabelValues("prod", "get", "pods").Observe(1)
+	r.Clusters().SetUp("prod", true)
 	r.authenticationAttempts.WithLabelValues(MethodOIDC, resultSuccess).Inc()
 	r.ExchangeIssued()
 	r.ConfigLoaded(ConfigAuthentication)
 	help := exposed(t, r.Handler(Expiry{SignerCA: ca, ClientCA: ca, Serving: serving}))
 
 	want := map[string]string{
-		"kip_requests_total":                               "Requests served on kip's secure port, by verb, resource (with /subresource) and HTTP status code. Resources the upstream never served successfully are counted as \"other\".",
-		"kip_upstream_request_duration_seconds":            "Time from handing a short request to the upstream API server until its response was passed on in full, by verb and resource. Long-running requests are counted in kip_longrunning_requests instead.",
-		"kip_longrunning_requests":                         "Long-running requests in flight to the upstream API server, by kind: watch, exec, attach, portforward, log, proxy.",
+		"kip_requests_total":                               "Requests served on kip's secure port, by cluster (\"\" in single-cluster mode and for a request addressed to no cluster), verb, resource (with /subresource) and HTTP status code. Resources the upstream never served successfully are counted as \"other\".",
+		"kip_upstream_request_duration_seconds":            "Time from handing a short request to the upstream API server until its response was passed on in full, by cluster, verb and resource. Long-running requests are counted in kip_longrunning_requests instead.",
+		"kip_longrunning_requests":                         "Long-running requests in flight to the upstream API server, by cluster and kind: watch, exec, attach, portforward, log, proxy.",
 		"kip_authentication_attempts_total":                "Credentials checked, by the method that decided (x509_signer, x509_client_ca, oidc, webhook, tokenreview; x509 for a certificate no trusted CA signed, none for a request without credentials) and result (success, failure, error: the method could not decide).",
 		"kip_exchange_certificates_issued_total":           "Client certificates issued by the credential exchange.",
 		"kip_exchange_failures_total":                      "Credential exchanges that issued nothing, by reason: authentication, invalid, rate_limited, internal.",
@@ -68,6 +69,9 @@ func TestRecorderExposition(t *testing.T) {
 		"kip_signer_ca_expiry_timestamp_seconds":           "When kip's current signer CA expires, in Unix seconds. Absent without a signer CA.",
 		"kip_serving_certificate_expiry_timestamp_seconds": "When the certificate kip serves its secure port with expires, in Unix seconds.",
 		"kip_client_ca_expiry_timestamp_seconds":           "When the first CA among those whose client certificates kip trusts for their subject (--client-ca-file, the cluster's client CA) expires, in Unix seconds.",
+		"kip_cluster_up":                                   "1 if kip's last contact with the cluster succeeded, 0 if it failed, by cluster. Gateway mode only; only registered clusters have a series.",
+		"kip_clusters":                                     "Entries in the gateway's cluster sources, by state: registered (served) or refused (a bad or duplicate entry; the log says why). Gateway mode only.",
+		"kip_cluster_entries_refused_total":                "Cluster entries refused when a source was read, by source: dir (--clusters-dir) or secrets (--clusters-secret-namespace). Gateway mode only.",
 	}
 	for name, text := range want {
 		if got := help[name]; got != "[ALPHA] "+text {
@@ -121,6 +125,14 @@ func TestNilRecorder(t *testing.T) {
 	if r.Requests() != nil {
 		t.Error("a nil Recorder has request metrics")
 	}
+	if c := r.Clusters(); c != nil {
+		t.Error("a nil Recorder has cluster metrics")
+	}
+	c := r.Clusters()
+	c.SetUp("prod", true)
+	c.Forget("prod")
+	c.Registered(1, 1)
+	c.Refused(SourceDir)
 	tokens := authenticator.TokenFunc(func(context.Context, string) (*authenticator.Response, bool, error) { return nil, false, nil })
 	if _, _, err := r.CountTokens(MethodOIDC, tokens, nil, true).AuthenticateToken(context.Background(), "t"); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/http"
 	"time"
@@ -33,44 +34,58 @@ const (
 	notLongRunning = -1
 )
 
-// Requests records what kip's secure port serves: every request by verb,
-// resource and code, how long the upstream takes with short requests, and
-// the long-running requests in flight. It resolves each label combination
-// once and reuses it.
+// Requests records what kip's secure port serves: every request by
+// cluster, verb, resource and code, how long the upstream takes with short
+// requests, and the long-running requests in flight. It resolves each
+// label combination once and reuses it.
 type Requests struct {
+	// clusterOf names the cluster a request is addressed to; nil in
+	// single-cluster mode, where the label is "".
+	clusterOf func(context.Context) (string, bool)
 	// resources maps a resource and subresource to its label. Only a
 	// resource the upstream has answered with success gets one of its
 	// own; until then, and for every made-up name, the label is "other".
+	// The labels are shared by every cluster.
 	resources snapshotMap[resourceKey, string]
 	counters  snapshotMap[counterKey, metrics.CounterMetric]
 	durations snapshotMap[durationKey, metrics.ObserverMetric]
-	inFlight  [len(longRunningKinds)]metrics.GaugeMetric
-	// total and upstream are the Recorder's vectors that count and time
-	// requests.
-	total    *metrics.CounterVec
-	upstream *metrics.HistogramVec
+	inFlight  snapshotMap[inFlightKey, metrics.GaugeMetric]
+	// total, upstream and longRunning are the Recorder's vectors that
+	// count and time requests.
+	total       *metrics.CounterVec
+	upstream    *metrics.HistogramVec
+	longRunning *metrics.GaugeVec
 }
 
 type resourceKey struct{ resource, subresource string }
 
 type counterKey struct {
-	verb, resource string
-	code           int
+	cluster, verb, resource string
+	code                    int
 }
 
-type durationKey struct{ verb, resource string }
+type durationKey struct{ cluster, verb, resource string }
+
+type inFlightKey struct {
+	cluster string
+	kind    int
+}
 
 // newRequests records into a Recorder's request metrics.
-func newRequests(total *metrics.CounterVec, upstream *metrics.HistogramVec, longRunning *metrics.GaugeVec) *Requests {
-	r := &Requests{total: total, upstream: upstream}
-	for kind, name := range longRunningKinds {
-		r.inFlight[kind] = longRunning.WithLabelValues(name)
+func newRequests(clusterOf func(context.Context) (string, bool), total *metrics.CounterVec, upstream *metrics.HistogramVec, longRunning *metrics.GaugeVec) *Requests {
+	r := &Requests{clusterOf: clusterOf, total: total, upstream: upstream, longRunning: longRunning}
+	// The kinds start at zero, so that a dashboard finds every series
+	// before the first event. A cluster's own series start at its first
+	// long-running request: a thousand idle clusters cost nothing here.
+	for kind := range longRunningKinds {
+		r.gauge(inFlightKey{kind: kind})
 	}
 	return r
 }
 
 // WithRequests counts every request h serves. It must sit inside
-// WithRequestInfo, which names the verb and resource.
+// WithRequestInfo, which names the verb and resource, and in gateway mode
+// inside the filter that records the cluster.
 func (r *Requests) WithRequests(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		rec := &codeRecorder{ResponseWriter: w}
@@ -86,8 +101,9 @@ func (r *Requests) WithRequests(h http.Handler) http.Handler {
 					code = http.StatusInternalServerError
 				}
 			}
-			info, _ := request.RequestInfoFrom(req.Context())
-			r.count(info, code)
+			ctx := req.Context()
+			info, _ := request.RequestInfoFrom(ctx)
+			r.count(r.cluster(ctx), info, code)
 		}()
 		h.ServeHTTP(rec, req)
 		returned = true
@@ -98,42 +114,84 @@ func (r *Requests) WithRequests(h http.Handler) http.Handler {
 // short request takes, and how many long-running ones are open.
 func (r *Requests) WithUpstream(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		info, _ := request.RequestInfoFrom(req.Context())
+		ctx := req.Context()
+		cluster := r.cluster(ctx)
+		info, _ := request.RequestInfoFrom(ctx)
 		if kind := longRunningKind(info); kind != notLongRunning {
-			g := r.inFlight[kind]
+			g := r.gauge(inFlightKey{cluster: cluster, kind: kind})
 			g.Inc()
 			defer g.Dec()
 			h.ServeHTTP(w, req)
 			return
 		}
 		start := time.Now()
-		defer func() { r.observe(info, time.Since(start)) }()
+		defer func() { r.observe(cluster, info, time.Since(start)) }()
 		h.ServeHTTP(w, req)
 	})
 }
 
-func (r *Requests) count(info *request.RequestInfo, code int) {
-	key := counterKey{verb: verbOf(info), resource: r.admit(info, code), code: code}
+// cluster is the cluster label of a request: "" when it is addressed to
+// none, and always in single-cluster mode.
+func (r *Requests) cluster(ctx context.Context) string {
+	if r.clusterOf == nil {
+		return ""
+	}
+	if name, ok := r.clusterOf(ctx); ok {
+		return name
+	}
+	return ""
+}
+
+func (r *Requests) count(cluster string, info *request.RequestInfo, code int) {
+	key := counterKey{cluster: cluster, verb: verbOf(info), resource: r.admit(info, code), code: code}
 	if c, ok := r.counters.get(key); ok {
 		c.Inc()
 		return
 	}
 	c, _ := r.counters.getOrAdd(key, func() metrics.CounterMetric {
-		return r.total.WithLabelValues(key.verb, key.resource, codeLabel(key.code))
+		return r.total.WithLabelValues(key.cluster, key.verb, key.resource, codeLabel(key.code))
 	}, nil)
 	c.Inc()
 }
 
-func (r *Requests) observe(info *request.RequestInfo, d time.Duration) {
-	key := durationKey{verb: verbOf(info), resource: r.resourceLabel(info)}
+func (r *Requests) observe(cluster string, info *request.RequestInfo, d time.Duration) {
+	key := durationKey{cluster: cluster, verb: verbOf(info), resource: r.resourceLabel(info)}
 	if o, ok := r.durations.get(key); ok {
 		o.Observe(d.Seconds())
 		return
 	}
 	o, _ := r.durations.getOrAdd(key, func() metrics.ObserverMetric {
-		return r.upstream.WithLabelValues(key.verb, key.resource)
+		return r.upstream.WithLabelValues(key.cluster, key.verb, key.resource)
 	}, nil)
 	o.Observe(d.Seconds())
+}
+
+func (r *Requests) gauge(key inFlightKey) metrics.GaugeMetric {
+	if g, ok := r.inFlight.get(key); ok {
+		return g
+	}
+	g, _ := r.inFlight.getOrAdd(key, func() metrics.GaugeMetric {
+		return r.longRunning.WithLabelValues(key.cluster, longRunningKinds[key.kind])
+	}, nil)
+	return g
+}
+
+// forget removes every request series of cluster, so that the series
+// stay those of the registered clusters. Each series leaves the vector
+// under its map's lock, where a concurrent first request cannot pick up
+// the old series again. A request to cluster still in flight may add its
+// series back when it ends, as a watch's gauge does not: it holds the old
+// one.
+func (r *Requests) forget(cluster string) {
+	r.counters.removeIf(func(k counterKey) bool { return k.cluster == cluster }, func(k counterKey) {
+		r.total.Delete(map[string]string{"cluster": k.cluster, "verb": k.verb, "resource": k.resource, "code": codeLabel(k.code)})
+	})
+	r.durations.removeIf(func(k durationKey) bool { return k.cluster == cluster }, func(k durationKey) {
+		r.upstream.Delete(map[string]string{"cluster": k.cluster, "verb": k.verb, "resource": k.resource})
+	})
+	r.inFlight.removeIf(func(k inFlightKey) bool { return k.cluster == cluster }, func(k inFlightKey) {
+		r.longRunning.Delete(map[string]string{"cluster": k.cluster, "kind": longRunningKinds[k.kind]})
+	})
 }
 
 // resourceLabel is the label of an admitted resource, "" for a request

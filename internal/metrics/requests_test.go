@@ -2,18 +2,20 @@ package metrics
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/component-base/metrics/testutil"
 )
 
-func counterValue(t *testing.T, r *Requests, verb, resource, code string) float64 {
+func counterValue(t *testing.T, r *Requests, cluster, verb, resource, code string) float64 {
 	t.Helper()
-	v, err := testutil.GetCounterMetricValue(r.total.WithLabelValues(verb, resource, code))
+	v, err := testutil.GetCounterMetricValue(r.total.WithLabelValues(cluster, verb, resource, code))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +47,7 @@ func TestRequestLabels(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := counterValue(t, r, tt.wantVerb, tt.wantLabel, tt.wantCode)
+			before := counterValue(t, r, "", tt.wantVerb, tt.wantLabel, tt.wantCode)
 			h := r.WithRequests(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				w.WriteHeader(tt.code)
 				if tt.panicAfter {
@@ -60,11 +62,87 @@ func TestRequestLabels(t *testing.T) {
 				defer func() { _ = recover() }()
 				h.ServeHTTP(httptest.NewRecorder(), req)
 			}()
-			if got := counterValue(t, r, tt.wantVerb, tt.wantLabel, tt.wantCode) - before; got != 1 {
+			if got := counterValue(t, r, "", tt.wantVerb, tt.wantLabel, tt.wantCode) - before; got != 1 {
 				t.Fatalf("kip_requests_total{verb=%q,resource=%q,code=%q} grew by %v, want 1", tt.wantVerb, tt.wantLabel, tt.wantCode, got)
 			}
 		})
 	}
+}
+
+// testCluster is the context key under which these tests address a
+// request to a cluster, as the gateway's routing does.
+type testCluster struct{}
+
+func clusterOf(ctx context.Context) (string, bool) {
+	name, ok := ctx.Value(testCluster{}).(string)
+	return name, ok
+}
+
+// TestClusterLabel checks the cluster label of every request metric, in
+// both modes: the label set is the same, and a request addressed to no
+// cluster, or served in single-cluster mode, has cluster="".
+func TestClusterLabel(t *testing.T) {
+	gateway := []Option{WithClusterOf(clusterOf)}
+	tests := []struct {
+		name        string
+		opts        []Option
+		addressedTo string // "" for a request that names no cluster
+		wantCluster string
+	}{
+		{name: "gateway: a request to a cluster", opts: gateway, addressedTo: "prod", wantCluster: "prod"},
+		{name: "gateway: a request without a cluster", opts: gateway, wantCluster: ""},
+		{name: "single-cluster: the label is empty", wantCluster: ""},
+		{name: "single-cluster: even if the context names one", addressedTo: "prod", wantCluster: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := NewRecorder(tt.opts...)
+			admitPods(rec)
+			r := rec.Requests()
+			var during float64
+			watch := r.WithUpstream(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+				during = gaugeValue(t, rec, `kip_longrunning_requests{cluster="`+tt.wantCluster+`",kind="watch"}`)
+			}))
+			get := r.WithRequests(r.WithUpstream(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })))
+			serve := func(h http.Handler, info *request.RequestInfo) {
+				ctx := request.WithRequestInfo(context.Background(), info)
+				if tt.addressedTo != "" {
+					ctx = context.WithValue(ctx, testCluster{}, tt.addressedTo)
+				}
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx))
+			}
+			serve(get, &request.RequestInfo{IsResourceRequest: true, Verb: "get", Resource: "pods"})
+			serve(watch, &request.RequestInfo{IsResourceRequest: true, Verb: "watch", Resource: "pods"})
+
+			for series, want := range map[string]string{
+				`kip_requests_total{cluster="` + tt.wantCluster + `",code="200",resource="pods",verb="get"}`:               "1",
+				`kip_upstream_request_duration_seconds_count{cluster="` + tt.wantCluster + `",resource="pods",verb="get"}`: "1",
+			} {
+				if got := exposedValue(t, rec, series); got != want {
+					t.Errorf("%s = %s, want %s", series, got, want)
+				}
+			}
+			if during != 1 {
+				t.Errorf("kip_longrunning_requests{cluster=%q,kind=\"watch\"} = %v during the watch, want 1", tt.wantCluster, during)
+			}
+		})
+	}
+}
+
+// admitPods gives pods its resource label, as a request the upstream
+// served would have: the time of a request is recorded before its answer
+// admits the resource.
+func admitPods(rec *Recorder) {
+	rec.Requests().admit(&request.RequestInfo{IsResourceRequest: true, Verb: "get", Resource: "pods"}, http.StatusOK)
+}
+
+func gaugeValue(t *testing.T, r *Recorder, series string) float64 {
+	t.Helper()
+	v, err := strconv.ParseFloat(exposedValue(t, r, series), 64)
+	if err != nil {
+		t.Fatalf("%s: %v", series, err)
+	}
+	return v
 }
 
 func TestResourceLabelsAreBounded(t *testing.T) {
@@ -80,7 +158,7 @@ func TestResourceLabelsAreBounded(t *testing.T) {
 
 func TestLongRunningInFlight(t *testing.T) {
 	r := NewRecorder().Requests()
-	gauge := r.inFlight[kindExec]
+	gauge := r.gauge(inFlightKey{kind: kindExec})
 	var during float64
 	h := r.WithUpstream(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		during, _ = testutil.GetGaugeMetricValue(gauge)

@@ -91,7 +91,7 @@ func (o *Serve) configFields(c *configv1alpha1.KipConfiguration) []configField {
 	var fields []configField
 	for _, part := range [][]configField{
 		o.servingFields(&c.Serving), o.authenticationFields(&c.Authentication), o.upstreamFields(&c.Upstream),
-		o.auditFields(&c.Audit), o.observabilityFields(&c.Observability), o.limitFields(&c.Limits), o.loggingFields(c),
+		o.clustersFields(&c.Clusters), o.auditFields(&c.Audit), o.observabilityFields(&c.Observability), o.limitFields(&c.Limits), o.loggingFields(c),
 	} {
 		fields = append(fields, part...)
 	}
@@ -152,6 +152,14 @@ func (o *Serve) upstreamFields(u *configv1alpha1.Upstream) []configField {
 		{"kubeconfig", func() { o.Kubeconfig = u.Kubeconfig }},
 		{"in-cluster-token-file", func() { o.InClusterTokenFile = u.InCluster.TokenFile }},
 		{"in-cluster-ca-file", func() { o.InClusterCAFile = u.InCluster.CAFile }},
+	}
+}
+
+func (o *Serve) clustersFields(c *configv1alpha1.Clusters) []configField {
+	return []configField{
+		{"clusters-dir", func() { o.Clusters.Dir = c.Dir }},
+		{"clusters-secret-namespace", func() { o.Clusters.SecretNamespace = c.SecretNamespace }},
+		{"clusters-secret-label", func() { o.Clusters.SecretLabel = c.SecretLabel }},
 	}
 }
 

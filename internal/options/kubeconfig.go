@@ -3,16 +3,20 @@ package options
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/spf13/pflag"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 
 	"github.com/kip-proxy/kip/internal/kubeconfig"
+	"github.com/kip-proxy/kip/internal/login"
 )
 
 // Kubeconfig is the option set of `kip kubeconfig`. The login flags are
@@ -27,6 +31,9 @@ type Kubeconfig struct {
 	ClusterName string
 	UserName    string
 	ContextName string
+	// AllClusters writes a context for each cluster of a kip gateway the
+	// user may reach; ClusterName and ContextName become prefixes.
+	AllClusters bool
 
 	LoginCommon
 	OIDCFlags
@@ -59,6 +66,8 @@ func (o *Kubeconfig) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "Name of the cluster entry.")
 	fs.StringVar(&o.UserName, "user-name", o.UserName, "Name of the user entry.")
 	fs.StringVar(&o.ContextName, "context-name", o.ContextName, "Name of the context, which becomes the current one.")
+	fs.BoolVar(&o.AllClusters, "all-clusters", o.AllClusters,
+		"For a kip gateway: sign in now, ask kip which clusters you may reach, and write one context <context-name>-<cluster> per cluster (server <server>/clusters/<cluster>), all sharing one user, so one sign-in serves them all. The first becomes the current context.")
 
 	o.loginFlags = pflag.NewFlagSet("login", pflag.ContinueOnError)
 	o.OIDCFlags.AddFlags(o.loginFlags)
@@ -90,6 +99,8 @@ func (o *Kubeconfig) Validate() error {
 		errs = append(errs, errors.New("--server is required"))
 	} else if err := checkHTTPSURL(o.Server, false); err != nil {
 		errs = append(errs, fmt.Errorf("--server: %w", err))
+	} else if o.AllClusters {
+		errs = appendIfErr(errs, checkGatewayRoot(o.Server))
 	}
 	if o.CAFile != "" {
 		errs = appendIfErr(errs, checkFile("--ca-file", o.CAFile))
@@ -116,6 +127,20 @@ func (o *Kubeconfig) Validate() error {
 		errs = append(errs, errors.New("say how users log in: --issuer and --client-id (OIDC), or --token-env (a webhook token)"))
 	}
 	return utilerrors.NewAggregate(errs)
+}
+
+// checkGatewayRoot accepts kip's own URL only: each cluster's path,
+// /clusters/<name>, is added to it, and the clusters are listed and the
+// credential exchanged at its root.
+func checkGatewayRoot(server string) error {
+	u, err := url.Parse(server)
+	if err != nil {
+		return fmt.Errorf("--server: %w", err)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--all-clusters needs kip's own URL, such as %s://%s, not %q: each cluster's path is added to it", u.Scheme, u.Host, server)
+	}
+	return nil
 }
 
 // onlyFor refuses the flags of the other kind of login.
@@ -190,9 +215,52 @@ func (o *Kubeconfig) loginArgs() ([]string, error) {
 	return args, err
 }
 
+// KipConfig is kip's own address, where --all-clusters signs in and lists
+// the clusters. It is the address kip login derives from each cluster's
+// entry, so the sign-in made here is the one cached for kubectl.
+func (o *Kubeconfig) KipConfig() (*rest.Config, error) {
+	cfg := &rest.Config{Host: strings.TrimSuffix(o.Server, "/")}
+	if o.CAFile != "" {
+		ca, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		cfg.CAData = ca
+	}
+	return cfg, nil
+}
+
+// Plugin is the kip login the kubeconfig's user runs, built from the same
+// flags with the same defaults, to sign in from kip kubeconfig itself.
+func (o *Kubeconfig) Plugin(stderr io.Writer) (*login.Plugin, error) {
+	switch o.kind() {
+	case "oidc":
+		return (&LoginOIDC{LoginCommon: o.LoginCommon, OIDCFlags: o.OIDCFlags}).Plugin(stderr, "")
+	case "static":
+		return (&LoginStatic{LoginCommon: o.LoginCommon, StaticFlags: o.StaticFlags}).Plugin(stderr, "", nil)
+	}
+	return nil, errors.New("say how users log in: --issuer and --client-id (OIDC), or --token-env (a webhook token)")
+}
+
 // Render validates the options and returns the kubeconfig they describe,
 // serialized: what `kip kubeconfig` writes and what `kip dev` hands out.
 func (o *Kubeconfig) Render() ([]byte, error) {
+	if o.AllClusters {
+		return nil, errors.New("--all-clusters needs the list of clusters: kip kubeconfig asks kip for it")
+	}
+	return o.render(nil)
+}
+
+// RenderGateway is Render for --all-clusters: a context for each of
+// clusters, the names kip listed.
+func (o *Kubeconfig) RenderGateway(clusters []string) ([]byte, error) {
+	if !o.AllClusters || len(clusters) == 0 {
+		return nil, errors.New("a kubeconfig for a kip gateway needs --all-clusters and at least one cluster")
+	}
+	return o.render(clusters)
+}
+
+func (o *Kubeconfig) render(clusters []string) ([]byte, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -200,6 +268,7 @@ func (o *Kubeconfig) Render() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.GatewayClusters = clusters
 	kc, err := kubeconfig.Build(c)
 	if err != nil {
 		return nil, err

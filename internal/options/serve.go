@@ -29,6 +29,7 @@ type Serve struct {
 	SecureServing *genericoptions.SecureServingOptions
 	Audit         *genericoptions.AuditOptions
 	Credentials   *Credentials
+	Clusters      *Clusters
 	Observability Observability
 	Logs          *logsapi.LoggingConfiguration
 
@@ -66,6 +67,7 @@ func NewServe() *Serve {
 		SecureServing:               ss,
 		Audit:                       genericoptions.NewAuditOptions(),
 		Credentials:                 NewCredentials(),
+		Clusters:                    NewClusters(),
 		Logs:                        logsapi.NewLoggingConfiguration(),
 		InClusterTokenFile:          configv1alpha1.DefaultInClusterTokenFile,
 		InClusterCAFile:             configv1alpha1.DefaultInClusterCAFile,
@@ -84,6 +86,7 @@ const (
 	sectionServing        = "serving"
 	sectionAuthentication = "authentication"
 	sectionUpstream       = "upstream"
+	sectionClusters       = "clusters"
 	sectionAudit          = "audit"
 	sectionObservability  = "observability"
 	sectionLimits         = "limits"
@@ -97,6 +100,7 @@ func (o *Serve) Flags() cliflag.NamedFlagSets {
 	o.SecureServing.AddFlags(fss.FlagSet(sectionServing))
 	o.addAuthenticationFlags(fss.FlagSet(sectionAuthentication))
 	o.addUpstreamFlags(fss.FlagSet(sectionUpstream))
+	o.Clusters.AddFlags(fss.FlagSet(sectionClusters))
 	o.Audit.AddFlags(fss.FlagSet(sectionAudit))
 	o.addObservabilityFlags(fss.FlagSet(sectionObservability))
 	o.addLimitFlags(fss.FlagSet(sectionLimits))
@@ -158,6 +162,7 @@ func (o *Serve) Validate() error {
 	errs := o.SecureServing.Validate()
 	errs = append(errs, o.Audit.Validate()...)
 	errs = append(errs, o.Credentials.Validate()...)
+	errs = append(errs, o.Clusters.Validate()...)
 	errs = append(errs, o.Observability.Validate()...)
 	if lerrs := logsapi.Validate(o.Logs, nil, field.NewPath("logging")); len(lerrs) > 0 {
 		errs = append(errs, lerrs.ToAggregate())
@@ -196,7 +201,7 @@ func (o *Serve) Validate() error {
 // Config applies the options. It opens the listeners and, when no serving
 // certificate is given, generates a self-signed one (into --cert-dir when set).
 func (o *Serve) Config() (server.Config, error) {
-	upstream, err := o.upstreamConfig()
+	upstream, err := o.homeConfig()
 	if err != nil {
 		return server.Config{}, err
 	}
@@ -222,6 +227,7 @@ func (o *Serve) Config() (server.Config, error) {
 		TrustClusterClientCA: o.TrustClusterClientCA,
 		TokenCacheTTL:        o.TokenCacheTTL,
 		Credentials:          o.Credentials.config(),
+		Clusters:             o.Clusters.config(),
 		Profiling:            o.Profiling,
 	}
 	o.Observability.ApplyTo(&cfg)
@@ -232,6 +238,23 @@ func (o *Serve) Config() (server.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// homeConfig is the upstream of single-cluster kip. A gateway serves no
+// home cluster; it needs one only to read Secrets from (cluster Secrets, the
+// signer CA's), and has none when neither --kubeconfig is given nor kip
+// runs in a cluster.
+func (o *Serve) homeConfig() (*rest.Config, error) {
+	if !o.Clusters.Enabled() || o.Kubeconfig != "" {
+		return o.upstreamConfig()
+	}
+	if _, err := os.Stat(o.InClusterTokenFile); err != nil || os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		if o.Clusters.SecretNamespace != "" {
+			return nil, errors.New("--clusters-secret-namespace reads Secrets from the home cluster, and kip has none: give --kubeconfig or run kip in that cluster")
+		}
+		return nil, nil
+	}
+	return o.upstreamConfig()
 }
 
 func (o *Serve) upstreamConfig() (*rest.Config, error) {

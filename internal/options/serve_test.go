@@ -18,7 +18,7 @@ import (
 
 func TestServeFlagSections(t *testing.T) {
 	fss := NewServe().Flags()
-	want := []string{"serving", "authentication", "upstream", "audit", "observability", "limits", "logging", "misc"}
+	want := []string{"serving", "authentication", "upstream", "clusters", "audit", "observability", "limits", "logging", "misc"}
 	if !reflect.DeepEqual(fss.Order, want) {
 		t.Errorf("sections = %v, want %v", fss.Order, want)
 	}

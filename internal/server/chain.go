@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"slices"
 
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/kip-proxy/kip/internal/caller"
 	"github.com/kip-proxy/kip/internal/exchange"
+	"github.com/kip-proxy/kip/internal/gateway"
 	"github.com/kip-proxy/kip/internal/metrics"
 )
 
@@ -55,11 +57,27 @@ type layer struct {
 	wrap func(http.Handler) http.Handler
 }
 
+// gatewayLayers are the steps a gateway to many clusters adds to the
+// chain; all nil for one cluster.
+type gatewayLayers struct {
+	// routing strips /clusters/<name> and records the cluster, before
+	// anything reads the path.
+	routing func(http.Handler) http.Handler
+	// backend gives the request its cluster's authenticator, authorizer
+	// and proxy, before authentication.
+	backend func(http.Handler) http.Handler
+	// policy refuses a caller the cluster's access policy keeps out,
+	// after authentication and before anything reaches the cluster.
+	policy func(http.Handler) http.Handler
+	// list answers the list of clusters the caller may reach.
+	list http.Handler
+}
+
 // buildHandlerChain is kip's request path: proxy wrapped in every layer of
 // handlerLayers, so that a request meets the last layer first.
-func buildHandlerChain(proxy, exchangeHandler http.Handler, c *genericapiserver.Config, obs observability) http.Handler {
+func buildHandlerChain(proxy, exchangeHandler http.Handler, c *genericapiserver.Config, obs observability, gw gatewayLayers) http.Handler {
 	h := proxy
-	for _, l := range handlerLayers(exchangeHandler, c, obs) {
+	for _, l := range handlerLayers(exchangeHandler, c, obs, gw) {
 		h = l.wrap(h)
 	}
 	return h
@@ -74,7 +92,7 @@ func buildHandlerChain(proxy, exchangeHandler http.Handler, c *genericapiserver.
 // exchange, when kip has one, answers the credential exchange before
 // authentication: it is the one resource an unauthenticated caller may
 // reach, and it authenticates the token in its body itself.
-func handlerLayers(exchangeHandler http.Handler, c *genericapiserver.Config, obs observability) []layer {
+func handlerLayers(exchangeHandler http.Handler, c *genericapiserver.Config, obs observability, gw gatewayLayers) []layer {
 	failed := genericapifilters.Unauthorized(c.Serializer)
 	failed = genericapifilters.WithFailedAuthenticationAudit(failed, c.AuditBackend, c.AuditPolicyRuleEvaluator)
 	layers := []layer{
@@ -90,6 +108,7 @@ func handlerLayers(exchangeHandler http.Handler, c *genericapiserver.Config, obs
 		{"impersonation", func(h http.Handler) http.Handler {
 			return impersonation.WithImpersonation(h, c.Authorization.Authorizer, c.Serializer)
 		}},
+		{"cluster access policy", gw.policy},
 		{"note user", obs.noteUser}, // the authenticated caller
 		{"original user", caller.WithOriginalUser},
 		{"audit", func(h http.Handler) http.Handler {
@@ -100,11 +119,15 @@ func handlerLayers(exchangeHandler http.Handler, c *genericapiserver.Config, obs
 		{"authentication", func(h http.Handler) http.Handler {
 			return genericapifilters.WithAuthentication(h, c.Authentication.Authenticator, failed, c.Authentication.APIAudiences, nil)
 		}},
+		{"cluster backend", gw.backend},
+	}
+	if gw.list != nil {
+		layers = append(layers, layer{"cluster list", func(h http.Handler) http.Handler { return withPath(h, gateway.ListPath, gw.list) }})
 	}
 	if exchangeHandler != nil {
 		layers = append(layers, layer{"exchange", func(h http.Handler) http.Handler { return exchange.WithExchange(h, exchangeHandler) }})
 	}
-	return append(layers,
+	layers = append(layers,
 		layer{"warning recorder", genericapifilters.WithWarningRecorder},
 		// The request deadline bounds every short request: the upstream
 		// call carries it, and the proxy answers 504 when it passes. The
@@ -122,10 +145,25 @@ func handlerLayers(exchangeHandler http.Handler, c *genericapiserver.Config, obs
 		layer{"count requests", obs.countRequests},
 		layer{"request info", func(h http.Handler) http.Handler { return genericapifilters.WithRequestInfo(h, c.RequestInfoResolver) }},
 		layer{"request received timestamp", genericapifilters.WithRequestReceivedTimestamp},
+		layer{"routing", gw.routing},
 		layer{"panic recovery", func(h http.Handler) http.Handler { return genericfilters.WithPanicRecovery(h, c.RequestInfoResolver) }},
 		layer{"audit init", func(h http.Handler) http.Handler { return withAuditInit(h, c) }},
 		layer{"grown stack", withGrownStack},
 	)
+	// A layer without a filter (a gateway's, in single-cluster kip) is no
+	// layer at all.
+	return slices.DeleteFunc(layers, func(l layer) bool { return l.wrap == nil })
+}
+
+// withPath answers path with handler, and everything else with h.
+func withPath(h http.Handler, path string, handler http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			handler.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // withAuditInit gives each request an audit context and ID when kip writes

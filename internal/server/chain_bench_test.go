@@ -46,7 +46,7 @@ var smallBody = []byte(`{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name"
 // n: the step from one line to the next is what that layer costs.
 func BenchmarkChainLayers(b *testing.B) {
 	c := benchConfig()
-	layers := handlerLayers(nil, c, observability{requests: metrics.NewRecorder().Requests()})
+	layers := handlerLayers(nil, c, observability{requests: metrics.NewRecorder().Requests()}, gatewayLayers{})
 	slices.Reverse(layers) // outermost first
 	for n := 0; n <= len(layers); n++ {
 		name := "none"

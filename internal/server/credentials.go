@@ -12,6 +12,7 @@ import (
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kip-proxy/kip/internal/authn"
 	"github.com/kip-proxy/kip/internal/caller"
 	"github.com/kip-proxy/kip/internal/exchange"
 	"github.com/kip-proxy/kip/internal/metrics"
@@ -43,23 +44,29 @@ type kipCredentials struct {
 	tokens   *tokenauth.Verifier // nil without OIDC or webhook tokens
 	exchange http.Handler        // nil unless both are configured
 	// ownName is kip's own upstream username, learned from the upstream;
-	// no identity kip impersonates may take it.
+	// no identity kip impersonates may take it. Nil in a gateway, where
+	// each cluster learns kip's name there.
 	ownName *caller.KipName
 	client  kubernetes.Interface
 }
 
 // newCredentials builds the signer CA, the token verifiers and, when kip has
 // both, the credential exchange, which count into rec. ctx bounds their
-// background work.
-func newCredentials(ctx context.Context, cfg CredentialsConfig, client kubernetes.Interface, rec *metrics.Recorder) (*kipCredentials, error) {
-	id := &kipCredentials{ownName: &caller.KipName{}, client: client}
+// background work. reserved says which usernames no identity may take; nil
+// means kip's own name at its one upstream, learned from client.
+func newCredentials(ctx context.Context, cfg CredentialsConfig, client kubernetes.Interface, rec *metrics.Recorder, reserved func(string) string) (*kipCredentials, error) {
+	id := &kipCredentials{client: client}
+	if reserved == nil {
+		id.ownName = &caller.KipName{}
+		reserved = id.ownName.Reason
+	}
 	var err error
 	if id.signer, err = newSigner(ctx, cfg, client); err != nil {
 		return nil, err
 	}
 	// OIDC and webhook identities are checked here too, so that the
 	// exchange never signs a certificate for kip's own name.
-	cfg.Tokens.RefusedUsername = id.ownName.Reason
+	cfg.Tokens.RefusedUsername = reserved
 	cfg.Tokens.Metrics = rec
 	if id.tokens, err = tokenauth.New(ctx, cfg.Tokens); err != nil {
 		return nil, err
@@ -84,6 +91,8 @@ func newSigner(ctx context.Context, cfg CredentialsConfig, client kubernetes.Int
 			return nil, fmt.Errorf("loading the signer CA: %w", err)
 		}
 		return ca, nil
+	case cfg.SignerCASecret.Name != "" && client == nil:
+		return nil, fmt.Errorf("the signer CA Secret %s needs a home cluster to read it from: give --kubeconfig or run in a cluster", cfg.SignerCASecret)
 	case cfg.SignerCASecret.Name != "":
 		ca, err := signer.NewFromSecret(ctx, client, cfg.SignerCASecret.Namespace, cfg.SignerCASecret.Name, opts)
 		if err != nil {
@@ -99,7 +108,10 @@ func newSigner(ctx context.Context, cfg CredentialsConfig, client kubernetes.Int
 // (discovery and first keys): until then every identity kip impersonates,
 // kip's own certificates, or that issuer's tokens, would be refused.
 func (id *kipCredentials) readiness() []healthz.HealthChecker {
-	checks := []healthz.HealthChecker{healthz.NamedCheck("own-upstream-name", id.ownName.Check)}
+	var checks []healthz.HealthChecker
+	if id.ownName != nil {
+		checks = append(checks, healthz.NamedCheck("own-upstream-name", id.ownName.Check))
+	}
 	if id.signer != nil {
 		checks = append(checks, caLoaded("signer-ca", id.signer))
 	}
@@ -118,6 +130,17 @@ func (id *kipCredentials) signerCA() dynamiccertificates.CAContentProvider {
 	return id.signer
 }
 
+// kipWide adds to c what kip verifies itself, the same at every cluster:
+// certificates its signer issued, and OIDC and webhook tokens.
+func (id *kipCredentials) kipWide(c *authn.Config) {
+	if id.signer != nil {
+		c.SignerCA, c.SignerCertificates = id.signer, signer.NewAuthenticator(id.signer)
+	}
+	if id.tokens != nil {
+		c.KipTokens = id.tokens
+	}
+}
+
 // refuseKipName wraps kip's request authenticator so that no identity kip
 // would impersonate takes kip's own upstream username.
 func (id *kipCredentials) refuseKipName(auth authenticator.Request) authenticator.Request {
@@ -130,7 +153,9 @@ func (id *kipCredentials) refuseKipName(auth authenticator.Request) authenticato
 func (id *kipCredentials) run(ctx context.Context) {
 	// Quick retries at first, since kip is not ready until it knows its
 	// name; then at most one question every 30 s.
-	go id.ownName.Learn(ctx, id.client.AuthenticationV1(), 250*time.Millisecond, 30*time.Second)
+	if id.ownName != nil {
+		go id.ownName.Learn(ctx, id.client.AuthenticationV1(), 250*time.Millisecond, 30*time.Second)
+	}
 	if id.tokens != nil {
 		go id.tokens.Run(ctx)
 	}

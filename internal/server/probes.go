@@ -16,10 +16,12 @@ import (
 )
 
 // probeMux serves liveness, readiness and metrics, and profiling when asked.
-func probeMux(ready []healthz.HealthChecker, metrics http.Handler, profiling bool) *http.ServeMux {
+// lines, when set, adds lines to /readyz?verbose that inform and never
+// fail: each cluster's state in a gateway.
+func probeMux(ready []healthz.HealthChecker, lines func() []string, metrics http.Handler, profiling bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	healthz.InstallPathHandler(mux, "/livez", healthz.PingHealthz)
-	mux.Handle("/readyz", readyz(ready))
+	mux.Handle("/readyz", readyz(ready, lines))
 	mux.Handle("/metrics", metrics)
 	if profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -36,7 +38,7 @@ func probeMux(ready []healthz.HealthChecker, metrics http.Handler, profiling boo
 // k8s.io/apiserver's healthz, a failed check says why: the probe port is
 // an operator's, and "the cluster's client CA has not loaded" is what the
 // operator needs to read while a replica stays out of rotation.
-func readyz(checks []healthz.HealthChecker) http.Handler {
+func readyz(checks []healthz.HealthChecker, lines func() []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var out strings.Builder
 		var failed []string
@@ -47,6 +49,11 @@ func readyz(checks []healthz.HealthChecker) http.Handler {
 				continue
 			}
 			fmt.Fprintf(&out, "[+]%s ok\n", check.Name())
+		}
+		if lines != nil {
+			for _, l := range lines() {
+				fmt.Fprintln(&out, l)
+			}
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("X-Content-Type-Options", "nosniff")

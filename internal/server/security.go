@@ -17,7 +17,6 @@ import (
 	"github.com/kip-proxy/kip/internal/authn"
 	"github.com/kip-proxy/kip/internal/authz"
 	"github.com/kip-proxy/kip/internal/metrics"
-	"github.com/kip-proxy/kip/internal/signer"
 )
 
 // security is everything that decides who may use kip, each piece built
@@ -67,7 +66,7 @@ type clientCAs struct {
 // authenticator and the authorizer. ctx bounds the credential verifiers'
 // background work; rec counts what they decide.
 func newSecurity(ctx context.Context, cfg Config, client kubernetes.Interface, rec *metrics.Recorder) (*security, error) {
-	id, err := newCredentials(ctx, cfg.Credentials, client, rec)
+	id, err := newCredentials(ctx, cfg.Credentials, client, rec, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -125,12 +124,7 @@ func newAuthenticator(cfg Config, client kubernetes.Interface, id *kipCredential
 		TokenReviewTimeout: 10 * time.Second,
 		Metrics:            rec,
 	}
-	if id.signer != nil {
-		c.SignerCA, c.SignerCertificates = id.signer, signer.NewAuthenticator(id.signer)
-	}
-	if id.tokens != nil {
-		c.KipTokens = id.tokens
-	}
+	id.kipWide(&c)
 	a, err := authn.New(c)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/component-base/compatibility"
 
+	"github.com/kip-proxy/kip/internal/gateway"
 	"github.com/kip-proxy/kip/internal/metrics"
 	"github.com/kip-proxy/kip/internal/proxy"
 )
@@ -29,8 +30,12 @@ type Config struct {
 	// Generic carries serving, audit, in-flight limits and timeouts, as
 	// applied from the standard k8s.io/apiserver options.
 	Generic *genericapiserver.Config
-	// Upstream names the API server and kip's own credentials for it.
+	// Upstream names the API server and kip's own credentials for it. In
+	// a gateway it is the home cluster, where kip reads its Secrets, and
+	// may be nil; it is not served.
 	Upstream *rest.Config
+	// Clusters, when enabled, makes kip a gateway to many clusters.
+	Clusters ClustersConfig
 	// ClientCAFile and TrustClusterClientCA choose the client certificate
 	// CAs; see authn.ClientCAs.
 	ClientCAFile         string
@@ -57,6 +62,8 @@ type Server struct {
 	metrics         http.Handler
 	profiling       bool
 	stopping        chan struct{}
+	// gateway is set when kip fronts many clusters.
+	gateway *clusterGateway
 }
 
 // NewGenericConfig returns a generic server configuration with what kip needs
@@ -83,11 +90,22 @@ func NewGenericConfig() *genericapiserver.Config {
 // New builds kip: its security, its request path and the generic server
 // that serves them.
 func New(cfg Config) (*Server, error) {
-	client, err := kubernetes.NewForConfig(cfg.Upstream)
-	if err != nil {
-		return nil, fmt.Errorf("building the upstream client: %w", err)
+	var client kubernetes.Interface
+	if cfg.Upstream != nil {
+		c, err := kubernetes.NewForConfig(cfg.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("building the upstream client: %w", err)
+		}
+		client = c
 	}
 	lifecycle, stopCredentials := context.WithCancel(context.Background())
+	build := build
+	if cfg.Clusters.Enabled() {
+		build = buildGateway
+	} else if client == nil {
+		stopCredentials()
+		return nil, errors.New("kip needs an upstream: give --kubeconfig, run in a cluster, or front many clusters with --clusters-dir")
+	}
 	s, err := build(lifecycle, cfg, client)
 	if err != nil {
 		stopCredentials()
@@ -112,7 +130,7 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 	}
 	obs := observability{requests: rec.Requests(), accessLog: cfg.AccessLog}
 	generic, err := newGenericServer(cfg.Generic, sec, func(c *genericapiserver.Config) http.Handler {
-		return buildHandlerChain(p, sec.credentials.exchange, c, obs)
+		return buildHandlerChain(p, sec.credentials.exchange, c, obs, gatewayLayers{})
 	})
 	if err != nil {
 		return nil, err
@@ -131,6 +149,43 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 		metrics:   rec.Handler(sec.expiry(cfg.Generic.SecureServing.Cert)),
 		profiling: cfg.Profiling,
 		stopping:  stopping,
+	}, nil
+}
+
+// buildGateway is build for a gateway to many clusters: the same chain,
+// with routing outermost, each cluster's backend chosen before
+// authentication and its access policy checked after, and the registry's
+// proxies as the last step. Readiness is about kip itself: its
+// credentials and its cluster sources, never a cluster.
+func buildGateway(lifecycle context.Context, cfg Config, home kubernetes.Interface) (*Server, error) {
+	rec := metrics.NewRecorder(metrics.WithClusterOf(gateway.ClusterFrom))
+	gw, sec, err := newClusterGateway(lifecycle, cfg, home, rec)
+	if err != nil {
+		return nil, err
+	}
+	list, err := gw.listHandler()
+	if err != nil {
+		return nil, err
+	}
+	obs := observability{requests: rec.Requests(), accessLog: cfg.AccessLog}
+	generic, err := newGenericServer(cfg.Generic, sec, func(c *genericapiserver.Config) http.Handler {
+		layers := gw.layers()
+		layers.list = list
+		return buildHandlerChain(gw.ups, sec.credentials.exchange, c, obs, layers)
+	})
+	if err != nil {
+		return nil, err
+	}
+	stopping := make(chan struct{})
+	return &Server{
+		generic:     generic,
+		credentials: sec.credentials,
+		probes:      cfg.ProbeListener,
+		ready:       append([]healthz.HealthChecker{notShuttingDown(stopping), gw.readiness()}, sec.readiness()...),
+		metrics:     rec.Handler(sec.expiry(cfg.Generic.SecureServing.Cert)),
+		profiling:   cfg.Profiling,
+		stopping:    stopping,
+		gateway:     gw,
 	}, nil
 }
 
@@ -160,21 +215,49 @@ func newGenericServer(g *genericapiserver.Config, sec *security, chain func(*gen
 	return generic, nil
 }
 
+// stopOnError is ctx, ended early by the first error from errs; failed
+// returns that error once the server has stopped.
+func stopOnError(ctx context.Context, errs <-chan error) (_ context.Context, failed func() error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case err = <-errs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() error { cancel(); <-done; return err }
+}
+
 // Run serves until ctx ends, then drains in-flight requests and returns.
 func (s *Server) Run(ctx context.Context) error {
 	probeCtx, stopProbes := context.WithCancel(context.Background())
 	defer stopProbes()
 	probeErr := make(chan error, 1)
+	var lines func() []string
+	if s.gateway != nil {
+		lines = s.gateway.statusLines
+	}
 	if s.probes != nil {
-		go func() { probeErr <- serveProbes(probeCtx, s.probes, probeMux(s.ready, s.metrics, s.profiling)) }()
+		go func() { probeErr <- serveProbes(probeCtx, s.probes, probeMux(s.ready, lines, s.metrics, s.profiling)) }()
 	}
 	defer s.stopCredentials()
 	s.credentials.run(ctx)
+	sourceFailed := func() error { return nil }
+	if s.gateway != nil {
+		ctx, sourceFailed = stopOnError(ctx, s.gateway.run(ctx))
+	}
 	go func() {
 		<-ctx.Done()
 		close(s.stopping)
 	}()
 	err := s.generic.PrepareRun().RunWithContext(ctx)
+	if serr := sourceFailed(); serr != nil {
+		err = fmt.Errorf("a cluster source failed: %w", serr)
+	}
 	stopProbes()
 	if s.probes != nil {
 		if perr := <-probeErr; err == nil {

@@ -223,7 +223,9 @@ func TestSchemaRefusesBadExtraEnv(t *testing.T) {
 
 // TestChartGrantsTheDeployedRights: in every value set, the chart grants
 // exactly deploy/rbac.yaml's rights (the signer CA Secret and Lease in
-// kip's own namespace), and nothing else cluster-wide.
+// kip's own namespace), and nothing else cluster-wide. In gateway mode it
+// grants only the namespaced ones, and reading the Secrets of kip's
+// namespace.
 func TestChartGrantsTheDeployedRights(t *testing.T) {
 	deployed := decodeObjectsFile(t, filepath.Join(env.root, "deploy", "rbac.yaml"))
 	wantClusterRules := rules(t, find(t, deployed, "ClusterRole", "kip-proxy"))
@@ -232,7 +234,13 @@ func TestChartGrantsTheDeployedRights(t *testing.T) {
 	for _, set := range valueSets {
 		t.Run(set.name, func(t *testing.T) {
 			objs := mustRender(t, set.values, ns)
-			if crs := ofKind(objs, "ClusterRole"); len(crs) != 1 || !reflect.DeepEqual(rules(t, crs[0]), wantClusterRules) {
+			gateway := set.values == gatewayValues
+			switch crs := ofKind(objs, "ClusterRole"); {
+			case gateway && len(crs) != 0:
+				// kip serves only the clusters of its Secrets, with their
+				// credentials: where it runs it impersonates no one.
+				t.Errorf("ClusterRoles %v in gateway mode, want none", names(crs))
+			case !gateway && (len(crs) != 1 || !reflect.DeepEqual(rules(t, crs[0]), wantClusterRules)):
 				t.Errorf("ClusterRoles %v, want one with deploy/rbac.yaml's rules", names(crs))
 			}
 			for _, b := range append(ofKind(objs, "ClusterRoleBinding"), ofKind(objs, "RoleBinding")...) {
@@ -242,8 +250,14 @@ func TestChartGrantsTheDeployedRights(t *testing.T) {
 				if r.GetNamespace() != ns {
 					t.Errorf("Role %s/%s is outside kip's namespace", r.GetNamespace(), r.GetName())
 				}
-				if got := rules(t, r); r.GetName() != "kip-signer-ca" || !reflect.DeepEqual(got, wantSignerRules) {
-					t.Errorf("Role %s has rules %+v, want only Role kip-signer-ca with deploy/rbac.yaml's rules", r.GetName(), got)
+				got := rules(t, r)
+				switch {
+				case gateway && r.GetName() == "kip-clusters":
+					if !reflect.DeepEqual(got, clusterSecretsRules) {
+						t.Errorf("Role kip-clusters has rules %+v, want %+v", got, clusterSecretsRules)
+					}
+				case r.GetName() != "kip-signer-ca" || !reflect.DeepEqual(got, wantSignerRules):
+					t.Errorf("Role %s has rules %+v, want only Role kip-signer-ca with deploy/rbac.yaml's rules (and kip-clusters in gateway mode)", r.GetName(), got)
 				}
 			}
 			// kip creates its signer CA; a CA rendered by the chart would be

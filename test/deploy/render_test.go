@@ -86,6 +86,7 @@ servingCert: {existingSecret: corp-kip-tls}
 tokenWebhook: {existingSecret: corp-token-webhook}
 trustClusterClientCA: false
 `},
+	{name: "gateway with cluster Secrets", values: gatewayValues},
 	{name: "cert-manager and prometheus", values: `
 servingCert:
   certManager:
@@ -233,6 +234,13 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{name: "authentication config as a string", values: "authentication: {config: \"apiVersion: apiserver.config.k8s.io/v1\\nkind: AuthenticationConfiguration\\n\"}"},
 		{name: "authentication config as a list", values: "authentication: {config: [a]}", wantErr: "/authentication/config"},
 		{name: "config file as a number", values: "config: 3", wantErr: "/config"},
+		{name: "gateway mode", values: "clusters: {secrets: {enabled: true}, secretLabel: example.com/kip-cluster}"},
+		{name: "a cluster label that is no label key", values: "clusters: {secrets: {enabled: true}, secretLabel: \"kip cluster\"}", wantErr: "secretLabel"},
+		{name: "a cluster name that is no DNS label", values: "clusters: {secrets: {enabled: true}, list: [{name: Prod_EU, kubeconfig: x}]}", wantErr: "/clusters/list/0/name"},
+		{name: "a cluster without a kubeconfig", values: "clusters: {secrets: {enabled: true}, list: [{name: prod}]}", wantErr: "kubeconfig"},
+		{name: "a misspelt cluster key", values: "clusters: {secrets: {enabled: true}, list: [{name: prod, kubeConfig: x}]}", wantErr: "kubeConfig"},
+		{name: "clusters without gateway mode", values: "clusters: {list: [{name: prod, kubeconfig: x}]}", wantErr: "needs clusters.secrets.enabled"},
+		{name: "a cluster named twice", values: "clusters: {secrets: {enabled: true}, list: [{name: prod, kubeconfig: x}, {name: prod, kubeconfig: z}]}", wantErr: "twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

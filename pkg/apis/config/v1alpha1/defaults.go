@@ -21,6 +21,7 @@ func SetDefaults_KipConfiguration(c *KipConfiguration) { //nolint:revive,staticc
 	setAuthenticationDefaults(&c.Authentication)
 	setStringDefault(&c.Upstream.InCluster.TokenFile, DefaultInClusterTokenFile)
 	setStringDefault(&c.Upstream.InCluster.CAFile, DefaultInClusterCAFile)
+	setStringDefault(&c.Clusters.SecretLabel, "kip.dev/cluster")
 	setAuditDefaults(&c.Audit)
 	setStringDefault(&c.Observability.ProbeBindAddress, "0.0.0.0")
 	setPtrDefault(&c.Observability.ProbePort, 8081)

@@ -20,6 +20,8 @@ type KipConfiguration struct {
 	Authentication Authentication `json:"authentication"`
 	// Upstream is the API server kip forwards to.
 	Upstream Upstream `json:"upstream"`
+	// Clusters makes kip a gateway to many clusters.
+	Clusters Clusters `json:"clusters"`
 	// Audit is kip's own audit log and webhook.
 	Audit Audit `json:"audit"`
 	// Observability is the probe server and the access log.
@@ -135,6 +137,17 @@ type Upstream struct {
 	Kubeconfig string `json:"kubeconfig,omitempty"`
 	// InCluster names the files of the in-cluster credentials.
 	InCluster InCluster `json:"inCluster"`
+}
+
+// Clusters are the sources of a gateway's clusters, each served at
+// /clusters/<name>/. Both empty: kip fronts its one upstream.
+type Clusters struct {
+	// Dir is --clusters-dir.
+	Dir string `json:"dir,omitempty"`
+	// SecretNamespace is --clusters-secret-namespace.
+	SecretNamespace string `json:"secretNamespace,omitempty"`
+	// SecretLabel is --clusters-secret-label.
+	SecretLabel string `json:"secretLabel,omitempty"`
 }
 
 // InCluster names the files the kubelet mounts into kip's pod.

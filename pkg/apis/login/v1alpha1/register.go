@@ -16,6 +16,10 @@ var SchemeGroupVersion = schema.GroupVersion{Group: GroupName, Version: "v1alpha
 // appears in the URL path.
 const Resource = "tokencredentialrequests"
 
+// ClustersResource is the plural resource name of Cluster: the clusters a
+// kip gateway lets the caller reach.
+const ClustersResource = "clusters"
+
 var (
 	// SchemeBuilder registers this package's types.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
@@ -24,7 +28,7 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &TokenCredentialRequest{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &TokenCredentialRequest{}, &Cluster{}, &ClusterList{})
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil
 }

@@ -52,3 +52,25 @@ type ClusterCredential struct {
 	// +optional
 	ClientKeyData string `json:"clientKeyData,omitempty"`
 }
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// Cluster is one cluster a kip gateway fronts and the caller may reach.
+// metadata.name is the cluster's name: its API is served at
+// /clusters/<name>/. It carries nothing about the cluster's address or
+// kip's credentials for it.
+type Cluster struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// ClusterList is the clusters the caller may reach, sorted by name: the
+// answer to GET /apis/login.kip.dev/v1alpha1/clusters.
+type ClusterList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	Items []Cluster `json:"items"`
+}
