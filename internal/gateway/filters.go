@@ -7,11 +7,16 @@ import (
 	"net/http"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/audit"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/klog/v2"
 )
+
+// AuditAnnotation is the key under which kip's audit events name the
+// cluster a request was for.
+const AuditAnnotation = "kip.dev/cluster"
 
 // errNoCluster is what the per-cluster steps answer for a request that
 // reached them without one: only a wiring mistake can cause it, and kip
@@ -32,6 +37,9 @@ func (u *Upstreams) WithBackend(h http.Handler) http.Handler {
 			notFound(w, "kip serves each cluster at /clusters/<name>/")
 			return
 		}
+		// kip's audit log names the cluster of every event, refusals
+		// included; the path it records is the cluster's.
+		audit.AddAuditAnnotation(r.Context(), AuditAnnotation, name)
 		m := u.get(name)
 		if m == nil {
 			notFound(w, fmt.Sprintf("kip fronts no cluster %q", name))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kip-proxy/kip/internal/gateway"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/endpoints/responsewriter"
 	"k8s.io/klog/v2"
@@ -49,6 +50,11 @@ func withAccessLog(h http.Handler) http.Handler {
 			kv := []any{"user", rec.user, "verb", verb, "path", r.URL.Path, "code", code, "latency", time.Since(start)}
 			if rec.impersonated != "" {
 				kv = append(kv, "impersonatedUser", rec.impersonated)
+			}
+			// In a gateway, the path is the cluster's, and the cluster
+			// says which one.
+			if cluster, ok := gateway.ClusterFrom(r.Context()); ok {
+				kv = append(kv, "cluster", cluster)
 			}
 			klog.InfoS("Access", kv...)
 		}()
