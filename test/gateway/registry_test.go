@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -130,7 +131,7 @@ func testRotateCredentials(t *testing.T) {
 	oldToken.BearerToken = creds[0].token
 	eventually(t, 30*time.Second, func() error {
 		_, err := kubernetes.NewForConfigOrDie(oldToken).Discovery().ServerVersion()
-		if err == nil || !strings.Contains(err.Error(), "Unauthorized") {
+		if !apierrors.IsUnauthorized(err) {
 			return errorf("the old token still works at alpha: %v", err)
 		}
 		return nil

@@ -221,23 +221,25 @@ func TestStreamingVerbs(t *testing.T) {
 				t.Run("exec/"+tr.name, func(t *testing.T) {
 					pod := "exec-" + tr.name
 					runPod(t, name, ns, clusterPod(pod, name, 0))
+					before := nodeStats(ns, pod)
 					res := kubectl(t, kubeconfig, tr.env, "", "exec", "-n", ns, pod, "--", "sh", "-c", `echo "$CLUSTER"; echo to-stderr >&2; exit 7`)
 					if res.ExitCode != 7 || res.Stdout != name+"\n" || !strings.Contains(res.Stderr, "to-stderr") {
 						t.Fatalf("want exit 7, stdout %q, stderr to-stderr; got exit %d\nstdout: %q\nstderr: %q", name+"\n", res.ExitCode, res.Stdout, res.Stderr)
 					}
-					assertReachedOnly(t, name, ns, pod, func(s testnode.Stats) int { return s.Exec }, tr)
+					assertReachedOnly(t, name, ns, pod, before, func(s testnode.Stats) int { return s.Exec }, tr)
 				})
 
 				t.Run("port-forward/"+tr.name, func(t *testing.T) {
 					pod := "forward-" + tr.name
 					echo := startEchoServer(t)
 					runPod(t, name, ns, clusterPod(pod, name, echo.port))
+					before := nodeStats(ns, pod)
 					local := startPortForward(t, kubeconfig, tr.env, ns, pod, echo.port)
 					sent := echoOnNewConn(t, local, 4<<20, 7)
 					if got := echo.nextReceived(t); got != sent {
 						t.Fatalf("the server received sha256 %x, kubectl was sent %x", got, sent)
 					}
-					assertReachedOnly(t, name, ns, pod, func(s testnode.Stats) int { return s.PortForward }, tr)
+					assertReachedOnly(t, name, ns, pod, before, func(s testnode.Stats) int { return s.PortForward }, tr)
 				})
 			}
 		})
@@ -300,27 +302,37 @@ func runPod(t *testing.T, cluster, ns string, pod *corev1.Pod) {
 	})
 }
 
-// assertReachedOnly checks that the session reached cluster's node, and
-// no other cluster's, and which way: as WebSocket only when kubectl used
-// WebSocket and the node declared it speaks it, else as SPDY.
-func assertReachedOnly(t *testing.T, cluster, ns, pod string, count func(testnode.Stats) int, tr transport) {
+// nodeStats is what each streaming cluster's node has counted for pod
+// ns/name so far. Pods of the same name run on both clusters.
+func nodeStats(ns, pod string) map[string]testnode.Stats {
+	stats := map[string]testnode.Stats{}
+	for _, name := range streamingClusters {
+		stats[name] = gw.members[name].node.Stats(ns, pod)
+	}
+	return stats
+}
+
+// assertReachedOnly checks that the session reached cluster's node since
+// before, and no other cluster's, and which way: as WebSocket only when
+// kubectl used WebSocket and the node declared it speaks it, else as SPDY.
+func assertReachedOnly(t *testing.T, cluster, ns, pod string, before map[string]testnode.Stats, count func(testnode.Stats) int, tr transport) {
 	t.Helper()
+	after := nodeStats(ns, pod)
 	for _, other := range streamingClusters {
-		stats := gw.members[other].node.Stats(ns, pod)
+		added := count(after[other]) - count(before[other])
 		switch {
-		case other == cluster && count(stats) == 0:
-			t.Fatalf("the session never reached %s's node: %+v", cluster, stats)
-		case other != cluster && count(stats) != 0:
-			t.Fatalf("a session through /clusters/%s reached %s's node: %+v", cluster, other, stats)
+		case other == cluster && added == 0:
+			t.Fatalf("the session never reached %s's node: %+v", cluster, after[other])
+		case other != cluster && added != 0:
+			t.Fatalf("a session through /clusters/%s reached %s's node: %+v, before %+v", cluster, other, after[other], before[other])
 		}
 	}
-	node := gw.members[cluster].node
-	stats := node.Stats(ns, pod)
+	websocket := after[cluster].WebSocket - before[cluster].WebSocket
 	passedThrough := tr.env == nil && cluster == alpha // alpha's node declares WebSocket
 	switch {
-	case passedThrough && stats.WebSocket == 0:
-		t.Fatalf("%s's node declared %s, yet kube-apiserver converted every WebSocket session to SPDY: %+v", cluster, testnode.WebSocketFeature, stats)
-	case !passedThrough && stats.WebSocket != 0:
-		t.Fatalf("%s's node saw %d WebSocket sessions, want SPDY only: %+v", cluster, stats.WebSocket, stats)
+	case passedThrough && websocket == 0:
+		t.Fatalf("%s's node declared %s, yet kube-apiserver converted every WebSocket session to SPDY: %+v", cluster, testnode.WebSocketFeature, after[cluster])
+	case !passedThrough && websocket != 0:
+		t.Fatalf("%s's node saw %d WebSocket sessions, want SPDY only: %+v", cluster, websocket, after[cluster])
 	}
 }
