@@ -224,6 +224,10 @@ func (o *openedWatch) waitForEnd(t *testing.T, timeout time.Duration) {
 			if !ok {
 				return
 			}
+			if status, isStatus := ev.Object.(*metav1.Status); isStatus {
+				t.Logf("the watch through /clusters/%s sent %s before it ended: %d %s", o.cluster, ev.Type, status.Code, status.Message)
+				continue
+			}
 			t.Logf("the watch through /clusters/%s sent %s before it ended", o.cluster, ev.Type)
 		case <-deadline:
 			t.Fatalf("the watch through /clusters/%s is still open %s after its entry was removed", o.cluster, timeout)
