@@ -71,6 +71,19 @@ type gatewayLayers struct {
 	policy func(http.Handler) http.Handler
 	// list answers the list of clusters the caller may reach.
 	list http.Handler
+	// clusterShare bounds each cluster's share of kip's in-flight limits.
+	clusterShare bool
+}
+
+// inFlightShare is the per-cluster share of kip's in-flight limits, in a
+// gateway; nil for one cluster.
+func (gw gatewayLayers) inFlightShare(c *genericapiserver.Config) func(http.Handler) http.Handler {
+	if !gw.clusterShare {
+		return nil
+	}
+	return func(h http.Handler) http.Handler {
+		return withClusterShare(h, c.MaxRequestsInFlight, c.MaxMutatingRequestsInFlight, c.LongRunningFunc, c.Serializer)
+	}
 }
 
 // buildHandlerChain is kip's request path: proxy wrapped in every layer of
@@ -100,6 +113,7 @@ func handlerLayers(exchangeHandler http.Handler, c *genericapiserver.Config, obs
 		{"authorization", func(h http.Handler) http.Handler {
 			return genericapifilters.WithAuthorization(h, c.Authorization.Authorizer, c.Serializer)
 		}},
+		{"cluster share of in flight", gw.inFlightShare(c)},
 		{"max in flight", func(h http.Handler) http.Handler {
 			return withMaxInFlight(h, c.MaxRequestsInFlight, c.MaxMutatingRequestsInFlight, c.LongRunningFunc, c.Serializer)
 		}},

@@ -242,8 +242,9 @@ func (g *clusterGateway) layers() gatewayLayers {
 		routing: func(h http.Handler) http.Handler {
 			return gateway.WithRouting(h, g.ups.Known, func(path string) bool { return strings.HasPrefix(path, loginGroupPath) })
 		},
-		backend: g.ups.WithBackend,
-		policy:  gateway.WithPolicy,
+		backend:      g.ups.WithBackend,
+		policy:       gateway.WithPolicy,
+		clusterShare: true,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/kip-proxy/kip/internal/gateway"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -98,5 +99,46 @@ func TestWithMaxInFlightNeedsRequestInfo(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
 	if w.Code != http.StatusInternalServerError {
 		t.Fatalf("got %d, want 500", w.Code)
+	}
+}
+
+// TestClusterShare fills cluster a's share of kip's read limit with
+// requests that hang, as a slow cluster's do: a's next request is refused
+// with 429, and cluster b is still served.
+func TestClusterShare(t *testing.T) {
+	scheme := runtime.NewScheme()
+	metav1.AddToGroupVersion(scheme, metav1.SchemeGroupVersion)
+	codecs := serializer.NewCodecFactory(scheme)
+	release := make(chan struct{})
+	defer close(release)
+	entered := make(chan struct{}, 8)
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if name, _ := gateway.ClusterFrom(r.Context()); name == "a" {
+			entered <- struct{}{}
+			<-release
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	const limit = 4 // kip-wide; each cluster may hold 2
+	h := withMaxInFlight(withClusterShare(next, limit, limit, nil, codecs), limit, limit, nil, codecs)
+	send := func(cluster string) int {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/pods", nil)
+		ctx := gateway.WithCluster(r.Context(), cluster)
+		ctx = apirequest.WithRequestInfo(ctx, &apirequest.RequestInfo{IsResourceRequest: true, Verb: "list"})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r.WithContext(ctx))
+		return rec.Code
+	}
+	for range 2 {
+		go send("a")
+		<-entered
+	}
+	if code := send("a"); code != http.StatusTooManyRequests {
+		t.Fatalf("a third request to the slow cluster: %d, want 429", code)
+	}
+	for range 2 {
+		if code := send("b"); code != http.StatusOK {
+			t.Fatalf("another cluster, while the slow one holds its share: %d", code)
+		}
 	}
 }

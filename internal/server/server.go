@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -135,21 +136,25 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 	if err != nil {
 		return nil, err
 	}
+	// kip is ready once it can reach the upstream and every source of
+	// identity it is configured with has loaded; before that, a caller
+	// with valid credentials would be refused.
+	return newServer(cfg, generic, sec, rec, upstreamReady(client.Discovery().RESTClient(), 3*time.Second)), nil
+}
+
+// newServer assembles a Server; ready are its readiness checks beside
+// shutting down and kip's own credentials'.
+func newServer(cfg Config, generic *genericapiserver.GenericAPIServer, sec *security, rec *metrics.Recorder, ready ...healthz.HealthChecker) *Server {
 	stopping := make(chan struct{})
 	return &Server{
 		generic:     generic,
 		credentials: sec.credentials,
 		probes:      cfg.ProbeListener,
-		// kip is ready once it can reach the upstream and every source
-		// of identity it is configured with has loaded; before that, a
-		// caller with valid credentials would be refused.
-		ready: append([]healthz.HealthChecker{
-			upstreamReady(client.Discovery().RESTClient(), 3*time.Second), notShuttingDown(stopping),
-		}, sec.readiness()...),
-		metrics:   rec.Handler(sec.expiry(cfg.Generic.SecureServing.Cert)),
-		profiling: cfg.Profiling,
-		stopping:  stopping,
-	}, nil
+		ready:       slices.Concat(ready, []healthz.HealthChecker{notShuttingDown(stopping)}, sec.readiness()),
+		metrics:     rec.Handler(sec.expiry(cfg.Generic.SecureServing.Cert)),
+		profiling:   cfg.Profiling,
+		stopping:    stopping,
+	}
 }
 
 // buildGateway is build for a gateway to many clusters: the same chain,
@@ -176,17 +181,9 @@ func buildGateway(lifecycle context.Context, cfg Config, home kubernetes.Interfa
 	if err != nil {
 		return nil, err
 	}
-	stopping := make(chan struct{})
-	return &Server{
-		generic:     generic,
-		credentials: sec.credentials,
-		probes:      cfg.ProbeListener,
-		ready:       append([]healthz.HealthChecker{notShuttingDown(stopping), gw.readiness()}, sec.readiness()...),
-		metrics:     rec.Handler(sec.expiry(cfg.Generic.SecureServing.Cert)),
-		profiling:   cfg.Profiling,
-		stopping:    stopping,
-		gateway:     gw,
-	}, nil
+	s := newServer(cfg, generic, sec, rec, gw.readiness())
+	s.gateway = gw
+	return s, nil
 }
 
 // newGenericServer hands kip's security and request path to the generic

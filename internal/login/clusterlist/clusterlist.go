@@ -6,12 +6,11 @@ import (
 	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	clientauthv1 "k8s.io/client-go/pkg/apis/clientauthentication/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/internal/clusters"
+	"github.com/kip-proxy/kip/internal/login/exchange"
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 
@@ -53,14 +52,9 @@ func client(kip *rest.Config, cred *clientauthv1.ExecCredentialStatus) (*rest.RE
 	c := rest.AnonymousClientConfig(kip)
 	c.BearerToken = cred.Token
 	c.CertData, c.KeyData = []byte(cred.ClientCertificateData), []byte(cred.ClientKeyData)
-	scheme := runtime.NewScheme()
-	if err := loginv1alpha1.AddToScheme(scheme); err != nil {
+	if err := exchange.SpeakLoginGroup(c); err != nil {
 		return nil, err
 	}
-	c.GroupVersion = &loginv1alpha1.SchemeGroupVersion
-	c.APIPath = "/apis"
-	c.ContentType = runtime.ContentTypeJSON
-	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
 	if c.UserAgent == "" {
 		c.UserAgent = "kip-kubeconfig"
 	}

@@ -47,19 +47,28 @@ type Client struct {
 	maxRetryWait time.Duration
 }
 
-// New returns a client for the kip server described by cfg (its URL and
-// serving CA). Any credentials in cfg are dropped: the exchange endpoint is
-// the one kip serves to unauthenticated callers.
-func New(cfg *rest.Config) (*Client, error) {
-	c := rest.AnonymousClientConfig(cfg)
+// SpeakLoginGroup sets c up for kip's own API group, login.kip.dev/v1alpha1,
+// in JSON: the exchange and a gateway's cluster list.
+func SpeakLoginGroup(c *rest.Config) error {
 	scheme := runtime.NewScheme()
 	if err := loginv1alpha1.AddToScheme(scheme); err != nil {
-		return nil, err
+		return err
 	}
 	c.GroupVersion = &loginv1alpha1.SchemeGroupVersion
 	c.APIPath = "/apis"
 	c.ContentType = runtime.ContentTypeJSON
 	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	return nil
+}
+
+// New returns a client for the kip server described by cfg (its URL and
+// serving CA). Any credentials in cfg are dropped: the exchange endpoint is
+// the one kip serves to unauthenticated callers.
+func New(cfg *rest.Config) (*Client, error) {
+	c := rest.AnonymousClientConfig(cfg)
+	if err := SpeakLoginGroup(c); err != nil {
+		return nil, err
+	}
 	if c.UserAgent == "" {
 		c.UserAgent = "kip-login"
 	}
