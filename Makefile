@@ -6,7 +6,7 @@
 GO ?= go
 TEST_TIMEOUT ?= 80m
 
-.PHONY: generate all build dev test test-unit test-integration tools browser fmt vet check lint fuzz soak bench bench-smoke clean release cross
+.PHONY: generate all build dev test test-unit test-integration test-gateway tools browser fmt vet check lint fuzz soak bench bench-smoke clean release cross
 
 all: build
 
@@ -47,6 +47,12 @@ test-unit:
 
 test-integration: tools browser
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./test/...
+
+## test-gateway: one kip in front of three real clusters (test/gateway):
+## every verb per cluster, isolation, the live registry, one cluster down.
+## `make test` runs it too; alone it takes about 3 minutes.
+test-gateway: tools
+	$(GO) test -race -timeout 15m ./test/gateway
 
 ## tools: build (or find cached) etcd, kube-apiserver, kubectl and Hydra.
 tools:

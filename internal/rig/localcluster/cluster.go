@@ -50,6 +50,10 @@ type Options struct {
 	// proxy that leaked such headers, so tests that prove kip never
 	// forwards them can fail.
 	FrontProxyNames []string
+	// AuditPolicyFile, when set, makes kube-apiserver write a JSON audit
+	// log with that policy to Cluster.AuditLogPath, so that a test can see
+	// which requests reached this cluster and as whom.
+	AuditPolicyFile string
 }
 
 // Cluster is a running etcd and kube-apiserver. Its methods are safe for
@@ -68,6 +72,9 @@ type Cluster struct {
 	AdminKubeconfig string
 	// Dir holds the cluster's keys, etcd data and logs.
 	Dir string
+	// AuditLogPath is kube-apiserver's audit log, empty unless
+	// Options.AuditPolicyFile was set.
+	AuditLogPath string
 
 	log           io.Writer
 	keepDir       bool
@@ -127,6 +134,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	c.apiServerArgs = apiServerArgs(creds, etcdPort, c.apiServerPort)
 	if len(opts.FrontProxyNames) > 0 {
 		c.apiServerArgs = append(c.apiServerArgs, frontProxyArgs(creds, opts.FrontProxyNames)...)
+	}
+	if opts.AuditPolicyFile != "" {
+		c.AuditLogPath = filepath.Join(c.Dir, "audit.log")
+		c.apiServerArgs = append(c.apiServerArgs, "--audit-policy-file="+opts.AuditPolicyFile, "--audit-log-path="+c.AuditLogPath)
 	}
 	c.apiServerArgs = append(c.apiServerArgs, opts.ExtraAPIServerArgs...)
 	if err := c.StartAPIServer(ctx); err != nil {

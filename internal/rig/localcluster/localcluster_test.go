@@ -34,7 +34,11 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := localcluster.Start(ctx, localcluster.Options{Binaries: bins, Log: log})
+	policy := filepath.Join(t.TempDir(), "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := localcluster.Start(ctx, localcluster.Options{Binaries: bins, Log: log, AuditPolicyFile: policy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +54,18 @@ func TestCluster(t *testing.T) {
 	admin := kubernetes.NewForConfigOrDie(c.AdminConfig)
 	t.Run("version", func(t *testing.T) {
 		assertVersion(t, admin)
+	})
+
+	t.Run("audit log", func(t *testing.T) {
+		// The version request above was answered, so its event is written:
+		// the log backend writes in the request, before it completes.
+		data, err := os.ReadFile(c.AuditLogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), `"requestURI":"/version"`) || !strings.Contains(string(data), `"username":"kip-admin"`) {
+			t.Errorf("the audit log %s shows no /version request by kip-admin:\n%s", c.AuditLogPath, data)
+		}
 	})
 
 	t.Run("admin kubeconfig", func(t *testing.T) {
