@@ -33,7 +33,8 @@ func TestSmoke(t *testing.T) {
 		t.Error("stdout is not the report")
 	}
 	for _, want := range []string{"## Goals", "## 1. Small GET", "## 2. Proxy only", "## 3. Large LIST", "## 4. Watch fan-out",
-		"## 5. Port-forward", "## 6. Credential exchange", "| oidc-csr | OIDC ID token with a CSR |", "## Profiles", "### kip CPU, small GET c=32", "### kip heap in use"} {
+		"## 5. Port-forward", "## 6. Credential exchange", "| oidc-csr | OIDC ID token with a CSR |", "## Profiles", "### kip CPU, small GET c=32", "### kip heap in use",
+		"## 7. Gateway", "### Routing", "### Registry"} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
@@ -45,6 +46,7 @@ func TestSmoke(t *testing.T) {
 	checkWatch(t, run.Watch)
 	checkPortForward(t, run.PortForward)
 	checkExchange(t, run.Exchange)
+	checkGateway(t, run.Gateway)
 	for _, png := range []string{"small-get-cdf-1", "small-get-cdf-32", "small-get-throughput", "proxy-only-cdf-32", "proxy-only-throughput", "list-time", "watch-rss"} {
 		if fi, err := os.Stat(filepath.Join(dir, png+".png")); err != nil || fi.Size() == 0 {
 			t.Errorf("plot %s.png: %v", png, err)
@@ -175,6 +177,30 @@ func findExchange(exchanges []results.Exchange, target string, c int) *results.E
 		}
 	}
 	return nil
+}
+
+// checkGateway wants both kips to have served every request, and the
+// registry to have been measured, changed and seen to change.
+func checkGateway(t *testing.T, gw *results.Gateway) {
+	t.Helper()
+	if gw == nil || gw.Registry == nil {
+		t.Fatalf("gateway: %+v, want routing and registry results", gw)
+	}
+	for _, target := range []string{"kip", "kip-gateway"} {
+		l := findLoad(gw.Routing, target, 32)
+		if l == nil || l.Requests == 0 || l.Errors != 0 || l.ProxyCPUPer1k == nil {
+			t.Errorf("gateway routing through %s: %+v", target, l)
+		}
+	}
+	r := gw.Registry
+	if r.StartupSeconds <= 0 || r.RSS == 0 || r.BaselineRSS == 0 || r.FirstError != "" || r.AfterFirstUse == 0 {
+		t.Errorf("gateway registry: %+v", r)
+	}
+	for _, c := range r.Changes {
+		if len(c.Seconds) == 0 || c.Max <= 0 {
+			t.Errorf("gateway registry change %q: %+v", c.Kind, c)
+		}
+	}
 }
 
 // testLog sends progress lines to the test log.

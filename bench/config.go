@@ -14,16 +14,18 @@ import (
 
 // Workload names, in the order they run.
 const (
-	wSmallGet    = "small-get"
-	wProxyOnly   = "proxy-only"
-	wList        = "large-list"
-	wWatch       = "watch"
-	wPortForward = "port-forward"
-	wExchange    = "credential-exchange"
-	wProfile     = "profile"
+	wSmallGet     = "small-get"
+	wProxyOnly    = "proxy-only"
+	wList         = "large-list"
+	wWatch        = "watch"
+	wPortForward  = "port-forward"
+	wExchange     = "credential-exchange"
+	wProfile      = "profile"
+	wGatewayRoute = "gateway-routing"
+	wGatewayReg   = "gateway-registry"
 )
 
-var allWorkloads = []string{wSmallGet, wProfile, wProxyOnly, wList, wWatch, wPortForward, wExchange}
+var allWorkloads = []string{wSmallGet, wProfile, wProxyOnly, wList, wWatch, wPortForward, wExchange, wGatewayRoute, wGatewayReg}
 
 // config is the parsed command line.
 type config struct {
@@ -45,7 +47,7 @@ func defaultSizes() workload.Sizes {
 		ListObjects: 10000, ListObjectBytes: 5000, ListRounds: 3,
 		Watchers: 2000, WatchRounds: 2, Settle: time.Second,
 		PortForwardBytes: 256 << 20, ProfileSeconds: 10,
-		ExchangeRequests: 5000,
+		ExchangeRequests: 5000, GatewayClusters: 1000,
 	}
 }
 
@@ -56,7 +58,7 @@ func smokeSizes() workload.Sizes {
 		ListObjects: 50, ListObjectBytes: 5000, ListRounds: 1,
 		Watchers: 20, WatchRounds: 1, Settle: 100 * time.Millisecond,
 		PortForwardBytes: 1 << 20, ProfileSeconds: 1,
-		ExchangeRequests: 40,
+		ExchangeRequests: 40, GatewayClusters: 20,
 	}
 }
 
@@ -118,6 +120,7 @@ func addSizeFlags(fs *flag.FlagSet, s *workload.Sizes) {
 	fs.IntVar(&s.WatchRounds, "watch-rounds", s.WatchRounds, "watch fan-outs per target")
 	fs.Int64Var(&s.PortForwardBytes, "portforward-bytes", s.PortForwardBytes, "bytes copied through each port-forward")
 	fs.IntVar(&s.ExchangeRequests, "exchange-requests", s.ExchangeRequests, "credential exchanges per kind of token and key at concurrency 8 (a fifth at concurrency 1)")
+	fs.IntVar(&s.GatewayClusters, "gateway-clusters", s.GatewayClusters, "clusters registered with the large gateway kip (the small one has 1)")
 	fs.IntVar(&s.ProfileSeconds, "profile-seconds", s.ProfileSeconds, "seconds of each CPU profile (small GET at concurrency 1 and 32, large LIST); 0 takes none")
 }
 
@@ -158,6 +161,9 @@ func validateSizes(s workload.Sizes) error {
 		if v < 1 {
 			return fmt.Errorf("%s must be at least 1, not %d", name, v)
 		}
+	}
+	if s.GatewayClusters < 2 {
+		return fmt.Errorf("--gateway-clusters must be at least 2, not %d", s.GatewayClusters)
 	}
 	if s.Watchers > 10000 {
 		return fmt.Errorf("--watchers %d: at most 10000", s.Watchers)

@@ -139,6 +139,24 @@ func runWorkload(ctx context.Context, w string, env workload.Env, res *results.R
 		for _, s := range setup {
 			res.Setup = append(res.Setup, "credential-exchange "+s)
 		}
+	case wGatewayRoute:
+		var gw *results.Gateway
+		var setup []string
+		gw, setup, err = workload.GatewayRouting(ctx, env)
+		if gw != nil {
+			if res.Gateway != nil {
+				gw.Registry = res.Gateway.Registry
+			}
+			res.Gateway = gw
+		}
+		res.Setup = append(res.Setup, setup...)
+	case wGatewayReg:
+		var setup []string
+		if res.Gateway == nil {
+			res.Gateway = &results.Gateway{}
+		}
+		res.Gateway.Registry, setup, err = workload.GatewayRegistry(ctx, env)
+		res.Setup = append(res.Setup, setup...)
 	}
 	return err
 }

@@ -43,7 +43,7 @@ func goals(run *results.Run) []goal {
 	gs = append(gs, watchMemory(run), watchLatency(run),
 		portForward(run), exchangeLatency(run), exchangeCPU(run),
 	)
-	return gs
+	return append(gs, gatewayGoals(run)...)
 }
 
 func skippedOr(run *results.Run, workload string) string {

@@ -25,6 +25,7 @@ func Markdown(run *results.Run, plots map[string]string, notes string) string {
 	watchSection(&b, run, plots)
 	portForwardSection(&b, run)
 	exchangeSection(&b, run)
+	gatewaySection(&b, run)
 	profileSection(&b, run.Profiles)
 	return b.String()
 }

@@ -20,6 +20,8 @@ type Run struct {
 	// Exchange is absent from runs made before kip served the credential
 	// exchange.
 	Exchange []Exchange `json:"credential_exchange,omitempty"`
+	// Gateway is absent from runs made before kip served many clusters.
+	Gateway *Gateway `json:"gateway,omitempty"`
 	// Skipped says why a workload has no numbers, keyed by workload name.
 	Skipped map[string]string `json:"skipped,omitempty"`
 	// Profiles were taken from kip and kube-apiserver under load.
@@ -179,4 +181,52 @@ type Profile struct {
 	// Top and TopCum are `go tool pprof -top` output, flat and cumulative.
 	Top    string `json:"top"`
 	TopCum string `json:"top_cum"`
+}
+
+// Gateway is kip in gateway mode (--clusters-dir): the cost of routing by
+// cluster, and the cost of a large registry.
+type Gateway struct {
+	// Clusters is how many entries the routed kip had; its requests took
+	// them in turn.
+	Clusters int `json:"clusters"`
+	// Routing is the small GET at concurrency 32 through a single-cluster
+	// kip ("kip") and a gateway kip ("kip-gateway"), taking turns.
+	Routing []Load `json:"routing"`
+	// Registry is absent when that workload did not run.
+	Registry *Registry `json:"registry,omitempty"`
+}
+
+// Registry is a gateway kip with many registered clusters, all idle, set
+// beside one with a single entry.
+type Registry struct {
+	Clusters         int `json:"clusters"`
+	BaselineClusters int `json:"baseline_clusters"`
+	// StartupSeconds is from starting the process to /readyz answering 200.
+	StartupSeconds         float64 `json:"startup_seconds"`
+	BaselineStartupSeconds float64 `json:"baseline_startup_seconds"`
+	// RSS is VmRSS after a forced GC and a pause, with no request served
+	// through any cluster yet.
+	RSS         int64 `json:"rss_bytes"`
+	BaselineRSS int64 `json:"baseline_rss_bytes"`
+	// RSSPerCluster is (RSS − BaselineRSS) / (Clusters − BaselineClusters).
+	RSSPerCluster float64 `json:"rss_per_cluster_bytes"`
+	// Connections are kip's established TCP connections to kube-apiserver
+	// while idle; AfterFirstUse after one request through one cluster.
+	Connections         int `json:"upstream_connections"`
+	BaselineConnections int `json:"baseline_upstream_connections"`
+	AfterFirstUse       int `json:"upstream_connections_after_first_use"`
+	// Changes are how long each kind of change to the directory took to be
+	// applied.
+	Changes    []Change `json:"changes"`
+	FirstError string   `json:"first_error,omitempty"`
+}
+
+// Change is one kind of registry change, made several times: the time from
+// the file's rename (or removal) to the first answer that shows it.
+type Change struct {
+	// Kind says what changed and what showed it applied.
+	Kind    string    `json:"kind"`
+	Seconds []float64 `json:"seconds"`
+	Median  float64   `json:"median_seconds"`
+	Max     float64   `json:"max_seconds"`
 }

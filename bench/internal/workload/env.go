@@ -33,6 +33,8 @@ type Sizes struct {
 	// ExchangeRequests are credential exchanges per kind at concurrency 8;
 	// concurrency 1 sends a fifth as many.
 	ExchangeRequests int
+	// GatewayClusters are the entries of the large gateway registry.
+	GatewayClusters int
 }
 
 // Env is what every workload runs against.
