@@ -214,7 +214,8 @@ func (o *openedWatch) waitFor(t *testing.T, name string) {
 	}
 }
 
-// waitForEnd waits for the watch's stream to end.
+// waitForEnd waits for the watch's stream to end, cleanly: client-go
+// closes the result channel without an error event.
 func (o *openedWatch) waitForEnd(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	deadline := time.After(timeout)
@@ -225,7 +226,9 @@ func (o *openedWatch) waitForEnd(t *testing.T, timeout time.Duration) {
 				return
 			}
 			if status, isStatus := ev.Object.(*metav1.Status); isStatus {
-				t.Logf("the watch through /clusters/%s sent %s before it ended: %d %s", o.cluster, ev.Type, status.Code, status.Message)
+				// kip ends a removed cluster's watch as a finished
+				// response; an error event means the stream was cut.
+				t.Errorf("the watch through /clusters/%s sent %s before it ended: %d %s", o.cluster, ev.Type, status.Code, status.Message)
 				continue
 			}
 			t.Logf("the watch through /clusters/%s sent %s before it ended", o.cluster, ev.Type)
