@@ -1,0 +1,283 @@
+package recording
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var start = time.Date(2026, 3, 1, 14, 2, 0, 0, time.UTC)
+
+func testKey(t testing.TB) ed25519.PrivateKey {
+	seed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
+	return ed25519.NewKeyFromSeed(seed)
+}
+
+func testHeader(tty bool) Header {
+	return Header{
+		Identity: Identity{
+			SessionID: "3f0c", User: "alice@example.com", UID: "u-1", Groups: []string{"sre", "system:authenticated"},
+			Cluster: "prod-eu", Namespace: "payments", Pod: "api-7f9", Container: "app", Subresource: "exec",
+			Command: []string{"sh", "-c", "echo hi"}, Replica: "kip-0", AuditID: "a1b2",
+		},
+		TTY: tty, Width: 0, Height: 0, Start: start,
+	}
+}
+
+// at is an event at ms milliseconds after start.
+func at(ms int, s Stream, data string) Event {
+	return Event{Time: start.Add(time.Duration(ms) * time.Millisecond), Stream: s, Data: []byte(data)}
+}
+
+// castLines decodes a recording's event lines (header and seal excluded)
+// as "t code data".
+func castLines(t *testing.T, b []byte) []string {
+	t.Helper()
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	var out []string
+	for i := 0; sc.Scan(); i++ {
+		if i == 0 {
+			continue
+		}
+		var ev []any
+		d := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		d.UseNumber()
+		if err := d.Decode(&ev); err != nil || len(ev) != 3 {
+			t.Fatalf("line %d is not an event: %q", i, sc.Text())
+		}
+		if ev[1] == codeSeal {
+			continue
+		}
+		out = append(out, strings.Join([]string{ev[0].(json.Number).String(), ev[1].(string), ev[2].(string)}, " "))
+	}
+	return out
+}
+
+func record(t *testing.T, h Header, events ...Event) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	w, err := NewWriter(&out, h, testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.now = func() time.Time { return start.Add(10 * time.Second) }
+	for _, e := range events {
+		w.Event(e)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func TestWriterHeader(t *testing.T) {
+	b := record(t, testHeader(false))
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	var h map[string]any
+	if err := json.Unmarshal(first, &h); err != nil {
+		t.Fatal(err)
+	}
+	kip := h["kip"].(map[string]any)
+	checks := map[string]any{
+		"version": 2.0, "width": 80.0, "height": 24.0, "timestamp": float64(start.Unix()),
+		"command": "sh -c echo hi", "title": "alice@example.com payments/api-7f9/app exec",
+	}
+	for k, v := range checks {
+		if h[k] != v {
+			t.Errorf("header %s = %v, want %v", k, h[k], v)
+		}
+	}
+	for k, v := range map[string]any{"user": "alice@example.com", "uid": "u-1", "cluster": "prod-eu",
+		"namespace": "payments", "pod": "api-7f9", "container": "app", "replica": "kip-0",
+		"auditID": "a1b2", "sessionID": "3f0c", "tty": false, "start": "2026-03-01T14:02:00Z"} {
+		if kip[k] != v {
+			t.Errorf("header kip.%s = %v, want %v", k, kip[k], v)
+		}
+	}
+	if codes := kip["codes"].(map[string]any); codes["e"] != "stderr" || codes["o"] != "stdout" {
+		t.Errorf("codes of a non-TTY session: %v", codes)
+	}
+}
+
+func TestWriterEvents(t *testing.T) {
+	euro := "€" // three bytes: e2 82 ac
+	tests := []struct {
+		name   string
+		tty    bool
+		events []Event
+		want   []string
+	}{{
+		name:   "TTY merges stderr into output",
+		tty:    true,
+		events: []Event{at(1, StreamStdin, "ls\r"), at(2, StreamStdout, "a\r\n"), at(3, StreamStderr, "b")},
+		want:   []string{"0.001 i ls\r", "0.002 o a\r\n", "0.003 o b"},
+	}, {
+		name:   "non-TTY keeps stderr apart",
+		events: []Event{at(1, StreamStdout, "out"), at(2, StreamStderr, "err")},
+		want:   []string{"0.001 o out", "0.002 e err"},
+	}, {
+		name:   "exit status",
+		events: []Event{at(5, StreamError, `{"status":"Failure","reason":"NonZeroExitCode"}`)},
+		want:   []string{`0.005 x {"status":"Failure","reason":"NonZeroExitCode"}`},
+	}, {
+		name: "resize, whole and split across pieces, several in one piece",
+		events: []Event{at(1, StreamResize, `{"Width":120,"Height":40}`), at(2, StreamResize, `{"Wid`),
+			at(3, StreamResize, "th\":80,\"Height\":24}\n{\"Width\":1,\"Height\":2}\n")},
+		want: []string{"0.001 r 120x40", "0.003 r 80x24", "0.003 r 1x2"},
+	}, {
+		name:   "unreadable and oversized resize messages become notes",
+		events: []Event{at(1, StreamResize, `{"Width":"x"}`), at(2, StreamResize, strings.Repeat(" ", 300)), at(3, StreamResize, `{"Width":2,"Height":3}`)},
+		want:   []string{"0.001 m kip: unreadable resize message", "0.002 m kip: resize message too long", "0.003 r 2x3"},
+	}, {
+		name:   "a character split across pieces is written whole",
+		events: []Event{at(1, StreamStdout, "a"+euro[:1]), at(2, StreamStdout, euro[1:2]), at(3, StreamStdout, euro[2:]+"b")},
+		want:   []string{"0.001 o a", "0.003 o " + euro + "b"},
+	}, {
+		name:   "split characters of two streams do not mix",
+		events: []Event{at(1, StreamStdout, euro[:2]), at(2, StreamStdin, euro[:1]), at(3, StreamStdout, euro[2:]), at(4, StreamStdin, euro[1:])},
+		want:   []string{"0.003 o " + euro, "0.004 i " + euro},
+	}, {
+		name:   "bytes that are not UTF-8 become U+FFFD",
+		events: []Event{at(1, StreamStdout, "a\xffb\xc3(")},
+		want:   []string{"0.001 o a\ufffdb\ufffd("},
+	}, {
+		name:   "an incomplete character at the end is written at close",
+		events: []Event{at(1, StreamStdout, "z"+euro[:2])},
+		want:   []string{"0.001 o z", "10 o \ufffd\ufffd"},
+	}, {
+		name:   "control characters and quotes survive",
+		events: []Event{at(1, StreamStdout, "\x1b[1m\"q\"\\\x00\x7f\t")},
+		want:   []string{"0.001 o \x1b[1m\"q\"\\\x00\x7f\t"},
+	}, {
+		name:   "time never goes back",
+		events: []Event{at(5, StreamStdout, "a"), at(3, StreamStdin, "b"), at(-9, StreamStdin, "c")},
+		want:   []string{"0.005 o a", "0.005 i b", "0.005 i c"},
+	}}
+	for _, tt := range tests {
+		got := castLines(t, record(t, testHeader(tt.tty), tt.events...))
+		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestWriterLargeEventKeepsMemoryBounded(t *testing.T) {
+	// Worst case for escaping: every byte becomes \u00XX.
+	big := strings.Repeat("\x01€", 100000)
+	var out bytes.Buffer
+	w, _ := NewWriter(&out, testHeader(false), testKey(t))
+	w.Event(at(1, StreamStdout, big))
+	if cap(w.buf) != writerBufferSize {
+		t.Fatalf("buffer grew to %d bytes", cap(w.buf))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := castLines(t, out.Bytes())
+	if len(lines) != 1 || lines[0] != "0.001 o "+big {
+		t.Fatalf("large event not written exactly (%d lines)", len(lines))
+	}
+	if err := Verify(bytes.NewReader(out.Bytes()), testKey(t).Public()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer the flush timer may write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestWriterFlushesWithinInterval(t *testing.T) {
+	var out syncBuffer
+	w, _ := NewWriter(&out, testHeader(true), testKey(t))
+	w.every = 20 * time.Millisecond
+	w.Event(at(1, StreamStdout, "typed a second ago"))
+	if strings.Contains(out.String(), "typed") {
+		t.Fatal("written before the flush (test assumes buffering)")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "typed") {
+		if time.Now().After(deadline) {
+			t.Fatal("event not written by the flush timer")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A recording cut here (kip killed) has no seal but every line before
+	// the cut is whole.
+	if err := Verify(strings.NewReader(out.String()), testKey(t).Public()); !errors.Is(err, ErrUnsealed) {
+		t.Fatalf("Verify of a cut recording: %v", err)
+	}
+	_ = w.Close()
+}
+
+type failingWriter struct{ n int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.n == 0 {
+		return 0, errors.New("no space left on device")
+	}
+	f.n--
+	return len(p), nil
+}
+
+func TestWriterWriteErrorDropsTheRest(t *testing.T) {
+	w, err := NewWriter(&failingWriter{n: 1}, testHeader(false), testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		w.Event(at(1, StreamStdout, strings.Repeat("x", 1000)))
+	}
+	w.Malformed(errors.New("x"))
+	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "no space") {
+		t.Fatalf("Close = %v, want the write error", err)
+	}
+	if w.Err() == nil {
+		t.Fatal("Err() is nil after a write error")
+	}
+	if _, err := NewWriter(&failingWriter{}, testHeader(false), testKey(t)); err == nil {
+		t.Fatal("NewWriter hid the error writing the header")
+	}
+}
+
+func TestWriterRefusesBadSetup(t *testing.T) {
+	if _, err := NewWriter(&bytes.Buffer{}, testHeader(false), nil); err == nil {
+		t.Error("accepted no key")
+	}
+	h := testHeader(false)
+	h.Start = time.Time{}
+	if _, err := NewWriter(&bytes.Buffer{}, h, testKey(t)); err == nil {
+		t.Error("accepted no start time")
+	}
+}
+
+func TestWriterMalformedNote(t *testing.T) {
+	var out bytes.Buffer
+	w, _ := NewWriter(&out, testHeader(false), testKey(t))
+	w.now = func() time.Time { return start.Add(time.Second) }
+	w.Malformed(errors.New("SPDY frames from the client: bad"))
+	_ = w.Close()
+	if got := castLines(t, out.Bytes()); len(got) != 1 || got[0] != "1 m kip: recording stopped: SPDY frames from the client: bad" {
+		t.Fatalf("got %q", got)
+	}
+}
