@@ -160,7 +160,7 @@ func headerLine(h Header) ([]byte, error) {
 	b, err := json.Marshal(castHeader{
 		Version: 2, Width: width, Height: height, Timestamp: h.Start.Unix(),
 		Command: strings.Join(id.Command, " "),
-		Title:   fmt.Sprintf("%s %s/%s/%s %s", id.User, id.Namespace, id.Pod, id.Container, id.Subresource),
+		Title:   title(id),
 		Kip: kipHeader{Identity: id, TTY: h.TTY, Start: h.Start.UTC().Format(time.RFC3339Nano),
 			Codes: codes},
 	})
@@ -168,6 +168,15 @@ func headerLine(h Header) ([]byte, error) {
 		return nil, fmt.Errorf("encoding the recording's header: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// title is what a player shows: "alice payments/api-7f9/app exec".
+func title(id Identity) string {
+	where := id.Namespace + "/" + id.Pod
+	if id.Container != "" {
+		where += "/" + id.Container
+	}
+	return strings.Join([]string{id.User, where, id.Subresource}, " ")
 }
 
 // Event writes one piece of the session.

@@ -15,7 +15,9 @@
 //     kip loses at most the last second;
 //   - the seal: Writer.Close appends a trailer holding the SHA-256 of
 //     everything before it, signed with kip's key, and Verify checks it, so
-//     an edited, truncated, reordered or extended recording is detected.
+//     an edited, truncated, reordered or extended recording is detected;
+//   - Tee, which shows a Parser the bytes relayed through an upgraded
+//     connection without changing what is relayed.
 //
 // Security model. A recording is evidence of what a user did, so the parsers
 // record a channel only in the direction it really flows (stdin and resize

@@ -209,15 +209,21 @@ func (p *SPDY) decode(raw []byte) (f spdy.Frame, err error) {
 }
 
 func (p *SPDY) addStream(id uint32, streamType string) error {
+	stream := spdyStreamType(streamType)
 	for _, s := range p.streams {
 		if s.id == id {
 			return fmt.Errorf("stream %d opened twice", id)
+		}
+		// The upstream uses one stream of each type; a second one could
+		// carry "input" the container never got.
+		if stream != 0 && s.stream == stream {
+			return fmt.Errorf("a second %s stream", stream)
 		}
 	}
 	if len(p.streams) == spdyMaxStreams {
 		return fmt.Errorf("more than %d streams", spdyMaxStreams)
 	}
-	p.streams = append(p.streams, spdyStream{id: id, stream: spdyStreamType(streamType)})
+	p.streams = append(p.streams, spdyStream{id: id, stream: stream})
 	return nil
 }
 

@@ -119,6 +119,11 @@ func TestSPDY(t *testing.T) {
 		want:      "stdin=a",
 		malformed: "opened twice",
 	}, {
+		name:      "a second stream of one type",
+		client:    newSPDYWire(t).syn(1, "stdin").data(1, "a").syn(3, "stdin").data(3, "fake").bytes(),
+		want:      "stdin=a",
+		malformed: "a second stdin stream",
+	}, {
 		name:      "too many streams",
 		client:    manyStreams(t, spdyMaxStreams+1),
 		malformed: "more than 16 streams",

@@ -4,7 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -18,10 +18,14 @@ import (
 // reports payload as it arrives, so a 16 MiB message costs no more memory
 // than a small one.
 type WebSocket struct {
-	sink    Sink
-	base64  bool
-	now     func() time.Time
-	stopped atomic.Bool
+	sink   Sink
+	base64 bool
+	now    func() time.Time
+
+	// mu makes "no Event after Malformed" hold across the two directions;
+	// they meet at the Sink's own lock anyway.
+	mu      sync.Mutex
+	stopped bool
 
 	client, server wsReader
 }
@@ -102,7 +106,9 @@ type wsReader struct {
 }
 
 func (p *WebSocket) feed(r *wsReader, b []byte) {
-	for len(b) > 0 && !p.stopped.Load() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(b) > 0 && !p.stopped {
 		if !r.inFrame {
 			n, err := r.readHeader(b)
 			b = b[n:]
@@ -129,13 +135,15 @@ func (p *WebSocket) feed(r *wsReader, b []byte) {
 }
 
 func (p *WebSocket) fail(r *wsReader, err error) {
-	if p.stopped.CompareAndSwap(false, true) {
-		dir := "from the server"
-		if r.fromClient {
-			dir = "from the client"
-		}
-		p.sink.Malformed(fmt.Errorf("websocket frames %s: %w", dir, err))
+	if p.stopped {
+		return
 	}
+	p.stopped = true
+	dir := "from the server"
+	if r.fromClient {
+		dir = "from the client"
+	}
+	p.sink.Malformed(fmt.Errorf("websocket frames %s: %w", dir, err))
 }
 
 // headerLen is the length of the frame header being read, as far as its
@@ -296,7 +304,7 @@ func (p *WebSocket) base64Bytes(r *wsReader, d []byte) {
 }
 
 func (p *WebSocket) flushDecoded(r *wsReader) {
-	if r.decoded > 0 && !p.stopped.Load() {
+	if r.decoded > 0 && !p.stopped {
 		p.sink.Event(Event{Time: p.now(), Stream: r.stream, Data: r.scratch[:r.decoded]})
 	}
 	r.decoded = 0
