@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,8 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/request"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 
+	"github.com/kip-proxy/kip/internal/clusters"
+	"github.com/kip-proxy/kip/internal/gateway"
 	"github.com/kip-proxy/kip/internal/metrics"
 )
 
@@ -64,7 +67,11 @@ func BenchmarkChainLayers(b *testing.B) {
 }
 
 func serveSmallGets(b *testing.B, h http.Handler) {
-	req := httptest.NewRequest(http.MethodGet, "/api/v1/namespaces/default/configmaps/c", nil)
+	serveRequests(b, h, httptest.NewRequest(http.MethodGet, "/api/v1/namespaces/default/configmaps/c", nil))
+}
+
+// serveRequests serves req again and again, as kubectl sends it.
+func serveRequests(b *testing.B, h http.Handler, req *http.Request) {
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "kubectl/v1.37.2")
 	w := &discardWriter{header: http.Header{}}
@@ -73,4 +80,40 @@ func serveSmallGets(b *testing.B, h http.Handler) {
 		clear(w.header)
 		h.ServeHTTP(w, req)
 	}
+}
+
+// BenchmarkGatewayChain serves the same small GET through kip's whole
+// chain in single-cluster mode and as a gateway to one cluster, with the
+// same caller, the same allow-all authorizer and a handler in place of
+// each proxy: the difference is what routing to a cluster costs.
+func BenchmarkGatewayChain(b *testing.B) {
+	write := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(smallBody) })
+	b.Run("single", func(b *testing.B) {
+		c := benchConfig()
+		serveSmallGets(b, buildHandlerChain(write, nil, c, observability{requests: metrics.NewRecorder().Requests()}, gatewayLayers{}))
+	})
+	b.Run("gateway", func(b *testing.B) {
+		c := benchConfig()
+		authn, authz := c.Authentication.Authenticator, c.Authorization.Authorizer
+		ups := gateway.NewUpstreams(func(context.Context, clusters.Cluster, *gateway.Health) (*gateway.Backend, error) {
+			return &gateway.Backend{Proxy: write, Authenticator: authn, Authorizer: authz,
+				Check: func(context.Context) error { return nil }}, nil
+		}, gateway.Options{LongRunning: longRunning(c.LongRunningFunc)})
+		open, err := clusters.CompilePolicy("", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ups.Apply(clusters.Snapshot{Clusters: []clusters.Cluster{{Name: "a", Policy: open}}})
+		c.Authentication.Authenticator, c.Authorization.Authorizer = ups.Authenticator(), ups.Authorizer()
+		gw := gatewayLayers{
+			routing: func(h http.Handler) http.Handler {
+				return gateway.WithRouting(h, ups.Known, func(string) bool { return false })
+			},
+			backend: ups.WithBackend, policy: gateway.WithPolicy, clusterShare: true,
+		}
+		rec := metrics.NewRecorder(metrics.WithClusterOf(gateway.ClusterFrom))
+		h := buildHandlerChain(ups, nil, c, observability{requests: rec.Requests()}, gw)
+		req := httptest.NewRequest(http.MethodGet, "/clusters/a/api/v1/namespaces/default/configmaps/c", nil)
+		serveRequests(b, h, req)
+	})
 }
