@@ -35,11 +35,12 @@ var errNoCluster = errors.New("the request reached a per-cluster step without a 
 // replaced.
 func (u *Upstreams) WithBackend(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name, ok := ClusterFrom(r.Context())
+		rt, ok := r.Context().Value(routeKey{}).(*route)
 		if !ok {
 			notFound(w, "kip serves each cluster at /clusters/<name>/")
 			return
 		}
+		name := rt.name
 		// kip's audit log names the cluster of every event, refusals
 		// included; the path it records is the cluster's.
 		audit.AddAuditAnnotation(r.Context(), AuditAnnotation, name)
@@ -57,12 +58,15 @@ func (u *Upstreams) WithBackend(h http.Handler) http.Handler {
 			unavailable(w, fmt.Sprintf("cluster %q is unreachable: %v", name, err))
 			return
 		}
-		ctx := withRouted(r.Context(), routed{m, b})
+		// The route is this request's own, so setting its backend here,
+		// before the request goes on, is seen by every later step.
+		rt.m, rt.b = m, b
+		ctx := r.Context()
 		if u.longRunning != nil && !u.longRunning(r) {
 			// A short request ends on its own deadline; tying it to the
 			// cluster's lifetime would cost every request a context and a
 			// registration on the cluster's.
-			h.ServeHTTP(w, r.WithContext(ctx))
+			h.ServeHTTP(w, r)
 			return
 		}
 		if !httpstream.IsUpgradeRequest(r) {

@@ -81,19 +81,9 @@ func (m *member) built() *Backend {
 // stop ends the member's requests and background work.
 func (m *member) stop() { m.cancel() }
 
-type memberKey struct{}
-
-// routed is the cluster a request is being served by, with its backend.
-type routed struct {
-	m *member
-	b *Backend
-}
-
-func withRouted(ctx context.Context, r routed) context.Context {
-	return context.WithValue(ctx, memberKey{}, r)
-}
-
-func routedFrom(ctx context.Context) (routed, bool) {
-	r, ok := ctx.Value(memberKey{}).(routed)
-	return r, ok && r.b != nil
+// routedFrom is the request's route once WithBackend has chosen its
+// backend.
+func routedFrom(ctx context.Context) (*route, bool) {
+	rt, ok := ctx.Value(routeKey{}).(*route)
+	return rt, ok && rt.b != nil
 }

@@ -11,17 +11,30 @@ import (
 	"github.com/kip-proxy/kip/internal/clusters"
 )
 
-type clusterKey struct{}
+type routeKey struct{}
+
+// route is where a request goes: the cluster routing read from its path,
+// and, once WithBackend has chosen them, the cluster's registry entry and
+// backend. One value in the context for all three keeps every lookup of
+// the chain one step shorter than two would.
+type route struct {
+	name string
+	m    *member
+	b    *Backend
+}
 
 // WithCluster records the cluster a request is addressed to.
 func WithCluster(ctx context.Context, name string) context.Context {
-	return context.WithValue(ctx, clusterKey{}, name)
+	return context.WithValue(ctx, routeKey{}, &route{name: name})
 }
 
 // ClusterFrom returns the cluster WithRouting recorded.
 func ClusterFrom(ctx context.Context) (string, bool) {
-	name, ok := ctx.Value(clusterKey{}).(string)
-	return name, ok
+	rt, ok := ctx.Value(routeKey{}).(*route)
+	if !ok {
+		return "", false
+	}
+	return rt.name, true
 }
 
 // WithRouting strips /clusters/<name> from every request whose cluster
