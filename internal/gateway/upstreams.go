@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 
 	"k8s.io/apiserver/pkg/authentication/user"
@@ -175,18 +176,8 @@ func (u *Upstreams) Statuses() []Status {
 		out = append(out, m.health.status(m.cluster.Name))
 	}
 	u.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Status) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // ReservedName says why name may not be impersonated at any cluster kip
