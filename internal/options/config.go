@@ -91,7 +91,7 @@ func (o *Serve) configFields(c *configv1alpha1.KipConfiguration) []configField {
 	var fields []configField
 	for _, part := range [][]configField{
 		o.servingFields(&c.Serving), o.authenticationFields(&c.Authentication), o.upstreamFields(&c.Upstream),
-		o.clustersFields(&c.Clusters), o.auditFields(&c.Audit), o.observabilityFields(&c.Observability), o.limitFields(&c.Limits), o.loggingFields(c),
+		o.clustersFields(&c.Clusters), o.auditFields(&c.Audit), o.observabilityFields(&c.Observability), o.recordingFields(&c.Recording), o.limitFields(&c.Limits), o.loggingFields(c),
 	} {
 		fields = append(fields, part...)
 	}
@@ -219,6 +219,13 @@ func (o *Serve) observabilityFields(ob *configv1alpha1.Observability) []configFi
 		{"probe-port", func() { o.ProbePort = int(*ob.ProbePort) }},
 		{"profiling", func() { o.Profiling = ob.Profiling }},
 		{"access-log", func() { o.Observability.AccessLog = ob.AccessLog }},
+	}
+}
+
+func (o *Serve) recordingFields(r *configv1alpha1.Recording) []configField {
+	return []configField{
+		{"recording-dir", func() { o.Recording.Dir = r.Dir }},
+		{"recording-key-file", func() { o.Recording.KeyFile = r.KeyFile }},
 	}
 }
 

@@ -31,6 +31,7 @@ type Serve struct {
 	Credentials   *Credentials
 	Clusters      *Clusters
 	Observability Observability
+	Recording     Recording
 	Logs          *logsapi.LoggingConfiguration
 
 	Kubeconfig string
@@ -102,6 +103,7 @@ func (o *Serve) Flags() cliflag.NamedFlagSets {
 	o.addUpstreamFlags(fss.FlagSet(sectionUpstream))
 	o.Clusters.AddFlags(fss.FlagSet(sectionClusters))
 	o.Audit.AddFlags(fss.FlagSet(sectionAudit))
+	o.Recording.AddFlags(fss.FlagSet(sectionAudit))
 	o.addObservabilityFlags(fss.FlagSet(sectionObservability))
 	o.addLimitFlags(fss.FlagSet(sectionLimits))
 	logsapi.AddFlags(o.Logs, fss.FlagSet(sectionLogging))
@@ -164,6 +166,7 @@ func (o *Serve) Validate() error {
 	errs = append(errs, o.Credentials.Validate()...)
 	errs = append(errs, o.Clusters.Validate()...)
 	errs = append(errs, o.Observability.Validate()...)
+	errs = append(errs, o.Recording.Validate()...)
 	if lerrs := logsapi.Validate(o.Logs, nil, field.NewPath("logging")); len(lerrs) > 0 {
 		errs = append(errs, lerrs.ToAggregate())
 	}
@@ -231,6 +234,9 @@ func (o *Serve) Config() (server.Config, error) {
 		Profiling:            o.Profiling,
 	}
 	o.Observability.ApplyTo(&cfg)
+	if err := o.Recording.ApplyTo(&cfg); err != nil {
+		return server.Config{}, fmt.Errorf("configuring session recording: %w", err)
+	}
 	if o.ProbePort != 0 {
 		addr := net.JoinHostPort(o.ProbeBindAddress, strconv.Itoa(o.ProbePort))
 		if cfg.ProbeListener, err = net.Listen("tcp", addr); err != nil {

@@ -28,6 +28,8 @@ type Proxy struct {
 	short, watch *httputil.ReverseProxy
 	// health hears whether the upstream answers; nil when nobody listens.
 	health Health
+	// recorder records exec and attach sessions; nil when off.
+	recorder Recorder
 }
 
 // Health hears of every answer from the upstream and every round trip
@@ -230,6 +232,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	}
 	if end := endFrom(res.Request.Context()); end != nil && res.StatusCode != http.StatusSwitchingProtocols {
 		res.Body = newEndingBody(res.Body, end)
+	}
+	if p.recorder != nil && isRecorded(res) {
+		p.record(res)
 	}
 	return addSecurityHeaders(res)
 }

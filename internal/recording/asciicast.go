@@ -21,6 +21,7 @@ import (
 type Identity struct {
 	SessionID   string   `json:"sessionID"`
 	User        string   `json:"user"`
+	Caller      string   `json:"caller,omitempty"` // who authenticated, when they impersonated User
 	UID         string   `json:"uid,omitempty"`
 	Groups      []string `json:"groups,omitempty"`
 	Cluster     string   `json:"cluster,omitempty"`

@@ -104,7 +104,7 @@ func (g *clusterGateway) backend(ctx context.Context, c clusters.Cluster, health
 	if err != nil {
 		return nil, fmt.Errorf("building the client of cluster %q: %w", c.Name, err)
 	}
-	p, err := proxy.New(c.Config, proxy.WithHealth(health))
+	p, err := proxy.New(c.Config, g.cfg.proxyOptions(proxy.WithHealth(health))...)
 	if err != nil {
 		return nil, err
 	}

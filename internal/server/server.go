@@ -50,6 +50,17 @@ type Config struct {
 	Profiling     bool
 	// AccessLog writes a log line for every request.
 	AccessLog bool
+	// Recorder, when set, records every exec and attach session.
+	Recorder proxy.Recorder
+}
+
+// proxyOptions are the options every proxy kip builds shares, before
+// those of its cluster.
+func (c Config) proxyOptions(more ...proxy.Option) []proxy.Option {
+	if c.Recorder != nil {
+		more = append(more, proxy.WithRecorder(c.Recorder))
+	}
+	return more
 }
 
 // Server is a ready-to-run kip.
@@ -125,7 +136,7 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 	if err != nil {
 		return nil, err
 	}
-	p, err := proxy.New(cfg.Upstream)
+	p, err := proxy.New(cfg.Upstream, cfg.proxyOptions()...)
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,9 @@ type gateway struct {
 	bins binaries.Paths
 	// clustersDir is kip's --clusters-dir: one kubeconfig per cluster.
 	clustersDir string
-	kip         *harness.Kip
+	// recordingDir is kip's --recording-dir: every exec and attach.
+	recordingDir string
+	kip          *harness.Kip
 	// signer is kip's signer CA: a certificate it signs is one of kip's own
 	// and valid at every cluster.
 	signer  *pki.CA
@@ -97,7 +99,7 @@ type access struct {
 // returns once every cluster answers through kip. On error it returns what
 // it started, for the caller to stop.
 func startGateway(ctx context.Context, dir string) (*gateway, error) {
-	g := &gateway{dir: dir, clustersDir: filepath.Join(dir, "clusters"), members: map[string]*member{}}
+	g := &gateway{dir: dir, clustersDir: filepath.Join(dir, "clusters"), recordingDir: filepath.Join(dir, "recordings"), members: map[string]*member{}}
 	if err := os.MkdirAll(g.clustersDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -324,6 +326,7 @@ func (g *gateway) startKip(ctx context.Context) error {
 			"--signer-ca-cert-file=" + signerCert, "--signer-ca-key-file=" + signerKeyFile,
 			"--trust-cluster-client-ca",
 			"--audit-policy-file=" + policy, "--audit-log-path=" + filepath.Join(kipDir, "audit.log"),
+			"--recording-dir=" + g.recordingDir,
 		},
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kip-proxy/kip/internal/recording"
 	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/testnode"
 )
@@ -201,7 +202,7 @@ var streamingClusters = []string{alpha, beta}
 // other cluster shows.
 func TestStreamingVerbs(t *testing.T) {
 	ns := namespaceOn(t, streamingClusters...)
-	_, kubeconfigs := clusterUser(t, ns, streamingClusters, []string{"create", "pods", "--subresource=exec"}, streamingRules...)
+	user, kubeconfigs := clusterUser(t, ns, streamingClusters, []string{"create", "pods", "--subresource=exec"}, streamingRules...)
 	for _, name := range streamingClusters {
 		t.Run(name, func(t *testing.T) {
 			kubeconfig := kubeconfigs[name]
@@ -227,6 +228,7 @@ func TestStreamingVerbs(t *testing.T) {
 						t.Fatalf("want exit 7, stdout %q, stderr to-stderr; got exit %d\nstdout: %q\nstderr: %q", name+"\n", res.ExitCode, res.Stdout, res.Stderr)
 					}
 					assertReachedOnly(t, name, ns, pod, before, func(s testnode.Stats) int { return s.Exec }, tr)
+					assertRecorded(t, recording.Identity{User: user, Cluster: name, Namespace: ns, Pod: pod, Subresource: "exec"}, name+"\n")
 				})
 
 				t.Run("port-forward/"+tr.name, func(t *testing.T) {

@@ -26,6 +26,8 @@ type KipConfiguration struct {
 	Audit Audit `json:"audit"`
 	// Observability is the probe server and the access log.
 	Observability Observability `json:"observability"`
+	// Recording records exec and attach sessions.
+	Recording Recording `json:"recording"`
 	// Limits bound concurrency and time.
 	Limits Limits `json:"limits"`
 	// Logging is component-base's logging configuration: format,
@@ -236,6 +238,16 @@ type Observability struct {
 	Profiling bool `json:"profiling,omitempty"`
 	// AccessLog is --access-log: one log line per request.
 	AccessLog bool `json:"accessLog,omitempty"`
+}
+
+// Recording records every exec and attach session kip relays as a signed
+// asciicast file.
+type Recording struct {
+	// Dir is --recording-dir; empty turns recording off.
+	Dir string `json:"dir,omitempty"`
+	// KeyFile is --recording-key-file, the PEM Ed25519 or ECDSA private key
+	// that seals recordings; kip generates one at start when empty.
+	KeyFile string `json:"keyFile,omitempty"`
 }
 
 // Limits bound concurrency and time.

@@ -1,0 +1,98 @@
+package options
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kip-proxy/kip/internal/server"
+)
+
+func TestRecordingOptions(t *testing.T) {
+	tmp := t.TempDir()
+	write := func(name string, data []byte) string {
+		path := filepath.Join(tmp, name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	pkcs8 := func(key any) []byte {
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecDER, _ := x509.MarshalECPrivateKey(ecKey)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ed := write("ed.pem", pkcs8(edKey))
+	ec := write("ec.pem", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecDER}))
+	rsaFile := write("rsa.pem", pkcs8(rsaKey))
+	notPEM := write("not.pem", []byte("not a key"))
+	cert := write("cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}))
+	aFile := write("a-file", nil)
+
+	tests := []struct {
+		name    string
+		args    []string
+		wantOn  bool
+		wantErr string // must appear in Validate's error; empty means none
+	}{
+		{name: "off by default", args: nil},
+		{name: "a directory, a generated key", args: []string{"--recording-dir=" + filepath.Join(tmp, "rec-gen")}, wantOn: true},
+		{name: "an Ed25519 key", args: []string{"--recording-dir=" + filepath.Join(tmp, "rec-ed"), "--recording-key-file=" + ed}, wantOn: true},
+		{name: "an ECDSA key in SEC 1 form", args: []string{"--recording-dir=" + filepath.Join(tmp, "rec-ec"), "--recording-key-file=" + ec}, wantOn: true},
+		{name: "a key without a directory", args: []string{"--recording-key-file=" + ed}, wantErr: "--recording-dir is empty"},
+		{name: "a directory that is a file", args: []string{"--recording-dir=" + aFile}, wantErr: "is a file, not a directory"},
+		{name: "a missing key file", args: []string{"--recording-dir=" + tmp, "--recording-key-file=" + filepath.Join(tmp, "missing.pem")}, wantErr: "no such file"},
+		{name: "a key file that is not PEM", args: []string{"--recording-dir=" + tmp, "--recording-key-file=" + notPEM}, wantErr: "holds no PEM block"},
+		{name: "a certificate, not a key", args: []string{"--recording-dir=" + tmp, "--recording-key-file=" + cert}, wantErr: `"CERTIFICATE" PEM block`},
+		{name: "an RSA key", args: []string{"--recording-dir=" + tmp, "--recording-key-file=" + rsaFile}, wantErr: "sealed with Ed25519 or ECDSA keys"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var o Recording
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			o.AddFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			errs := o.Validate()
+			if tt.wantErr != "" {
+				if len(errs) != 1 || !strings.Contains(errs[0].Error(), tt.wantErr) {
+					t.Fatalf("Validate = %v, want one error containing %q", errs, tt.wantErr)
+				}
+				return
+			}
+			if len(errs) > 0 {
+				t.Fatalf("Validate: %v", errs)
+			}
+			var cfg server.Config
+			if err := o.ApplyTo(&cfg); err != nil {
+				t.Fatal(err)
+			}
+			if (cfg.Recorder != nil) != tt.wantOn {
+				t.Fatalf("recorder = %v, want on: %v", cfg.Recorder, tt.wantOn)
+			}
+			if tt.wantOn {
+				keys, err := filepath.Glob(filepath.Join(o.Dir, "keys", "*.pub"))
+				if err != nil || len(keys) != 1 {
+					t.Fatalf("public keys in %s/keys: %v, %v; want one", o.Dir, keys, err)
+				}
+			}
+		})
+	}
+}

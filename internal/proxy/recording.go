@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/klog/v2"
+
+	"github.com/kip-proxy/kip/internal/recording"
+)
+
+// Recorder opens the recording of one exec or attach session.
+type Recorder interface {
+	// Open starts recording the session r asked for, once the upstream
+	// agreed to it. r carries the chain's context: user, request info,
+	// audit ID.
+	Open(r *http.Request) (Recording, error)
+}
+
+// Recording is one session's recording: it hears what the session's
+// streams carried, and Close, called once the session ends, seals it.
+type Recording interface {
+	recording.Sink
+	Close() error
+}
+
+// WithRecorder records every exec and attach session the proxy relays
+// with rec.
+func WithRecorder(rec Recorder) Option {
+	return func(p *Proxy) { p.recorder = rec }
+}
+
+// isRecorded says whether res starts a session to record: an exec or
+// attach the upstream switched protocols for. Port-forward carries bytes
+// of the user's own protocol, not a terminal, and is not recorded.
+func isRecorded(res *http.Response) bool {
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		return false
+	}
+	info, ok := request.RequestInfoFrom(res.Request.Context())
+	return ok && info.IsResourceRequest && info.Resource == "pods" &&
+		(info.Subresource == "exec" || info.Subresource == "attach")
+}
+
+// record makes res's upgraded connection show its bytes to a recording.
+// A recording that cannot be opened does not end the session: it is
+// relayed unrecorded, and the failure logged.
+func (p *Proxy) record(res *http.Response) {
+	upstream, ok := res.Body.(io.ReadWriteCloser)
+	if !ok {
+		return
+	}
+	rec, err := p.recorder.Open(res.Request)
+	if err != nil {
+		klog.ErrorS(err, "Relaying a session unrecorded", "path", res.Request.URL.Path)
+		return
+	}
+	body := upstream
+	if parser, err := parserFor(res, rec); err != nil {
+		// The recording then says why it holds nothing.
+		rec.Malformed(err)
+	} else {
+		body = recording.Tee(upstream, parser)
+	}
+	res.Body = &recordedConn{ReadWriteCloser: body, upstream: upstream, rec: rec}
+}
+
+// parserFor picks the parser of the protocol the upstream agreed to.
+func parserFor(res *http.Response, sink recording.Sink) (recording.Parser, error) {
+	if strings.EqualFold(res.Header.Get("Upgrade"), "SPDY/3.1") {
+		return recording.NewSPDY(sink)
+	}
+	if !strings.EqualFold(res.Header.Get("Upgrade"), "websocket") {
+		return nil, errors.New("the upstream switched to a protocol that is neither SPDY/3.1 nor WebSocket")
+	}
+	return recording.NewWebSocket(res.Header.Get("Sec-WebSocket-Protocol"), sink)
+}
+
+// recordedConn seals the recording when the session's connection closes.
+// httputil.ReverseProxy may close it twice: when the copy ends and when
+// the request's context does.
+type recordedConn struct {
+	io.ReadWriteCloser
+	upstream io.ReadWriteCloser
+	rec      Recording
+	once     sync.Once
+}
+
+// CloseWrite passes the client's half-close on, as the relay does for an
+// unrecorded session.
+func (c *recordedConn) CloseWrite() error {
+	if cw, ok := c.upstream.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("CloseWrite: %w", errors.ErrUnsupported)
+}
+
+func (c *recordedConn) Close() error {
+	err := c.ReadWriteCloser.Close()
+	c.once.Do(func() {
+		if rerr := c.rec.Close(); rerr != nil {
+			klog.ErrorS(rerr, "Sealing a session's recording")
+		}
+	})
+	return err
+}

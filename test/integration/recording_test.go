@@ -1,0 +1,205 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"io"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kip-proxy/kip/internal/recording"
+	"github.com/kip-proxy/kip/internal/rig/harness"
+	"github.com/kip-proxy/kip/internal/rig/localcluster"
+	"github.com/kip-proxy/kip/internal/rig/pki"
+	"github.com/kip-proxy/kip/internal/sessions"
+)
+
+// TestRecordingExec proves that a kip with --recording-dir records a real
+// kubectl exec, over WebSocket and over SPDY, as a sealed file that names
+// the user, namespace and pod and holds exactly what the command wrote;
+// and that changing one byte of it is detected.
+func TestRecordingExec(t *testing.T) {
+	ns := createNamespace(t)
+	user := harness.UniqueName("recorded")
+	grant(t, ns, userSubject(user), streamingRules...)
+	dir := t.TempDir()
+	kipURL := harness.StartInProcess(t, stack, "--recording-dir="+dir)
+	kubeconfig := kubeconfigAt(t, kipURL, user)
+	eventually(t, 30*time.Second, func() error {
+		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=exec", "-n", ns); res.ExitCode != 0 {
+			return errorf("can-i create pods/exec: %s%s", res.Stdout, res.Stderr)
+		}
+		return nil
+	})
+	pod := harness.UniqueName("rec")
+	runPod(t, ns, nodeFor(t, nodeModes[0]), podWith(pod))
+	pub := recordingKey(t, dir)
+
+	command := []string{"sh", "-c", "echo hello; echo err >&2"}
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			before := castFiles(t, dir)
+			res := kubectlEnv(t, kubeconfig, tr.env, "", append([]string{"exec", "-n", ns, pod, "--"}, command...)...)
+			if res.ExitCode != 0 || res.Stdout != "hello\n" {
+				t.Fatalf("kubectl exec: exit %d\nstdout: %q\nstderr: %q", res.ExitCode, res.Stdout, res.Stderr)
+			}
+			data := newRecording(t, dir, before, pub)
+			id, streams := readCast(t, data)
+			if id.User != user || id.Namespace != ns || id.Pod != pod || id.Subresource != "exec" || !slices.Equal(id.Command, command) {
+				t.Errorf("recording identity %+v, want user %s, pod %s/%s, exec of %q", id, user, ns, pod, command)
+			}
+			if streams["o"] != "hello\n" || streams["e"] != "err\n" {
+				t.Errorf("recorded stdout %q and stderr %q, want %q and %q", streams["o"], streams["e"], "hello\n", "err\n")
+			}
+
+			i := bytes.Index(data, []byte("hello"))
+			if i < 0 {
+				t.Fatal("the recording does not hold the output")
+			}
+			edited := slices.Clone(data)
+			edited[i] = 'j'
+			if err := recording.Verify(bytes.NewReader(edited), pub); !errors.Is(err, recording.ErrTampered) {
+				t.Errorf("Verify of a recording with one byte changed = %v, want ErrTampered", err)
+			}
+		})
+	}
+}
+
+// TestRecordingAttach proves the same for kubectl attach, over both
+// transports: what the user typed is recorded as input, what the
+// container answered as its output, and the recording is sealed when
+// kubectl goes away.
+func TestRecordingAttach(t *testing.T) {
+	ns := createNamespace(t)
+	user := harness.UniqueName("attacher")
+	grant(t, ns, userSubject(user), streamingRules...)
+	dir := t.TempDir()
+	kipURL := harness.StartInProcess(t, stack, "--recording-dir="+dir)
+	kubeconfig := kubeconfigAt(t, kipURL, user)
+	eventually(t, 30*time.Second, func() error {
+		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=attach", "-n", ns); res.ExitCode != 0 {
+			return errorf("can-i create pods/attach: %s%s", res.Stdout, res.Stderr)
+		}
+		return nil
+	})
+	pub := recordingKey(t, dir)
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			pod := harness.UniqueName("rec-attach")
+			spec := podWith(pod, "sh", "-c", `while read n; do echo "line $n"; echo "err $n" >&2; done`)
+			spec.Spec.Containers[0].Stdin = true
+			runPod(t, ns, nodeFor(t, nodeModes[0]), spec)
+			before := castFiles(t, dir)
+			attach := startKubectl(t, kubeconfig, tr.env, "attach", "-i", "-n", ns, pod)
+			if _, err := io.WriteString(attach.stdin, "1\n"); err != nil {
+				t.Fatal(err)
+			}
+			attach.waitForOutput(t, "line 1\n")
+			attach.waitForError(t, "err 1\n")
+			// The session ends when its client goes away.
+			_ = attach.cmd.Process.Kill()
+			data := newRecording(t, dir, before, pub)
+			id, streams := readCast(t, data)
+			if id.User != user || id.Namespace != ns || id.Pod != pod || id.Subresource != "attach" {
+				t.Errorf("recording identity %+v, want user %s, pod %s/%s, attach", id, user, ns, pod)
+			}
+			if streams["i"] != "1\n" || streams["o"] != "line 1\n" || streams["e"] != "err 1\n" {
+				t.Errorf("recorded stdin %q, stdout %q, stderr %q; want %q, %q, %q",
+					streams["i"], streams["o"], streams["e"], "1\n", "line 1\n", "err 1\n")
+			}
+		})
+	}
+}
+
+// recordingKey reads the one public key kip wrote into the recording
+// directory dir.
+func recordingKey(t *testing.T, dir string) crypto.PublicKey {
+	t.Helper()
+	keys, err := filepath.Glob(filepath.Join(dir, "keys", "*.pub"))
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("public keys in the recording directory: %v, %v; want one", keys, err)
+	}
+	pub, err := sessions.ReadPublicKey(keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
+// newRecording waits for the one recording in dir that is not in before
+// to be sealed, and returns it.
+func newRecording(t *testing.T, dir string, before []string, pub crypto.PublicKey) []byte {
+	t.Helper()
+	var data []byte
+	eventually(t, 10*time.Second, func() error {
+		var added []string
+		for _, f := range castFiles(t, dir) {
+			if !slices.Contains(before, f) {
+				added = append(added, f)
+			}
+		}
+		if len(added) != 1 {
+			return errorf("%d new recordings, want 1: %v", len(added), added)
+		}
+		data = readFile(t, added[0])
+		// The seal is written once kip has seen the session end.
+		return recording.Verify(bytes.NewReader(data), pub)
+	})
+	return data
+}
+
+// kubeconfigAt is a kubeconfig for user that reaches the kip at url.
+func kubeconfigAt(t *testing.T, url, user string) string {
+	t.Helper()
+	certPEM, keyPEM, err := stack.Cluster.ClientCA.IssueClient(pki.ClientCertRequest{CommonName: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), user+".kubeconfig")
+	if err := localcluster.WriteKubeconfig(path, url, stack.KipCAPEM, certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func castFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*.cast"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// readCast returns a recording's identity and what each event code
+// carried, in order.
+func readCast(t *testing.T, data []byte) (recording.Identity, map[string]string) {
+	t.Helper()
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	if !sc.Scan() {
+		t.Fatal("the recording is empty")
+	}
+	var h struct {
+		Kip recording.Identity `json:"kip"`
+	}
+	if err := json.Unmarshal(sc.Bytes(), &h); err != nil {
+		t.Fatalf("the recording's header: %v", err)
+	}
+	streams := map[string]string{}
+	for sc.Scan() {
+		var ev []any
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || len(ev) != 3 {
+			t.Fatalf("event %s: %v", sc.Bytes(), err)
+		}
+		code, _ := ev[1].(string)
+		text, _ := ev[2].(string)
+		streams[code] += text
+	}
+	return h.Kip, streams
+}
