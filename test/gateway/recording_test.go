@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -41,11 +42,15 @@ func assertRecorded(t *testing.T, want recording.Identity, stdout string) {
 				id.Pod != want.Pod || id.Subresource != want.Subresource {
 				continue
 			}
+			// The seal is written once kip has seen the session end;
+			// until then the events may still sit in the writer's buffer.
+			if err := recording.Verify(bytes.NewReader(data), pub); err != nil {
+				return fmt.Errorf("recording %s: %w", f, err)
+			}
 			if out != stdout {
 				t.Fatalf("recording %s holds stdout %q, want %q", f, out, stdout)
 			}
-			// The seal is written once kip has seen the session end.
-			return recording.Verify(bytes.NewReader(data), pub)
+			return nil
 		}
 		return errorf("no recording of %+v among %d", want, len(files))
 	})
