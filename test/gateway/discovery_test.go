@@ -42,7 +42,7 @@ func TestDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	lister := gw.httpClient(userTLS(t, harness.UniqueName("lister"), "listers"), "h2")
-	eventually(t, registryTimeout, func() error {
+	harness.Eventually(t, registryTimeout, func() error {
 		names, err := listClusters(lister)
 		if err != nil {
 			return err

@@ -27,7 +27,7 @@ func TestOneClusterDown(t *testing.T) {
 	cert := userTLS(t, user)
 	client := gw.httpClient(cert, "h2")
 	for _, name := range clusterNames {
-		eventually(t, 30*time.Second, func() error {
+		harness.Eventually(t, 30*time.Second, func() error {
 			if a, err := get(client, "/clusters/"+name+configMapPath(ns, "probe"), ""); err != nil || a.code != http.StatusOK {
 				return errorf("%s before the fault: %v %v", name, a, err)
 			}
@@ -86,7 +86,7 @@ func TestOneClusterDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	eventually(t, time.Minute, func() error {
+	harness.Eventually(t, time.Minute, func() error {
 		a, err := get(client, "/clusters/gamma"+configMapPath(ns, "probe"), "")
 		if err != nil || a.code != http.StatusOK {
 			return errorf("gamma after its restart: %v %v", a, err)
@@ -101,7 +101,7 @@ func TestOneClusterDown(t *testing.T) {
 // wantClusterUp waits for kip's kip_cluster_up gauge to show want.
 func wantClusterUp(t *testing.T, want map[string]float64) {
 	t.Helper()
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		m, err := harness.ScrapeMetrics(context.Background(), http.DefaultClient, gw.kip.ProbeURL+"/metrics")
 		if err != nil {
 			return err

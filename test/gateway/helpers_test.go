@@ -216,23 +216,6 @@ func configMapPath(ns, name string) string {
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
-// eventually polls cond until it returns nil or the time is up, then fails
-// with cond's last error. It waits for an outcome; it asserts no timing.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %s: %v", timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // auditEvents are the ResponseComplete events of cluster's audit log
 // whose request URI contains marker, or that any of users made or were
 // impersonated as, when users are given.
@@ -269,7 +252,7 @@ func settleAudit(t *testing.T, cluster string) {
 	t.Helper()
 	marker := harness.UniqueName("audit-sentinel")
 	_, _ = gw.members[cluster].admin.CoreV1().Namespaces().Get(context.Background(), marker, metav1.GetOptions{})
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		if len(auditEvents(t, cluster, marker)) == 0 {
 			return errorf("%s's audit log does not show %s yet", cluster, marker)
 		}

@@ -64,7 +64,7 @@ func TestClusterClientCertificates(t *testing.T) {
 		cert    tls.Certificate
 		cluster string
 	}{{alphaCert, alpha}, {betaCert, beta}} {
-		eventually(t, 30*time.Second, func() error {
+		harness.Eventually(t, 30*time.Second, func() error {
 			if a, err := get(gw.httpClient(c.cert, "h2"), "/clusters/"+c.cluster+path, ""); err != nil || a.code != http.StatusOK {
 				return errorf("%s's own certificate at %s: %v %v", c.cluster, c.cluster, a, err)
 			}
@@ -132,7 +132,7 @@ func TestServiceAccountTokens(t *testing.T) {
 	path := configMapPath(ns, "probe")
 	client := gw.httpClient(tls.Certificate{}, "h2")
 	for _, name := range []string{alpha, beta} {
-		eventually(t, 30*time.Second, func() error {
+		harness.Eventually(t, 30*time.Second, func() error {
 			if a, err := get(client, "/clusters/"+name+path, tokens[name]); err != nil || a.code != http.StatusOK {
 				return errorf("%s's token at %s: %v %v", name, name, a, err)
 			}
@@ -189,7 +189,7 @@ func TestPathsNameOneCluster(t *testing.T) {
 	target := configMapPath(ns, marker)
 	client := gw.httpClient(userTLS(t, user), "http/1.1")
 	// Once RBAC lets the user read on beta, a misrouted request would pass.
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		if a, err := get(client, "/clusters/beta"+configMapPath(ns, "warm-up"), ""); err != nil || a.code != http.StatusOK {
 			return errorf("the plain path to beta: %v %v", a, err)
 		}
@@ -282,7 +282,7 @@ func TestAccessPolicy(t *testing.T) {
 	if err := gw.putEntry(guarded+".kubeconfig", data); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		a, err := get(gw.httpClient(userTLS(t, users[0].user, users[0].groups...), "h2"), path, "")
 		if err != nil || a.code != http.StatusOK {
 			return errorf("the guarded entry for an allowed user: %v %v", a, err)

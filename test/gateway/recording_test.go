@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kip-proxy/kip/internal/recording"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/sessions"
 )
 
@@ -27,7 +28,7 @@ func assertRecorded(t *testing.T, want recording.Identity, stdout string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	harness.Eventually(t, 10*time.Second, func() error {
 		files, err := filepath.Glob(filepath.Join(gw.recordingDir, "*", "*.cast"))
 		if err != nil {
 			return err

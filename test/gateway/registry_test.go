@@ -47,7 +47,7 @@ func testAddCluster(t *testing.T) {
 
 	putEntryFor(t, name, gw.members[gamma], gw.members[gamma].kipCred)
 	start := time.Now()
-	eventually(t, registryTimeout, func() error {
+	harness.Eventually(t, registryTimeout, func() error {
 		if a, err := get(client, path, ""); err != nil || a.code != http.StatusOK {
 			return errorf("the added cluster: %v %v", a, err)
 		}
@@ -89,7 +89,7 @@ func testRotateCredentials(t *testing.T) {
 			return "", errorf("through %s: %v %v", name, a, err)
 		}
 		var by string
-		eventually(t, 30*time.Second, func() error {
+		harness.Eventually(t, 30*time.Second, func() error {
 			evs := auditEvents(t, alpha, marker)
 			if len(evs) == 0 {
 				return errorf("alpha's audit log does not show %s yet", marker)
@@ -104,7 +104,7 @@ func testRotateCredentials(t *testing.T) {
 	}
 	waitForwardedBy := func(want string) {
 		t.Helper()
-		eventually(t, registryTimeout, func() error {
+		harness.Eventually(t, registryTimeout, func() error {
 			by, err := forwardedBy()
 			if err != nil {
 				return err
@@ -129,7 +129,7 @@ func testRotateCredentials(t *testing.T) {
 	}
 	oldToken := rest.AnonymousClientConfig(m.cluster.AdminConfig)
 	oldToken.BearerToken = creds[0].token
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		_, err := kubernetes.NewForConfigOrDie(oldToken).Discovery().ServerVersion()
 		if !apierrors.IsUnauthorized(err) {
 			return errorf("the old token still works at alpha: %v", err)
@@ -154,7 +154,7 @@ func testRemoveWhileWatched(t *testing.T) {
 	ns := probeEverywhere(t, userSubject(user))
 	name := harness.UniqueName("doomed")
 	putEntryFor(t, name, gw.members[gamma], gw.members[gamma].kipCred)
-	eventually(t, registryTimeout, func() error {
+	harness.Eventually(t, registryTimeout, func() error {
 		if a, err := get(gw.httpClient(userTLS(t, user), "h2"), "/clusters/"+name+configMapPath(ns, "probe"), ""); err != nil || a.code != http.StatusOK {
 			return errorf("the doomed cluster: %v %v", a, err)
 		}
@@ -305,7 +305,7 @@ func testMalformedEntries(t *testing.T) {
 	putEntryFor(t, fine, m, m.kipCred)
 
 	client := gw.httpClient(userTLS(t, user), "h2")
-	eventually(t, registryTimeout, func() error {
+	harness.Eventually(t, registryTimeout, func() error {
 		if a, err := get(client, "/clusters/"+fine+configMapPath(ns, "probe"), ""); err != nil || a.code != http.StatusOK {
 			return errorf("the good entry beside the bad ones: %v %v", a, err)
 		}

@@ -31,7 +31,7 @@ func startPortForward(t *testing.T, kubeconfig string, env []string, ns, pod str
 	t.Helper()
 	k := startKubectl(t, kubeconfig, env, "port-forward", "-n", ns, "pod/"+pod, "--address", "127.0.0.1", ":"+strconv.Itoa(port))
 	var local string
-	eventually(t, time.Minute, func() error {
+	harness.Eventually(t, time.Minute, func() error {
 		if m := forwardingFrom.FindStringSubmatch(k.stdout.String()); m != nil && m[2] == strconv.Itoa(port) {
 			local = m[1]
 			return nil

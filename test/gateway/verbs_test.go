@@ -58,7 +58,7 @@ func clusterUser(t *testing.T, ns string, names []string, canI []string, rules .
 		kubeconfigs[name] = userKubeconfig(t, name, user)
 	}
 	for _, name := range names {
-		eventually(t, 30*time.Second, func() error {
+		harness.Eventually(t, 30*time.Second, func() error {
 			res := kubectl(t, kubeconfigs[name], nil, "", append([]string{"auth", "can-i", "-n", ns}, canI...)...)
 			if res.ExitCode != 0 {
 				return errorf("%s: can-i %v: %s%s", name, canI, res.Stdout, res.Stderr)
@@ -209,7 +209,7 @@ func TestStreamingVerbs(t *testing.T) {
 
 			t.Run("logs", func(t *testing.T) {
 				runPod(t, name, ns, clusterPod("logs", name, 0))
-				eventually(t, 30*time.Second, func() error {
+				harness.Eventually(t, 30*time.Second, func() error {
 					res := kubectl(t, kubeconfig, nil, "", "logs", "-n", ns, "logs")
 					if res.ExitCode != 0 || res.Stdout != "hello from "+name+"\n" {
 						return errorf("kubectl logs through /clusters/%s: exit %d, %q %s; want %q", name, res.ExitCode, res.Stdout, res.Stderr, "hello from "+name+"\n")
@@ -292,7 +292,7 @@ func runPod(t *testing.T, cluster, ns string, pod *corev1.Pod) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pods.Delete(context.Background(), pod.Name, metav1.DeleteOptions{}) })
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		got, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
 			return err

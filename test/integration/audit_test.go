@@ -65,7 +65,7 @@ func TestAuditRecordsTheRealCaller(t *testing.T) {
 			client := kubernetes.NewForConfigOrDie(cfg)
 			// The impersonation check's answer may take a moment to follow
 			// the new binding.
-			eventually(t, 30*time.Second, func() error {
+			harness.Eventually(t, 30*time.Second, func() error {
 				_, err := client.CoreV1().ConfigMaps(ns).Get(context.Background(), marker, metav1.GetOptions{})
 				return err
 			})
@@ -124,14 +124,14 @@ func checkEvent(t *testing.T, log string, ev auditv1.Event, ns, name string) {
 func lastComplete(t *testing.T, path, marker string) auditv1.Event {
 	t.Helper()
 	var found []auditv1.Event
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		found = slices.DeleteFunc(readAudit(t, path, marker), func(ev auditv1.Event) bool {
 			return ev.Stage != auditv1.StageResponseComplete || !strings.HasSuffix(ev.RequestURI, "/"+marker)
 		})
 		if len(found) == 0 {
 			return fmt.Errorf("no ResponseComplete event for %s in %s", marker, path)
 		}
-		// Earlier tries of the eventually above may have been refused.
+		// Earlier tries of the harness.Eventually above may have been refused.
 		if last := found[len(found)-1]; last.ResponseStatus == nil || last.ResponseStatus.Code != http.StatusOK {
 			return fmt.Errorf("the last event for %s in %s has status %+v", marker, path, last.ResponseStatus)
 		}
@@ -161,7 +161,7 @@ func TestLongRunningRequestsAreAuditedWhenTheResponseStarts(t *testing.T) {
 	}
 	defer func() { _ = resp.Body.Close() }()
 
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		for _, ev := range readAudit(t, kipAuditLogPath, marker) {
 			if ev.Stage == auditv1.StageResponseStarted && ev.User.Username == user {
 				return nil

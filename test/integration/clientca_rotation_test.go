@@ -46,7 +46,7 @@ func TestClientCARotationCutsOffOpenConnections(t *testing.T) {
 
 	user := harness.UniqueName("ca-removal")
 	client, dials := oneConnectionClient(t, rawClientCert(t, removable, pki.ClientCertRequest{CommonName: user}))
-	eventually(t, time.Minute, func() error { return expectStatus(client, kipURL, http.StatusCreated) })
+	harness.Eventually(t, time.Minute, func() error { return expectStatus(client, kipURL, http.StatusCreated) })
 	// Dials before this were attempts while kip was starting.
 	opened := dials.Load()
 	for range 5 {
@@ -57,7 +57,7 @@ func TestClientCARotationCutsOffOpenConnections(t *testing.T) {
 
 	writeAtomically(t, caFile, string(unrelated.CertPEM))
 	var redialled int32
-	eventually(t, clientCACutOff, func() error {
+	harness.Eventually(t, clientCACutOff, func() error {
 		err := expectStatus(client, kipURL, http.StatusUnauthorized)
 		redialled = dials.Load() - opened
 		return err
@@ -67,7 +67,7 @@ func TestClientCARotationCutsOffOpenConnections(t *testing.T) {
 	}
 
 	writeAtomically(t, caFile, string(unrelated.CertPEM)+string(removable.CertPEM))
-	eventually(t, clientCACutOff, func() error { return expectStatus(client, kipURL, http.StatusCreated) })
+	harness.Eventually(t, clientCACutOff, func() error { return expectStatus(client, kipURL, http.StatusCreated) })
 }
 
 // oneConnectionClient is an HTTP/2 client with cert that keeps its

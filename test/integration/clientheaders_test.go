@@ -114,7 +114,7 @@ func waitForImpersonationRight(t *testing.T, cert *tls.Certificate, user string)
 	client := rawClient(t, rawHTTP2, cert)
 	req := selfSubjectReview
 	req.header = []rawHeader{{"Impersonate-User", user}}
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		res, err := rawTry(client, rawHTTP2, req)
 		if err != nil {
 			return err
@@ -353,7 +353,7 @@ func TestHostileForwardingHeadersDoNotReachAudit(t *testing.T) {
 			// The RequestReceived event is written before kube-apiserver's
 			// impersonation filter runs; wait for the one that has it.
 			var events []auditv1.Event
-			eventually(t, 30*time.Second, func() error {
+			harness.Eventually(t, 30*time.Second, func() error {
 				events = auditEvents(t, marker)
 				for _, ev := range events {
 					if ev.Stage == auditv1.StageResponseComplete {

@@ -235,7 +235,7 @@ func testUnreadWatch(t *testing.T) {
 	baseRSS := kip.rssKiB(t)
 	sampler := procstat.StartSampler(kip.Pid(), 100*time.Millisecond)
 	produced := updateConfigMaps(t, ns, objects, rounds, size)
-	eventually(t, time.Minute, func() error { return reader.sawAtLeast(produced * 9 / 10) })
+	harness.Eventually(t, time.Minute, func() error { return reader.sawAtLeast(produced * 9 / 10) })
 	if err := responsive(normal, kip.URL+"/api/v1/namespaces/default"); err != nil {
 		t.Fatalf("with a watch that is never read: %v", err)
 	}
@@ -393,7 +393,7 @@ func testIdleTLS(t *testing.T) {
 	}
 	normal.CloseIdleConnections()
 	var endFDs int
-	eventually(t, time.Minute, func() error {
+	harness.Eventually(t, time.Minute, func() error {
 		if endFDs = kip.fds(t); endFDs > baseFDs+fdSlack {
 			return fmt.Errorf("kip holds %d file descriptors after the idle connections closed, %d before", endFDs, baseFDs)
 		}

@@ -128,7 +128,7 @@ func TestUpstreamRestartUnderLoadDisruptive(t *testing.T) {
 
 	// Warm up kip's upstream connections, then read where it rests.
 	warm := rawClient(t, rawHTTP2, cert)
-	eventually(t, 30*time.Second, func() error { return loadGet(warm, url).err() })
+	harness.Eventually(t, 30*time.Second, func() error { return loadGet(warm, url).err() })
 	warm.CloseIdleConnections()
 	baseFDs, baseG := kip.settledUsage(t)
 
@@ -160,7 +160,7 @@ func TestUpstreamRestartUnderLoadDisruptive(t *testing.T) {
 	upstreamDown = false
 	readyAt := time.Now()
 	// Every client must be served again, without kip being restarted.
-	eventually(t, time.Minute, func() error { return load.allServedSince(readyAt, clients) })
+	harness.Eventually(t, time.Minute, func() error { return load.allServedSince(readyAt, clients) })
 	time.Sleep(afterStart)
 	peakFDs, peakG = max(peakFDs, kip.fds(t)), max(peakG, kip.goroutines(t))
 	close(load.stop)
@@ -173,7 +173,7 @@ func TestUpstreamRestartUnderLoadDisruptive(t *testing.T) {
 	load.check(t, stoppedAt, readyAt, failBound)
 
 	var endFDs, endG int
-	eventually(t, time.Minute, func() error {
+	harness.Eventually(t, time.Minute, func() error {
 		endFDs, endG = kip.fds(t), kip.goroutines(t)
 		if endFDs > baseFDs+fdSlack || endG > baseG+goroutineSlack {
 			return fmt.Errorf("kip holds %d file descriptors and %d goroutines after the load, %d and %d before (slack %d and %d)\n%s",
@@ -204,7 +204,7 @@ func restartUpstreamOnCleanup(t *testing.T) {
 			}
 			upstreamDown = false
 		}
-		eventually(t, time.Minute, func() error { return kipProbeIs("/readyz", http.StatusOK) })
+		harness.Eventually(t, time.Minute, func() error { return kipProbeIs("/readyz", http.StatusOK) })
 	})
 }
 

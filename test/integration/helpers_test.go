@@ -110,30 +110,13 @@ func groupSubject(name string) rbacv1.Subject {
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
-// eventually polls cond until it returns nil or the time is up, then fails
-// with cond's last error. It waits for an outcome; it asserts no timing.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %s: %v", timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // auditEvents returns the upstream's ResponseComplete audit events whose
 // request URI contains marker, once at least one is there. Only that stage
 // carries the impersonated user and the response status.
 func auditEvents(t *testing.T, marker string) []auditv1.Event {
 	t.Helper()
 	var found []auditv1.Event
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		found = nil
 		for _, ev := range readAudit(t, auditLogPath, marker) {
 			if ev.Stage == auditv1.StageResponseComplete {

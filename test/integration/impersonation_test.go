@@ -40,7 +40,7 @@ func TestNestedImpersonation(t *testing.T) {
 	)
 
 	var info authenticationv1.UserInfo
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		res := kubectl(t, kubeconfig, "auth", "whoami", "-o", "json", "--as", victim, "--as-group", "auditors", "--as-uid", "1234")
 		if res.ExitCode != 0 {
 			return errorf("with rights: exit %d: %s", res.ExitCode, res.Stderr)

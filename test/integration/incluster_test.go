@@ -70,12 +70,12 @@ func TestInClusterTokenIsReloaded(t *testing.T) {
 	// kip that re-reads the file can go on.
 	writeAtomically(t, tokenFile, tokenB)
 	revokeA()
-	eventually(t, 30*time.Second, func() error { return tokenRefused(ctx, tokenA) })
+	harness.Eventually(t, 30*time.Second, func() error { return tokenRefused(ctx, tokenA) })
 
 	// client-go re-reads the file about once a minute.
 	revoked := time.Now()
 	var jti string
-	eventually(t, 2*time.Minute, func() error {
+	harness.Eventually(t, 2*time.Minute, func() error {
 		var err error
 		jti, err = tryGetThroughKip(t, client, ns, "after")
 		return err
@@ -84,7 +84,7 @@ func TestInClusterTokenIsReloaded(t *testing.T) {
 	if want := jwtID(t, tokenB); jti != want {
 		t.Errorf("after the swap kip's request came with token %q, want token B %q", jti, want)
 	}
-	eventually(t, 2*time.Minute, func() error { return tryWatchThroughKip(userCfg, ns) })
+	harness.Eventually(t, 2*time.Minute, func() error { return tryWatchThroughKip(userCfg, ns) })
 }
 
 // inClusterServiceAccount is kip's ServiceAccount, bound like

@@ -314,7 +314,7 @@ func TestInFlightLimits(t *testing.T) {
 
 	t.Run("mutating", func(t *testing.T) {
 		held := holdSlowPOST(t, addr, list, cert)
-		eventually(t, 30*time.Second, func() error { return wantThrottled(t, client, kipURL, create) })
+		harness.Eventually(t, 30*time.Second, func() error { return wantThrottled(t, client, kipURL, create) })
 		for _, c := range []struct {
 			what   string
 			client *http.Client
@@ -329,12 +329,12 @@ func TestInFlightLimits(t *testing.T) {
 			}
 		}
 		_ = held.Close()
-		eventually(t, 30*time.Second, func() error { return kipWant(client, kipURL, create, http.StatusCreated) })
+		harness.Eventually(t, 30*time.Second, func() error { return kipWant(client, kipURL, create, http.StatusCreated) })
 	})
 
 	t.Run("read-only", func(t *testing.T) {
 		held := holdUnreadLIST(t, addr, list, cert)
-		eventually(t, 30*time.Second, func() error { return wantThrottled(t, client, kipURL, rawRequest{path: get}) })
+		harness.Eventually(t, 30*time.Second, func() error { return wantThrottled(t, client, kipURL, rawRequest{path: get}) })
 		if res := kipDo(t, client, kipURL, create); res.code != http.StatusCreated {
 			t.Errorf("a POST, which counts against the other limit, while the read-only slot is held: %d %s", res.code, res.body)
 		}
@@ -342,7 +342,7 @@ func TestInFlightLimits(t *testing.T) {
 			t.Errorf("a GET by a system:masters caller while the read-only slot is held: %d %s", res.code, res.body)
 		}
 		_ = held.Close()
-		eventually(t, 30*time.Second, func() error { return kipWant(client, kipURL, rawRequest{path: get}, http.StatusOK) })
+		harness.Eventually(t, 30*time.Second, func() error { return kipWant(client, kipURL, rawRequest{path: get}, http.StatusOK) })
 	})
 }
 
@@ -505,7 +505,7 @@ func TestUpstreamFlowSchemaSeesImpersonatedUser(t *testing.T) {
 	theirs := rawClient(t, rawHTTP2, rawUserCert(t, other))
 	// The upstream's APF configuration controller takes the new schema up
 	// in the background.
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		if got := flowSchemaUID(t, mine, path); got != string(fs.UID) {
 			return fmt.Errorf("%s's request through kip was classified by FlowSchema %s, want %s (%s)", user, got, fs.UID, fs.Name)
 		}
@@ -560,7 +560,7 @@ func TestUnreadAnswerGivesItsSlotBack(t *testing.T) {
 
 	held := holdUnreadLIST(t, addr, list, cert)
 	defer func() { _ = held.Close() }()
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		if res := kipDo(t, client, kipURL, get); res.code != http.StatusTooManyRequests {
 			return fmt.Errorf("got %d, want 429 while the slot is held", res.code)
 		}
@@ -569,6 +569,6 @@ func TestUnreadAnswerGivesItsSlotBack(t *testing.T) {
 	start := time.Now()
 	// Generous beside the 3 s timeout; today the slot stays taken until
 	// the client closes its connection.
-	eventually(t, 20*time.Second, func() error { return kipWant(client, kipURL, get, http.StatusOK) })
+	harness.Eventually(t, 20*time.Second, func() error { return kipWant(client, kipURL, get, http.StatusOK) })
 	t.Logf("served again %v after the slot was first seen held", time.Since(start).Round(time.Millisecond))
 }

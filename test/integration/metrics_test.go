@@ -51,7 +51,7 @@ func metricsKip(t *testing.T) (kipURL, probeURL string) {
 	kipURL, probeURL = kip.URL, kip.ProbeURL
 	// Not ready (the issuer is unreachable), but serving once the
 	// cluster's client CA has loaded.
-	eventually(t, time.Minute, func() error {
+	harness.Eventually(t, time.Minute, func() error {
 		if _, body := readyzBody(probeURL); !strings.Contains(body, "[+]client-ca ok") {
 			return errorf("the cluster's client CA has not loaded yet: %s", body)
 		}
@@ -137,14 +137,14 @@ func TestMetrics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, func() error {
+		harness.Eventually(t, 10*time.Second, func() error {
 			if got := scrape(t, probeURL).Sample("kip_longrunning_requests", watching); got != 1 {
 				return errorf("kip_longrunning_requests%v = %v with one watch open, want 1", watching, got)
 			}
 			return nil
 		})
 		w.Stop()
-		eventually(t, 10*time.Second, func() error {
+		harness.Eventually(t, 10*time.Second, func() error {
 			if got := scrape(t, probeURL).Sample("kip_longrunning_requests", watching); got != 0 {
 				return errorf("kip_longrunning_requests%v = %v after the watch ended, want 0", watching, got)
 			}

@@ -114,7 +114,7 @@ func streamingUser(t *testing.T, ns string) string {
 	user := harness.UniqueName("streamer")
 	grant(t, ns, userSubject(user), streamingRules...)
 	kubeconfig := userKubeconfig(t, user)
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=exec", "-n", ns)
 		if res.ExitCode != 0 {
 			return errorf("can-i create pods/exec: %s%s", res.Stdout, res.Stderr)
@@ -140,7 +140,7 @@ func runPod(t *testing.T, ns string, node *testnode.Node, pod *corev1.Pod) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pods.Delete(context.Background(), pod.Name, metav1.DeleteOptions{}) })
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		got, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
 			return err

@@ -96,7 +96,7 @@ func TestOwnAccountAloneCanDoNothing(t *testing.T) {
 	grant(t, ns, userSubject(reader), rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"list"}})
 	asReader := rest.CopyConfig(own)
 	asReader.Impersonate = rest.ImpersonationConfig{UserName: reader}
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		_, err := kubernetes.NewForConfigOrDie(asReader).CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
 		return err
 	})

@@ -64,7 +64,7 @@ func TestOwnUpstreamNameIsRefused(t *testing.T) {
 			}
 			// kip's own audit log records the refusal, and the upstream
 			// never heard of the request.
-			eventually(t, 30*time.Second, func() error {
+			harness.Eventually(t, 30*time.Second, func() error {
 				for _, ev := range readAudit(t, kipAuditLogPath, marker) {
 					if ev.ResponseStatus != nil && ev.ResponseStatus.Code == http.StatusUnauthorized {
 						return nil

@@ -116,7 +116,7 @@ func directCode(t *testing.T, client *http.Client, path string) int {
 func lastEvent(t *testing.T, marker string) auditv1.Event {
 	t.Helper()
 	var found *auditv1.Event
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		for _, ev := range auditEvents(t, marker) {
 			if ev.User.Username == devstack.KipUser {
 				found = &ev

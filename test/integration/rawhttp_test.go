@@ -103,7 +103,7 @@ func rawDo(t *testing.T, client *http.Client, proto rawProto, req rawRequest) ra
 	return res
 }
 
-// rawTry is rawDo that returns its error, for use inside eventually.
+// rawTry is rawDo that returns its error, for use inside harness.Eventually.
 func rawTry(client *http.Client, proto rawProto, req rawRequest) (rawResponse, error) {
 	method := req.method
 	if method == "" {

@@ -39,7 +39,7 @@ func TestRBACFollowsTheCertificateUser(t *testing.T) {
 			}
 
 			grant(t, ns, tc.subject(tc.user, tc.groups), configMapRules...)
-			eventually(t, 30*time.Second, func() error {
+			harness.Eventually(t, 30*time.Second, func() error {
 				if r := kubectl(t, kubeconfig, "get", "configmaps", "-n", ns); r.ExitCode != 0 {
 					return errorf("after the binding: exit %d: %s", r.ExitCode, r.Stderr)
 				}

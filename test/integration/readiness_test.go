@@ -94,7 +94,7 @@ func TestReadyzNamesAnUnreachableIssuer(t *testing.T) {
 
 	var code int
 	var body string
-	eventually(t, time.Minute, func() error {
+	harness.Eventually(t, time.Minute, func() error {
 		if code, body = readyzBody(probeURL); code == 0 {
 			return errorf("the probe port is not up yet: %s", body)
 		}

@@ -30,7 +30,7 @@ func TestRecordingExec(t *testing.T) {
 	dir := t.TempDir()
 	kipURL := harness.StartInProcess(t, stack, "--recording-dir="+dir)
 	kubeconfig := kubeconfigAt(t, kipURL, user)
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=exec", "-n", ns); res.ExitCode != 0 {
 			return errorf("can-i create pods/exec: %s%s", res.Stdout, res.Stderr)
 		}
@@ -81,7 +81,7 @@ func TestRecordingAttach(t *testing.T) {
 	dir := t.TempDir()
 	kipURL := harness.StartInProcess(t, stack, "--recording-dir="+dir)
 	kubeconfig := kubeconfigAt(t, kipURL, user)
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=attach", "-n", ns); res.ExitCode != 0 {
 			return errorf("can-i create pods/attach: %s%s", res.Stdout, res.Stderr)
 		}
@@ -136,7 +136,7 @@ func recordingKey(t *testing.T, dir string) crypto.PublicKey {
 func newRecording(t *testing.T, dir string, before []string, pub crypto.PublicKey) []byte {
 	t.Helper()
 	var data []byte
-	eventually(t, 10*time.Second, func() error {
+	harness.Eventually(t, 10*time.Second, func() error {
 		var added []string
 		for _, f := range castFiles(t, dir) {
 			if !slices.Contains(before, f) {

@@ -45,7 +45,7 @@ func TestServingCertificateRotation(t *testing.T) {
 	original := servingSerialOf(t, originalCert)
 	t.Cleanup(func() {
 		installServingCert(t, originalCert, originalKey)
-		eventually(t, rotationTimeout, func() error {
+		harness.Eventually(t, rotationTimeout, func() error {
 			return servesServingSerial(stack.KipCAPEM, userCert, user, original)
 		})
 	})
@@ -81,7 +81,7 @@ func TestServingCertificateRotation(t *testing.T) {
 				t.Fatal("the new certificate has the old serial")
 			}
 			installServingCert(t, certPEM, keyPEM)
-			eventually(t, rotationTimeout, func() error {
+			harness.Eventually(t, rotationTimeout, func() error {
 				return servesServingSerial(tt.caPEM, userCert, user, want)
 			})
 			before = want

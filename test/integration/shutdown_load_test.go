@@ -55,7 +55,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	url := cfg.Host + "/api/v1/namespaces/" + ns + "/configmaps"
 	probe := kip.ProbeURL + "/readyz"
 	kept := httpClient(t, cfg, false)
-	eventually(t, time.Minute, func() error { return getAll(kept, url, 0) })
+	harness.Eventually(t, time.Minute, func() error { return getAll(kept, url, 0) })
 
 	load := &shutdownLoad{url: url, stop: make(chan struct{}), outOfRotation: make(chan struct{})}
 	for i := range clients {
@@ -68,7 +68,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	if err := kip.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, shutdownDelay, func() error {
+	harness.Eventually(t, shutdownDelay, func() error {
 		if resp, err := http.Get(probe); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

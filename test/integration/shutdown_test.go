@@ -34,7 +34,7 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	var resp *http.Response
-	eventually(t, time.Minute, func() error {
+	harness.Eventually(t, time.Minute, func() error {
 		req, _ := http.NewRequest(http.MethodGet, cfg.Host+path, nil)
 		req.Header.Set("Accept", "application/json")
 		r, err := client.Do(req)
@@ -59,7 +59,7 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	if err := kip.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		fresh, err := rest.HTTPClientFor(cfg)
 		if err != nil {
 			return err

@@ -253,7 +253,7 @@ func TestExecForbidden(t *testing.T) {
 	grant(t, ns, userSubject(user), rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}})
 	kubeconfig := userKubeconfig(t, user)
 	direct := directKubeconfig(t, user)
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		if res := kubectl(t, kubeconfig, "get", "pod", "-n", ns, pod); res.ExitCode != 0 {
 			return errorf("get pod: %s", res.Stderr)
 		}
@@ -275,7 +275,7 @@ func TestExecForbidden(t *testing.T) {
 			if stats := node.Stats(ns, pod); stats.Exec != 0 || stats.Active != 0 {
 				t.Fatalf("the node saw %+v for a denied exec", stats)
 			}
-			eventually(t, 30*time.Second, func() error {
+			harness.Eventually(t, 30*time.Second, func() error {
 				if now := proxyGoroutines(); now > before {
 					return errorf("%d goroutines in kip's proxy, %d before the denied exec", now, before)
 				}
@@ -402,7 +402,7 @@ func startPortForward(t *testing.T, kubeconfig string, env []string, ns, pod str
 	t.Helper()
 	k := startKubectl(t, kubeconfig, env, "port-forward", "-n", ns, "pod/"+pod, "--address", "127.0.0.1", ":"+strconv.Itoa(port))
 	var local string
-	eventually(t, time.Minute, func() error {
+	harness.Eventually(t, time.Minute, func() error {
 		if m := forwardingFrom.FindStringSubmatch(k.stdout.String()); m != nil && m[2] == strconv.Itoa(port) {
 			local = m[1]
 			return nil
@@ -657,7 +657,7 @@ func (k *kubectlProcess) waitForError(t *testing.T, want string) {
 
 func (k *kubectlProcess) waitFor(t *testing.T, buf *harness.SyncBuffer, what, want string) {
 	t.Helper()
-	eventually(t, time.Minute, func() error {
+	harness.Eventually(t, time.Minute, func() error {
 		if strings.Contains(buf.String(), want) {
 			return nil
 		}

@@ -33,7 +33,7 @@ func TestUpstreamDownAndBackDisruptive(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	eventually(t, 30*time.Second, func() error { return rawWantCode(client, get, http.StatusOK) })
+	harness.Eventually(t, 30*time.Second, func() error { return rawWantCode(client, get, http.StatusOK) })
 
 	running := true
 	t.Cleanup(func() {
@@ -46,7 +46,7 @@ func TestUpstreamDownAndBackDisruptive(t *testing.T) {
 			}
 		}
 		// Later tests need kip to be serving again, not just the upstream.
-		eventually(t, time.Minute, func() error { return kipProbeIs("/readyz", http.StatusOK) })
+		harness.Eventually(t, time.Minute, func() error { return kipProbeIs("/readyz", http.StatusOK) })
 	})
 	if err := stack.Cluster.StopAPIServer(); err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestUpstreamDownAndBackDisruptive(t *testing.T) {
 	// A connection kip already had may fail differently while it is torn
 	// down; the answer settles on 503 once kip has to dial.
 	var seen []int
-	eventually(t, 30*time.Second, func() error {
+	harness.Eventually(t, 30*time.Second, func() error {
 		res, err := rawTry(client, rawHTTP2, get)
 		if err != nil {
 			return err
@@ -80,7 +80,7 @@ func TestUpstreamDownAndBackDisruptive(t *testing.T) {
 			t.Errorf("kip answered %d while its upstream was down", code)
 		}
 	}
-	eventually(t, 30*time.Second, func() error { return kipProbeIsNot("/readyz", http.StatusOK) })
+	harness.Eventually(t, 30*time.Second, func() error { return kipProbeIsNot("/readyz", http.StatusOK) })
 	if code, body, err := kipProbeGet("/readyz"); err == nil {
 		t.Logf("/readyz while the upstream is down: %d\n%s", code, body)
 	}
@@ -95,8 +95,8 @@ func TestUpstreamDownAndBackDisruptive(t *testing.T) {
 	}
 	running = true
 
-	eventually(t, time.Minute, func() error { return rawWantCode(client, get, http.StatusOK) })
-	eventually(t, time.Minute, func() error { return kipProbeIs("/readyz", http.StatusOK) })
+	harness.Eventually(t, time.Minute, func() error { return rawWantCode(client, get, http.StatusOK) })
+	harness.Eventually(t, time.Minute, func() error { return kipProbeIs("/readyz", http.StatusOK) })
 }
 
 // rawWantCode sends req over HTTP/2 and reports an error unless kip answers code.
