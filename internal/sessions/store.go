@@ -1,0 +1,52 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/kip-proxy/kip/internal/recording"
+)
+
+// ErrNotFound is returned by a Store's Open for an ID it does not hold.
+var ErrNotFound = errors.New("no such recording")
+
+// Summary is what a listing shows of one recording, read from its header
+// and its last lines.
+type Summary struct {
+	recording.Identity
+	TTY   bool
+	Start time.Time
+	// End is the time of the recording's last event or seal; zero while
+	// the session is still being written.
+	End time.Time
+	// Sealed says the recording ends with a seal. Whether the seal is
+	// valid is for Verify to say.
+	Sealed bool
+	// SealKey is the seal's key ID ("sha256:<hex>"), when sealed.
+	SealKey string
+	// Size is the recording's length in bytes.
+	Size int64
+	// Store names where the recording was found: "dir" or "bucket".
+	Store string
+}
+
+// Filter selects recordings; a zero field matches everything.
+type Filter struct {
+	User, Cluster, Namespace, Pod string
+	// Since and Until bound the session's start time.
+	Since, Until time.Time
+	// Limit caps the number returned, newest first; 0 means no cap.
+	Limit int
+}
+
+// Store is where recordings can be listed and read back: the recording
+// directory, an S3 bucket, or both merged.
+type Store interface {
+	// List returns the recordings f selects, newest first.
+	List(ctx context.Context, f Filter) ([]Summary, error)
+	// Open returns the recording with the given session ID, whole, as
+	// written (header, events, seal).
+	Open(ctx context.Context, id string) (io.ReadCloser, Summary, error)
+}
