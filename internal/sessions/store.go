@@ -30,6 +30,21 @@ type Summary struct {
 	Size int64
 	// Store names where the recording was found: "dir" or "bucket".
 	Store string
+	// PortForward is what a port-forward session carried, from its
+	// "kip-portforward" line; nil for exec and attach, and for a
+	// port-forward still running.
+	PortForward *PortForward
+}
+
+// PortForward is the traffic of a port-forward session: kip logs who,
+// where and how much, never the payload.
+type PortForward struct {
+	// Ports are the pod's ports, as the client's streams named them.
+	Ports []int32 `json:"ports"`
+	// FromClient and ToClient count the bytes relayed each way, over all
+	// streams.
+	FromClient int64 `json:"fromClient"`
+	ToClient   int64 `json:"toClient"`
 }
 
 // Filter selects recordings; a zero field matches everything.
