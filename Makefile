@@ -130,7 +130,7 @@ soak-hour: tools
 
 ## generate: regenerate the API types' deepcopy and defaulting functions.
 generate:
-	$(GO) run k8s.io/code-generator/cmd/deepcopy-gen@v0.37.2 --output-file zz_generated.deepcopy.go --go-header-file hack/boilerplate.go.txt ./pkg/apis/login/v1alpha1 ./pkg/apis/config/v1alpha1
+	$(GO) run k8s.io/code-generator/cmd/deepcopy-gen@v0.37.2 --output-file zz_generated.deepcopy.go --go-header-file hack/boilerplate.go.txt ./pkg/apis/login/v1alpha1 ./pkg/apis/sessions/v1alpha1 ./pkg/apis/config/v1alpha1
 	$(GO) run k8s.io/code-generator/cmd/defaulter-gen@v0.37.2 --output-file zz_generated.defaults.go --go-header-file hack/boilerplate.go.txt ./pkg/apis/config/v1alpha1
 
 # The chart renderer: Helm's Go library (hack/tools/helm, pinned), built once
