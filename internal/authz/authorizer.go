@@ -11,6 +11,8 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
+
+	sessionsv1alpha1 "github.com/kip-proxy/kip/pkg/apis/sessions/v1alpha1"
 )
 
 // Config tunes the SubjectAccessReview calls made for nested impersonation.
@@ -38,7 +40,8 @@ func New(cfg Config) (authorizer.Authorizer, error) {
 }
 
 // decide refuses verb-less requests, asks the upstream about impersonation
-// and leaves everything else to the upstream's own authorization.
+// and about kip's own recorded sessions, and leaves everything else to the
+// upstream's own authorization.
 func decide(upstream authorizer.Authorizer) func(context.Context, authorizer.Attributes) (authorizer.Decision, string, error) {
 	return func(ctx context.Context, attrs authorizer.Attributes) (authorizer.Decision, string, error) {
 		verb := attrs.GetVerb()
@@ -53,6 +56,12 @@ func decide(upstream authorizer.Authorizer) func(context.Context, authorizer.Att
 			// The prefix also covers the verbs of constrained impersonation
 			// (impersonate:user-info, impersonate-on:...), so a switch of
 			// filter could never turn them into a blanket allow.
+			return upstream.Authorize(ctx, attrs)
+		case attrs.GetAPIGroup() == sessionsv1alpha1.GroupName:
+			// kip serves recorded sessions itself, so no upstream sees
+			// the request afterwards to apply its RBAC: ask it now, for
+			// the user the request runs as, about sessions and
+			// sessions/recording in the session's namespace.
 			return upstream.Authorize(ctx, attrs)
 		default:
 			return authorizer.DecisionAllow, "", nil

@@ -152,6 +152,29 @@ func TestAuthorizer(t *testing.T) {
 			},
 		},
 		{
+			name: "reading recorded sessions the upstream allows",
+			attrs: authorizer.AttributesRecord{User: alice, Verb: "get", ResourceRequest: true, APIGroup: "sessions.kip.dev", APIVersion: "v1alpha1",
+				Resource: "sessions", Subresource: "recording", Namespace: "payments", Name: "a1b2"},
+			upstream: authorizationv1.SubjectAccessReviewStatus{Allowed: true},
+			want:     authorizer.DecisionAllow,
+			wantReview: &authorizationv1.SubjectAccessReviewSpec{
+				User: "alice", UID: "alice-uid", Groups: []string{"devs", user.AllAuthenticated},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Group: "sessions.kip.dev", Version: "v1alpha1",
+					Resource: "sessions", Subresource: "recording", Namespace: "payments", Name: "a1b2"},
+			},
+		},
+		{
+			name: "listing recorded sessions is not kip's to allow",
+			attrs: authorizer.AttributesRecord{User: alice, Verb: "list", ResourceRequest: true, APIGroup: "sessions.kip.dev", APIVersion: "v1alpha1",
+				Resource: "sessions"},
+			upstream: authorizationv1.SubjectAccessReviewStatus{},
+			want:     authorizer.DecisionNoOpinion,
+			wantReview: &authorizationv1.SubjectAccessReviewSpec{
+				User: "alice", UID: "alice-uid", Groups: []string{"devs", user.AllAuthenticated},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "list", Group: "sessions.kip.dev", Version: "v1alpha1", Resource: "sessions"},
+			},
+		},
+		{
 			name:         "the upstream refuses the review itself",
 			attrs:        impersonate("users", "", "bob", ""),
 			upstreamCode: http.StatusForbidden,

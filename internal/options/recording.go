@@ -72,5 +72,6 @@ func (o *Recording) ApplyTo(cfg *server.Config) error {
 	}
 	klog.InfoS("Recording exec and attach sessions", "dir", o.Dir, "publicKey", dir.PublicKeyFile())
 	cfg.Recorder = dir
+	cfg.Sessions = sessions.NewDirStore(o.Dir)
 	return nil
 }

@@ -87,6 +87,9 @@ func TestRecordingOptions(t *testing.T) {
 			if (cfg.Recorder != nil) != tt.wantOn {
 				t.Fatalf("recorder = %v, want on: %v", cfg.Recorder, tt.wantOn)
 			}
+			if (cfg.Sessions != nil) != tt.wantOn {
+				t.Fatalf("sessions store = %v, want one: %v", cfg.Sessions, tt.wantOn)
+			}
 			if tt.wantOn {
 				keys, err := filepath.Glob(filepath.Join(o.Dir, "keys", "*.pub"))
 				if err != nil || len(keys) != 1 {

@@ -24,6 +24,8 @@ import (
 	"github.com/kip-proxy/kip/internal/gateway"
 	"github.com/kip-proxy/kip/internal/metrics"
 	"github.com/kip-proxy/kip/internal/proxy"
+	"github.com/kip-proxy/kip/internal/sessions"
+	"github.com/kip-proxy/kip/internal/sessionsapi"
 )
 
 // Config is everything `kip serve` needs, already validated.
@@ -52,6 +54,9 @@ type Config struct {
 	AccessLog bool
 	// Recorder, when set, records every exec and attach session.
 	Recorder proxy.Recorder
+	// Sessions, when set, is where kip reads recordings back to serve the
+	// sessions.kip.dev API; without it, that API answers 404.
+	Sessions sessions.Store
 }
 
 // proxyOptions are the options every proxy kip builds shares, before
@@ -61,6 +66,13 @@ func (c Config) proxyOptions(more ...proxy.Option) []proxy.Option {
 		more = append(more, proxy.WithRecorder(c.Recorder))
 	}
 	return more
+}
+
+// withSessionsAPI puts kip's own sessions API in place of the proxy for
+// that API's paths: innermost, so it is reached only once the caller is
+// authenticated and the upstream's RBAC has allowed the request.
+func (c Config) withSessionsAPI(proxy http.Handler) http.Handler {
+	return sessionsapi.WithSessions(proxy, sessionsapi.New(c.Sessions))
 }
 
 // Server is a ready-to-run kip.
@@ -142,7 +154,7 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 	}
 	obs := observability{requests: rec.Requests(), accessLog: cfg.AccessLog}
 	generic, err := newGenericServer(cfg.Generic, sec, func(c *genericapiserver.Config) http.Handler {
-		return buildHandlerChain(p, sec.credentials.exchange, c, obs, gatewayLayers{})
+		return buildHandlerChain(cfg.withSessionsAPI(p), sec.credentials.exchange, c, obs, gatewayLayers{})
 	})
 	if err != nil {
 		return nil, err
@@ -187,7 +199,7 @@ func buildGateway(lifecycle context.Context, cfg Config, home kubernetes.Interfa
 	generic, err := newGenericServer(cfg.Generic, sec, func(c *genericapiserver.Config) http.Handler {
 		layers := gw.layers()
 		layers.list = list
-		return buildHandlerChain(gw.ups, sec.credentials.exchange, c, obs, layers)
+		return buildHandlerChain(cfg.withSessionsAPI(gw.ups), sec.credentials.exchange, c, obs, layers)
 	})
 	if err != nil {
 		return nil, err

@@ -206,7 +206,7 @@ func (s *DirStore) Open(ctx context.Context, id string) (io.ReadCloser, Summary,
 // Matches reports whether f selects s.
 func (f Filter) Matches(s Summary) bool {
 	return (f.User == "" || f.User == s.User) &&
-		(f.Cluster == "" || f.Cluster == s.Cluster) &&
+		((f.Cluster == "" && !f.ExactCluster) || f.Cluster == s.Cluster) &&
 		(f.Namespace == "" || f.Namespace == s.Namespace) &&
 		(f.Pod == "" || f.Pod == s.Pod) &&
 		(f.Since.IsZero() || !s.Start.Before(f.Since)) &&

@@ -121,6 +121,7 @@ func TestDirStoreList(t *testing.T) {
 		{name: "one namespace", f: Filter{Namespace: "payments"}, want: []string{"c1", "b2", "a2", "a1"}},
 		{name: "one pod", f: Filter{Namespace: "payments", Pod: "api"}, want: []string{"c1", "b2", "a1"}},
 		{name: "one cluster", f: Filter{Cluster: "prod"}, want: []string{"c1"}},
+		{name: "no cluster", f: Filter{ExactCluster: true}, want: []string{"b2", "b1", "a2", "a1"}},
 		{name: "since", f: Filter{Since: day1.Add(30 * time.Minute)}, want: []string{"c1", "b2", "b1", "a2"}},
 		{name: "until", f: Filter{Until: day1.Add(24 * time.Hour)}, want: []string{"b1", "a2", "a1"}},
 		{name: "a window", f: Filter{Since: day1.Add(time.Hour), Until: day1.Add(48 * time.Hour)}, want: []string{"b2", "b1", "a2"}},

@@ -50,6 +50,9 @@ type PortForward struct {
 // Filter selects recordings; a zero field matches everything.
 type Filter struct {
 	User, Cluster, Namespace, Pod string
+	// ExactCluster makes Cluster match as given even when empty: a
+	// single-cluster kip shows no gateway's recordings.
+	ExactCluster bool
 	// Since and Until bound the session's start time.
 	Since, Until time.Time
 	// Limit caps the number returned, newest first; 0 means no cap.
