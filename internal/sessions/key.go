@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 )
 
 // LoadKey reads the PEM private key that seals recordings: Ed25519 or
@@ -107,4 +108,18 @@ func ReadPublicKey(path string) (crypto.PublicKey, error) {
 		return nil, fmt.Errorf("%s holds no PUBLIC KEY PEM block", path)
 	}
 	return x509.ParsePKIXPublicKey(block.Bytes)
+}
+
+// sealKeyHex is a seal's key ID as Fingerprint writes it, after "sha256:".
+var sealKeyHex = regexp.MustCompile(`^sha256:([0-9a-f]{64})$`)
+
+// KeyFileFor is the public key file in the recording directory root that
+// a seal naming sealKey ("sha256:<hex>") was made with. The key ID comes
+// from the recording, so it must be a digest before it names a file.
+func KeyFileFor(root, sealKey string) (string, error) {
+	m := sealKeyHex.FindStringSubmatch(sealKey)
+	if m == nil {
+		return "", fmt.Errorf("the recording's seal names the key %q, which is not a sha256 key ID", sealKey)
+	}
+	return filepath.Join(root, "keys", m[1]+".pub"), nil
 }

@@ -1,0 +1,175 @@
+package options
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Sessions is what every `kip sessions` command shares: where the
+// recordings are read from, kip (through a kubeconfig) or a recording
+// directory, and which namespace.
+type Sessions struct {
+	Kubeconfig    string
+	Context       string
+	Namespace     string
+	AllNamespaces bool
+	// Dir, when set, is a recording directory read directly, without kip.
+	Dir string
+}
+
+// AddFlags registers the shared flags on fs.
+func (o *Sessions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig to reach kip with (default: $KUBECONFIG, else ~/.kube/config).")
+	fs.StringVar(&o.Context, "context", o.Context, "Kubeconfig context to use (default: the current context).")
+	fs.StringVarP(&o.Namespace, "namespace", "n", o.Namespace, "Namespace of the sessions (default: the context's namespace; with --dir, every namespace).")
+	fs.StringVar(&o.Dir, "dir", o.Dir, "Read this recording directory (kip serve's --recording-dir) directly instead of asking kip.")
+}
+
+// Validate reports every invalid shared option.
+func (o *Sessions) Validate() error {
+	var errs []error
+	if o.AllNamespaces && o.Namespace != "" {
+		errs = append(errs, errors.New("--all-namespaces and --namespace contradict each other: give one"))
+	}
+	if o.Dir != "" && (o.Kubeconfig != "" || o.Context != "") {
+		errs = append(errs, errors.New("--dir reads recordings without kip, so --kubeconfig and --context have no effect: give one or the other"))
+	}
+	return errors.Join(errs...)
+}
+
+// clientConfig is the kubeconfig with kubectl's loading rules.
+func (o *Sessions) clientConfig() clientcmd.ClientConfig {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.Context}
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+}
+
+// RESTConfig loads the kubeconfig, so an exec plugin such as kip login
+// runs as it would for kubectl.
+func (o *Sessions) RESTConfig() (*rest.Config, error) {
+	cfg, err := o.clientConfig().ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
+	}
+	return cfg, nil
+}
+
+// RemoteNamespace is the namespace to ask kip about: --namespace, else
+// the context's ("default" when it names none); "" with
+// --all-namespaces.
+func (o *Sessions) RemoteNamespace() (string, error) {
+	if o.AllNamespaces {
+		return "", nil
+	}
+	if o.Namespace != "" {
+		return o.Namespace, nil
+	}
+	ns, _, err := o.clientConfig().Namespace()
+	if err != nil {
+		return "", fmt.Errorf("reading the kubeconfig's namespace: %w", err)
+	}
+	return ns, nil
+}
+
+// SessionsList is the option set of `kip sessions list`.
+type SessionsList struct {
+	User   string
+	Pod    string
+	Since  string
+	Limit  int
+	Output string
+}
+
+// AddFlags registers list's flags on fs; allNamespaces is the shared
+// option -A sets.
+func (o *SessionsList) AddFlags(fs *pflag.FlagSet, allNamespaces *bool) {
+	fs.BoolVarP(allNamespaces, "all-namespaces", "A", *allNamespaces, "List the sessions of every namespace.")
+	fs.StringVar(&o.User, "user", o.User, "Only the sessions of this user.")
+	fs.StringVar(&o.Pod, "pod", o.Pod, "Only the sessions in this pod.")
+	fs.StringVar(&o.Since, "since", o.Since, "Only the sessions started since then: a duration before now (2h, 30m) or an RFC 3339 time.")
+	fs.IntVar(&o.Limit, "limit", o.Limit, "List at most this many sessions, the newest (0: kip's cap).")
+	fs.StringVarP(&o.Output, "output", "o", o.Output, "Output format: text (a table, the default) or json.")
+}
+
+// Validate reports every invalid list option.
+func (o *SessionsList) Validate() error {
+	var errs []error
+	switch o.Output {
+	case "", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--output must be text or json, not %q", o.Output))
+	}
+	if o.Limit < 0 {
+		errs = append(errs, fmt.Errorf("--limit must be 0 or more, not %d", o.Limit))
+	}
+	if _, err := ParseSince(o.Since, time.Now()); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ParseSince reads --since: empty (no bound), a duration before now, or
+// an RFC 3339 time.
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %s is in the future: give a positive duration, such as 2h", s)
+		}
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since %q is neither a duration (2h, 30m) nor an RFC 3339 time (2026-12-06T14:02:00Z)", s)
+	}
+	return t, nil
+}
+
+// SessionsPlay is the option set of `kip sessions play`.
+type SessionsPlay struct {
+	Speed   float64
+	MaxIdle time.Duration
+	Raw     bool
+}
+
+// NewSessionsPlay returns the defaults: real time, no cap on pauses.
+func NewSessionsPlay() *SessionsPlay { return &SessionsPlay{Speed: 1} }
+
+// AddFlags registers play's flags on fs.
+func (o *SessionsPlay) AddFlags(fs *pflag.FlagSet) {
+	fs.Float64Var(&o.Speed, "speed", o.Speed, "Replay this many times faster than real time (0.5 is half speed).")
+	fs.DurationVar(&o.MaxIdle, "max-idle", o.MaxIdle, "Shorten every pause longer than this to this (e.g. 2s); 0 keeps pauses as they were.")
+	fs.BoolVar(&o.Raw, "raw", o.Raw, "Write the recording itself (asciicast v2, as kip sealed it) to stdout instead of replaying it.")
+}
+
+// Validate reports every invalid play option.
+func (o *SessionsPlay) Validate() error {
+	var errs []error
+	if !(o.Speed > 0) || math.IsInf(o.Speed, 0) {
+		errs = append(errs, fmt.Errorf("--speed must be a positive number, not %v", o.Speed))
+	}
+	if o.MaxIdle < 0 {
+		errs = append(errs, fmt.Errorf("--max-idle must be 0 or more, not %s", o.MaxIdle))
+	}
+	return errors.Join(errs...)
+}
+
+// SessionsVerify is the option set of `kip sessions verify`.
+type SessionsVerify struct {
+	// Key is the PEM public key to verify with.
+	Key string
+}
+
+// AddFlags registers verify's flags on fs.
+func (o *SessionsVerify) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Key, "key", o.Key, "PEM public key that must have sealed the recording. Required for a recording read from kip; for a file, the default is keys/<fingerprint>.pub of its recording directory.")
+}
