@@ -87,6 +87,10 @@ func ReadInfo(r io.ReaderAt, size int64) (Info, error) {
 // of tail. A last line without its newline is one still being written.
 func (info *Info) readTail(tail []byte) {
 	lines := bytes.SplitAfter(tail, []byte("\n"))
+	last := len(lines) - 1 // the last whole line, or a line being written
+	if last >= 0 && len(lines[last]) == 0 {
+		last--
+	}
 	for i, line := range lines {
 		if len(line) == 0 || line[len(line)-1] != '\n' {
 			continue
@@ -99,7 +103,7 @@ func (info *Info) readTail(tail []byte) {
 		case codePortForward:
 			info.PortForward = []byte(data)
 		case codeSeal:
-			if i != len(lines)-1 && !(i == len(lines)-2 && len(lines[i+1]) == 0) {
+			if i != last {
 				continue // a seal only counts as the last line
 			}
 			var s seal
