@@ -50,11 +50,13 @@ func isSessionsRequest(r *http.Request) bool {
 // Handler serves the sessions.kip.dev API from a Store.
 type Handler struct {
 	store sessions.Store
+	// cap bounds one list: maxLimit, less in tests.
+	cap int
 }
 
 // New returns the API over store; a nil store, when kip records nothing,
 // answers every request with 404.
-func New(store sessions.Store) *Handler { return &Handler{store: store} }
+func New(store sessions.Store) *Handler { return &Handler{store: store, cap: maxLimit} }
 
 // maxLimit caps what one list returns, so a list cannot read the whole
 // directory into one answer.
@@ -96,16 +98,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request, namespace, cluster string) {
-	f, err := filterOf(r.URL.Query())
+	f, err := filterOf(r.URL.Query(), h.cap)
 	if err != nil {
 		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, err.Error())
 		return
 	}
 	f.Namespace, f.Cluster, f.ExactCluster = namespace, cluster, true
+	capped := f.Limit == h.cap
+	if capped {
+		f.Limit++ // one more tells whether the cap cut the list
+	}
 	found, err := h.store.List(r.Context(), f)
 	if err != nil {
 		h.failed(w, r.Context(), "listing the recorded sessions", err)
 		return
+	}
+	if capped && len(found) > h.cap {
+		found = found[:h.cap]
+		// client-go and kubectl show a Warning header to the user: a list
+		// cut short must not pass for every session there was.
+		w.Header().Add("Warning", fmt.Sprintf(`299 - "only the newest %d sessions are listed: narrow the list with since, until, user or pod"`, h.cap))
 	}
 	list := &sessionsv1alpha1.SessionList{
 		TypeMeta: metav1.TypeMeta{APIVersion: sessionsv1alpha1.SchemeGroupVersion.String(), Kind: "SessionList"},
@@ -118,15 +130,15 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, namespace, cluste
 }
 
 // filterOf reads the list's query: user, pod, since, until (RFC 3339) and
-// limit.
-func filterOf(q map[string][]string) (sessions.Filter, error) {
+// limit, which may only lower the limit kip sets.
+func filterOf(q map[string][]string, limit int) (sessions.Filter, error) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
 			return v[0]
 		}
 		return ""
 	}
-	f := sessions.Filter{User: get("user"), Pod: get("pod"), Limit: maxLimit}
+	f := sessions.Filter{User: get("user"), Pod: get("pod"), Limit: limit}
 	for _, b := range []struct {
 		name string
 		to   *time.Time
@@ -146,7 +158,7 @@ func filterOf(q map[string][]string) (sessions.Filter, error) {
 		if err != nil || n < 0 {
 			return f, fmt.Errorf("limit=%q is not a count of sessions", v)
 		}
-		if n > 0 && n < maxLimit {
+		if n > 0 && n < limit {
 			f.Limit = n
 		}
 	}

@@ -174,3 +174,15 @@ func TestHandlerWithoutRecording(t *testing.T) {
 		t.Errorf("with recording off: %d %s, want a 404 Status that says how to turn it on", rec.Code, rec.Body)
 	}
 }
+
+func TestHandlerWarnsOfACutList(t *testing.T) {
+	h := New(sessions.NewDirStore(recordingDir(t)))
+	h.cap = 1
+	for query, warned := range map[string]bool{"": true, "?user=alice": false, "?user=bob": false} {
+		rec := httptest.NewRecorder()
+		WithSessions(http.NotFoundHandler(), h).ServeHTTP(rec, resolve(t, httptest.NewRequest("GET", "/apis/sessions.kip.dev/v1alpha1/sessions"+query, nil)))
+		if rec.Code != 200 || (rec.Header().Get("Warning") != "") != warned {
+			t.Errorf("list%s: %d, Warning %q; want a warning: %v", query, rec.Code, rec.Header().Get("Warning"), warned)
+		}
+	}
+}
