@@ -58,6 +58,9 @@ func Play(ctx context.Context, r io.Reader, stdout, stderr io.Writer, o PlayOpti
 	for sc.Scan() {
 		t, code, data, ok := parseLine(sc.Bytes())
 		if !ok {
+			if !sc.Scan() && sc.Err() == nil {
+				return errors.New("the recording ends in an unfinished line: it is still being written, or kip stopped while writing it")
+			}
 			return errors.New("the recording holds a line that is not an asciicast event; verify it with kip sessions verify")
 		}
 		var w io.Writer

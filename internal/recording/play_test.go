@@ -66,7 +66,9 @@ func TestPlay(t *testing.T) {
 		{name: "a negative speed", data: plain, opts: PlayOptions{Speed: -1}, wantFail: "positive"},
 		{name: "not a recording", data: []byte("hello\n"), wantFail: "not a kip session recording"},
 		{name: "empty", data: nil, wantFail: "empty"},
-		{name: "a garbage line", data: append(bytes.Clone(plain[:bytes.IndexByte(plain, '\n')+1]), "nope\n"...), wantFail: "not an asciicast event"},
+		{name: "a garbage line", data: append(bytes.Clone(plain[:bytes.IndexByte(plain, '\n')+1]), "nope\n[1, \"o\", \"x\"]\n"...), wantFail: "not an asciicast event"},
+		{name: "an unfinished last line", data: plain[:len(plain)-5], wantOut: "out\n", wantErr: "err\n", wantPauses: []time.Duration{time.Second, time.Second},
+			wantFail: "unfinished line"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,9 +85,10 @@ func TestPlay(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantFail) {
 					t.Fatalf("Play = %v, want an error saying %q", err, tt.wantFail)
 				}
-				return
-			}
-			if err != nil {
+				if tt.wantOut == "" {
+					return
+				}
+			} else if err != nil {
 				t.Fatal(err)
 			}
 			if out.String() != tt.wantOut || errOut.String() != tt.wantErr {
