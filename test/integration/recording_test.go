@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
+
 	"github.com/kip-proxy/kip/internal/recording"
 	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/localcluster"
@@ -22,13 +24,20 @@ import (
 // TestRecordingExec proves that a kip with --recording-dir records a real
 // kubectl exec, over WebSocket and over SPDY, as a sealed file that names
 // the user, namespace and pod and holds exactly what the command wrote;
-// and that changing one byte of it is detected.
+// that kip's audit event for the exec names the recording; and that
+// changing one byte of it is detected.
 func TestRecordingExec(t *testing.T) {
 	ns := createNamespace(t)
 	user := harness.UniqueName("recorded")
 	grant(t, ns, userSubject(user), streamingRules...)
 	dir := t.TempDir()
-	kipURL := harness.StartInProcess(t, stack, "--recording-dir="+dir)
+	policy, err := harness.WriteAuditPolicy(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditLog := filepath.Join(t.TempDir(), "kip-audit.log")
+	kipURL := harness.StartInProcess(t, stack, "--recording-dir="+dir,
+		"--audit-policy-file="+policy, "--audit-log-path="+auditLog)
 	kubeconfig := kubeconfigAt(t, kipURL, user)
 	harness.Eventually(t, 30*time.Second, func() error {
 		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=exec", "-n", ns); res.ExitCode != 0 {
@@ -56,6 +65,7 @@ func TestRecordingExec(t *testing.T) {
 			if streams["o"] != "hello\n" || streams["e"] != "err\n" {
 				t.Errorf("recorded stdout %q and stderr %q, want %q and %q", streams["o"], streams["e"], "hello\n", "err\n")
 			}
+			checkAuditNamesRecording(t, auditLog, "/pods/"+pod+"/exec", id)
 
 			i := bytes.Index(data, []byte("hello"))
 			if i < 0 {
@@ -114,6 +124,30 @@ func TestRecordingAttach(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkAuditNamesRecording waits for the ResponseComplete event of the
+// session id recorded in kip's audit log, found by its audit ID among the
+// requests whose URI contains marker, and checks that it names the
+// recording.
+func checkAuditNamesRecording(t *testing.T, auditLog, marker string, id recording.Identity) {
+	t.Helper()
+	if id.SessionID == "" || id.AuditID == "" {
+		t.Fatalf("recording identity %+v has no session or audit ID", id)
+	}
+	harness.Eventually(t, 30*time.Second, func() error {
+		for _, ev := range readAudit(t, auditLog, marker) {
+			if string(ev.AuditID) != id.AuditID || ev.Stage != auditv1.StageResponseComplete {
+				continue
+			}
+			if got := ev.Annotations[sessions.AuditAnnotation]; got != id.SessionID {
+				t.Fatalf("kip's audit event for %s has %s=%q, want the recording's session ID %q",
+					ev.RequestURI, sessions.AuditAnnotation, got, id.SessionID)
+			}
+			return nil
+		}
+		return errorf("no ResponseComplete event with audit ID %s in kip's audit log", id.AuditID)
+	})
 }
 
 // recordingKey reads the one public key kip wrote into the recording
