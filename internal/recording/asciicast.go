@@ -28,7 +28,7 @@ type Identity struct {
 	Namespace   string   `json:"namespace"`
 	Pod         string   `json:"pod"`
 	Container   string   `json:"container,omitempty"`
-	Subresource string   `json:"subresource"` // exec or attach
+	Subresource string   `json:"subresource"` // exec, attach or portforward
 	Command     []string `json:"command,omitempty"`
 	Replica     string   `json:"replica,omitempty"` // the kip replica that relayed it
 	AuditID     string   `json:"auditID,omitempty"` // as in kip's and the upstream's audit events
@@ -59,6 +59,9 @@ const (
 	codeMarker = "m" // kip's notes, e.g. a stream it could not parse
 	codeStatus = "x" // the upstream's final metav1.Status, as JSON
 	codeSeal   = "kip-seal"
+	// codePortForward is a port-forward session's summary, its last line
+	// before the seal: {"ports":[…],"fromClient":N,"toClient":M}.
+	codePortForward = "kip-portforward"
 )
 
 const (
@@ -189,6 +192,9 @@ func headerLine(h Header) ([]byte, error) {
 		codes[codeOutput] = "stdout and stderr"
 		delete(codes, codeStderr)
 	}
+	if h.Identity.Subresource == "portforward" {
+		codes[codePortForward] = "port-forward summary"
+	}
 	id := h.Identity
 	b, err := json.Marshal(castHeader{
 		Version: 2, Width: width, Height: height, Timestamp: h.Start.Unix(),
@@ -237,6 +243,8 @@ func (w *Writer) Event(e Event) {
 		w.text(e.Time, e.Stream, codeStatus, e.Data)
 	case StreamResize:
 		w.resizeBytes(e.Time, e.Data)
+	case StreamPortForward:
+		w.line(e.Time, codePortForward, nil, e.Data)
 	}
 	w.arm()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -32,6 +33,11 @@ type SPDY struct {
 
 	framer *spdy.Framer
 	frame  bytes.Reader // the one control frame the framer may read
+
+	// opened hears of each stream the client opens, with its headers:
+	// addStream for exec and attach, which records streams by type;
+	// port-forward only notes the port.
+	opened func(id uint32, h http.Header) error
 }
 
 type spdyStream struct {
@@ -59,7 +65,18 @@ const (
 
 // NewSPDY returns a parser for a connection upgraded to SPDY/3.1.
 func NewSPDY(sink Sink) (*SPDY, error) {
+	p, err := newSPDY(sink)
+	if err != nil {
+		return nil, err
+	}
+	p.opened = func(id uint32, h http.Header) error { return p.addStream(id, h.Get("streamType")) }
+	return p, nil
+}
+
+// newSPDY is a parser that records no stream until opened says so.
+func newSPDY(sink Sink) (*SPDY, error) {
 	p := &SPDY{sink: sink, now: time.Now, client: spdyReader{fromClient: true}}
+	p.opened = func(uint32, http.Header) error { return nil }
 	f, err := spdy.NewFramerWithOptions(nil, &p.frame,
 		spdy.WithMaxControlFramePayloadSize(spdyMaxControlFrame),
 		spdy.WithMaxHeaderFieldSize(spdyMaxHeaderField),
@@ -185,7 +202,7 @@ func (p *SPDY) endFrame(r *spdyReader) {
 		return
 	}
 	if syn, ok := frame.(*spdy.SynStreamFrame); ok {
-		if err := p.addStream(uint32(syn.StreamId), syn.Headers.Get("streamType")); err != nil {
+		if err := p.opened(uint32(syn.StreamId), syn.Headers); err != nil {
 			p.fail(r, err)
 		}
 	}

@@ -21,6 +21,10 @@ type WebSocket struct {
 	sink   Sink
 	base64 bool
 	now    func() time.Time
+	// tunnel, when set, is fed the payload of every binary message whole,
+	// with no channel byte: the connection tunnels another protocol (SPDY
+	// for port-forward) rather than carrying channels.
+	tunnel Parser
 
 	// mu makes "no Event after Malformed" hold across the two directions;
 	// they meet at the Sink's own lock anyway.
@@ -73,6 +77,20 @@ func NewWebSocket(protocol string, sink Sink) (*WebSocket, error) {
 	}, nil
 }
 
+// newWebSocketTunnel returns a parser for a WebSocket connection that
+// tunnels another protocol in binary messages, as kubectl port-forward
+// tunnels SPDY (subprotocol SPDY/3.1+portforward.k8s.io); inner parses
+// the tunnelled bytes.
+func newWebSocketTunnel(inner Parser, sink Sink) *WebSocket {
+	return &WebSocket{
+		sink:   sink,
+		now:    time.Now,
+		tunnel: inner,
+		client: wsReader{fromClient: true, binaryOnly: true},
+		server: wsReader{binaryOnly: true},
+	}
+}
+
 // FromClient is given the bytes relayed from the client to the upstream.
 func (p *WebSocket) FromClient(b []byte) { p.feed(&p.client, b) }
 
@@ -82,6 +100,7 @@ func (p *WebSocket) FromServer(b []byte) { p.feed(&p.server, b) }
 // wsReader is one direction's parsing state.
 type wsReader struct {
 	fromClient bool
+	binaryOnly bool // a tunnel: text messages are not part of it
 
 	hdr  [14]byte
 	hdrN int
@@ -222,6 +241,9 @@ func (r *wsReader) startFrame() error {
 			return errors.New("continuation frame outside a message")
 		}
 	case op == wsText || op == wsBinary:
+		if op == wsText && r.binaryOnly {
+			return errors.New("text message in a tunnel of binary messages")
+		}
 		if r.inMessage {
 			return errors.New("new message before the fragmented one ended")
 		}
@@ -262,6 +284,14 @@ func (p *WebSocket) payload(r *wsReader, b []byte) {
 
 // messageBytes handles unmasked payload of the open data message.
 func (p *WebSocket) messageBytes(r *wsReader, d []byte) {
+	if p.tunnel != nil {
+		if r.fromClient {
+			p.tunnel.FromClient(d)
+		} else {
+			p.tunnel.FromServer(d)
+		}
+		return
+	}
 	if r.needChannel && len(d) > 0 {
 		r.needChannel = false
 		r.stream = channelStream(d[0], p.base64, r.fromClient)
