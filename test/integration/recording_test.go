@@ -30,14 +30,7 @@ func TestRecordingExec(t *testing.T) {
 	ns := createNamespace(t)
 	user := harness.UniqueName("recorded")
 	grant(t, ns, userSubject(user), streamingRules...)
-	dir := t.TempDir()
-	policy, err := harness.WriteAuditPolicy(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	auditLog := filepath.Join(t.TempDir(), "kip-audit.log")
-	kipURL := harness.StartInProcess(t, stack, "--recording-dir="+dir,
-		"--audit-policy-file="+policy, "--audit-log-path="+auditLog)
+	dir, auditLog, kipURL := startRecordingKip(t)
 	kubeconfig := kubeconfigAt(t, kipURL, user)
 	harness.Eventually(t, 30*time.Second, func() error {
 		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=exec", "-n", ns); res.ExitCode != 0 {
@@ -124,6 +117,83 @@ func TestRecordingAttach(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordingPortForward proves that a real kubectl port-forward, over
+// WebSocket (SPDY tunnelled in it) and over SPDY, is logged as a sealed
+// recording that names the user, pod and port and counts the bytes each
+// way, holds none of the forwarded bytes, and is named by kip's audit event.
+func TestRecordingPortForward(t *testing.T) {
+	ns := createNamespace(t)
+	user := harness.UniqueName("forwarder")
+	grant(t, ns, userSubject(user), streamingRules...)
+	dir, auditLog, kipURL := startRecordingKip(t)
+	kubeconfig := kubeconfigAt(t, kipURL, user)
+	harness.Eventually(t, 30*time.Second, func() error {
+		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=portforward", "-n", ns); res.ExitCode != 0 {
+			return errorf("can-i create pods/portforward: %s%s", res.Stdout, res.Stderr)
+		}
+		return nil
+	})
+	pub := recordingKey(t, dir)
+	echo := startEchoServer(t)
+	pod := harness.UniqueName("rec-forward")
+	runPod(t, ns, nodeFor(t, nodeModes[0]), podListeningOn(pod, echo.port))
+
+	const size = 1 << 20
+	for i, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			before := castFiles(t, dir)
+			local, forward := startPortForwardProcess(t, kubeconfig, tr.env, ns, pod, echo.port)
+			seed := uint64(40 + i)
+			if sent := echoOnNewConn(t, local, size, seed); echo.nextReceived(t) != sent {
+				t.Fatal("the echo server did not receive what was sent")
+			}
+			// The session ends when kubectl goes away.
+			_ = forward.cmd.Process.Kill()
+			data := newRecording(t, dir, before, pub)
+			id, streams := readCast(t, data)
+			if id.User != user || id.Namespace != ns || id.Pod != pod || id.Subresource != "portforward" {
+				t.Errorf("recording identity %+v, want user %s, pod %s/%s, portforward", id, user, ns, pod)
+			}
+			var summary struct {
+				Ports                []int
+				FromClient, ToClient int64
+			}
+			if err := json.Unmarshal([]byte(streams["kip-portforward"]), &summary); err != nil {
+				t.Fatalf("port-forward summary %q: %v", streams["kip-portforward"], err)
+			}
+			delete(streams, "kip-portforward")
+			delete(streams, "kip-seal")
+			if len(streams) != 0 {
+				t.Errorf("a port-forward recording holds events %q, want only its summary", streams)
+			}
+			// The count includes the framing: SPDY's, and WebSocket's around it.
+			if !slices.Equal(summary.Ports, []int{echo.port}) || summary.FromClient < size || summary.ToClient < size ||
+				summary.FromClient > size*11/10 || summary.ToClient > size*11/10 {
+				t.Errorf("port-forward summary %+v, want port %d and a little over %d bytes each way", summary, echo.port, size)
+			}
+			if len(data) > 8<<10 {
+				t.Errorf("a port-forward recording of %d bytes, want a summary only", len(data))
+			}
+			checkAuditNamesRecording(t, auditLog, "/pods/"+pod+"/portforward", id)
+		})
+	}
+}
+
+// startRecordingKip starts a kip that records sessions in the directory
+// it returns, and writes its audit log to the file it returns.
+func startRecordingKip(t *testing.T) (dir, auditLog, url string) {
+	t.Helper()
+	dir = t.TempDir()
+	policy, err := harness.WriteAuditPolicy(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditLog = filepath.Join(t.TempDir(), "kip-audit.log")
+	url = harness.StartInProcess(t, stack, "--recording-dir="+dir,
+		"--audit-policy-file="+policy, "--audit-log-path="+auditLog)
+	return dir, auditLog, url
 }
 
 // checkAuditNamesRecording waits for the ResponseComplete event of the

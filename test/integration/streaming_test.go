@@ -400,6 +400,14 @@ var forwardingFrom = regexp.MustCompile(`Forwarding from (127\.0\.0\.1:\d+) -> (
 // local address it listens on.
 func startPortForward(t *testing.T, kubeconfig string, env []string, ns, pod string, port int) string {
 	t.Helper()
+	local, _ := startPortForwardProcess(t, kubeconfig, env, ns, pod, port)
+	return local
+}
+
+// startPortForwardProcess is startPortForward that also returns kubectl,
+// for a test that ends the forward itself.
+func startPortForwardProcess(t *testing.T, kubeconfig string, env []string, ns, pod string, port int) (string, *kubectlProcess) {
+	t.Helper()
 	k := startKubectl(t, kubeconfig, env, "port-forward", "-n", ns, "pod/"+pod, "--address", "127.0.0.1", ":"+strconv.Itoa(port))
 	var local string
 	harness.Eventually(t, time.Minute, func() error {
@@ -412,7 +420,7 @@ func startPortForward(t *testing.T, kubeconfig string, env []string, ns, pod str
 		}
 		return errors.New("kubectl port-forward is not listening yet")
 	})
-	return local
+	return local, k
 }
 
 // echoServer answers every connection with what it receives and reports
