@@ -41,10 +41,11 @@ type Header struct {
 	// keep stderr apart as "e".
 	TTY bool
 	// Width and Height are the terminal's size if known. When they are not,
-	// a TTY session's header waits for the client's first resize message
-	// (kubectl sends one at once) and takes its size; other sessions, and
-	// one whose first message is something else, get 80x24. Later resize
-	// messages follow as "r" events.
+	// a TTY session's header waits for the client's resize messages
+	// (kubectl sends one at once) and takes the size of the last one
+	// before any other event, within the flush interval; other sessions,
+	// and one whose first message is something else, get 80x24. Later
+	// resize messages follow as "r" events.
 	Width, Height int
 	Start         time.Time
 }
@@ -398,8 +399,9 @@ func (w *Writer) resizeBytes(t time.Time, d []byte) {
 		switch err := json.Unmarshal(w.resize, &size); {
 		case err == nil && w.header != nil && size.Width > 0 && size.Height > 0:
 			// The terminal's size as the session starts: the header's.
+			// It waits on for more, as kubectl attach sends the size plus
+			// one, then the size, to make the program redraw.
 			w.header.Width, w.header.Height = int(size.Width), int(size.Height)
-			w.writeHeader()
 		case err != nil:
 			w.resizeNote(t, "kip: unreadable resize message")
 		default:

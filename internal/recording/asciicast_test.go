@@ -294,7 +294,7 @@ func headerSize(t *testing.T, b []byte) string {
 	return fmt.Sprintf("%dx%d", h.Width, h.Height)
 }
 
-func TestWriterHeaderTakesTheFirstResize(t *testing.T) {
+func TestWriterHeaderTakesTheTerminalSize(t *testing.T) {
 	sized := testHeader(true)
 	sized.Width, sized.Height = 100, 30
 	tests := []struct {
@@ -309,6 +309,12 @@ func TestWriterHeaderTakesTheFirstResize(t *testing.T) {
 		events:   []Event{at(1, StreamResize, `{"Width":123,"Height":41}`), at(2, StreamStdout, "$ "), at(3, StreamResize, `{"Width":132,"Height":50}`)},
 		wantSize: "123x41",
 		want:     []string{"0.002 o $ ", "0.003 r 132x50"},
+	}, {
+		name:     "kubectl attach's size plus one, then the size: the last before anything else",
+		header:   testHeader(true),
+		events:   []Event{at(1, StreamResize, `{"Width":124,"Height":42}`), at(2, StreamResize, `{"Width":123,"Height":41}`), at(3, StreamStdin, "x")},
+		wantSize: "123x41",
+		want:     []string{"0.003 i x"},
 	}, {
 		name:     "split across pieces",
 		header:   testHeader(true),
