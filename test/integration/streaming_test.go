@@ -545,8 +545,10 @@ type kubectlProcess struct {
 	cmd            *exec.Cmd
 	stdin          io.Writer
 	stdout, stderr *harness.SyncBuffer
-	done           chan struct{}
-	exitCode       int
+	// term is the terminal's controlling side when kubectl runs on one.
+	term     *os.File
+	done     chan struct{}
+	exitCode int
 }
 
 // startKubectl runs kubectl with pipes for stdin, stdout and stderr. It is
@@ -587,7 +589,7 @@ func startKubectlOnTerminal(t *testing.T, kubeconfig string, env []string, size 
 		_ = term.Close()
 		t.Fatal(err)
 	}
-	k.stdin = term
+	k.stdin, k.term = term, term
 	copied := make(chan struct{})
 	go func() {
 		// Ends with EIO once kubectl has exited.
