@@ -63,7 +63,7 @@ func (p *Proxy) record(res *http.Response) {
 	}
 	body := upstream
 	var end func()
-	if info, _ := request.RequestInfoFrom(res.Request.Context()); info.Subresource == "portforward" {
+	if info, ok := request.RequestInfoFrom(res.Request.Context()); ok && info.Subresource == "portforward" {
 		pf := recording.NewPortForward(res.Header.Get("Upgrade"), res.Header.Get("Sec-WebSocket-Protocol"), rec)
 		body, end = recording.Tee(upstream, pf), pf.End
 	} else if parser, err := parserFor(res, rec); err != nil {

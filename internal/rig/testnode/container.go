@@ -71,7 +71,10 @@ func startContainer(p *pod, spec corev1.Container) (*container, error) {
 	c.hasProc = true
 	cmd := c.command(argv)
 	if spec.TTY {
-		return c, c.startOnTerminal(cmd, spec.Stdin)
+		if err := c.startOnTerminal(cmd, spec.Stdin); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	outR, outW, err := os.Pipe()
