@@ -58,7 +58,7 @@ func NewPortForward(upgrade, protocol string, sink Sink) *PortForward {
 	case strings.EqualFold(upgrade, "SPDY/3.1"):
 		p.spdy, err = p.newSPDY()
 	case strings.EqualFold(upgrade, "websocket") && protocol == portForwardTunnel:
-		var inner Parser
+		var inner *SPDY
 		if inner, err = p.newSPDY(); err == nil {
 			p.spdy = newWebSocketTunnel(inner, p)
 		}

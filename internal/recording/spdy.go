@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -144,6 +145,44 @@ func (p *SPDY) feed(r *spdyReader, b []byte) {
 			p.endFrame(r)
 		}
 	}
+}
+
+// skippable is how many of the next bytes from one side the parser has no
+// use for: the rest of a DATA frame it does not record, or everything once
+// it stopped. A tunnel need not unmask those to hand them over; it calls
+// skip instead.
+func (p *SPDY) skippable(fromClient bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.reader(fromClient)
+	switch {
+	case p.stopped:
+		return math.MaxInt
+	case r.inFrame && !r.decoding && r.stream == 0:
+		return int(r.remaining)
+	}
+	return 0
+}
+
+// skip consumes n bytes that skippable said the parser has no use for.
+func (p *SPDY) skip(fromClient bool, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.reader(fromClient)
+	if p.stopped || !r.inFrame || r.decoding || r.stream != 0 || uint64(n) > uint64(r.remaining) {
+		return
+	}
+	r.remaining -= uint32(n)
+	if r.remaining == 0 {
+		p.endFrame(r)
+	}
+}
+
+func (p *SPDY) reader(fromClient bool) *spdyReader {
+	if fromClient {
+		return &p.client
+	}
+	return &p.server
 }
 
 func (p *SPDY) fail(r *spdyReader, err error) {

@@ -2,6 +2,7 @@ package recording
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -24,7 +25,7 @@ type WebSocket struct {
 	// tunnel, when set, is fed the payload of every binary message whole,
 	// with no channel byte: the connection tunnels another protocol (SPDY
 	// for port-forward) rather than carrying channels.
-	tunnel Parser
+	tunnel *SPDY
 
 	// mu makes "no Event after Malformed" hold across the two directions;
 	// they meet at the Sink's own lock anyway.
@@ -81,7 +82,7 @@ func NewWebSocket(protocol string, sink Sink) (*WebSocket, error) {
 // tunnels another protocol in binary messages, as kubectl port-forward
 // tunnels SPDY (subprotocol SPDY/3.1+portforward.k8s.io); inner parses
 // the tunnelled bytes.
-func newWebSocketTunnel(inner Parser, sink Sink) *WebSocket {
+func newWebSocketTunnel(inner *SPDY, sink Sink) *WebSocket {
 	return &WebSocket{
 		sink:   sink,
 		now:    time.Now,
@@ -271,15 +272,49 @@ func (p *WebSocket) payload(r *wsReader, b []byte) {
 	}
 	// Unmask into a buffer of our own: b is the relay's and must stay as is.
 	for len(b) > 0 {
+		if p.tunnel != nil && p.skipTunnelled(r, &b) {
+			continue
+		}
 		n := min(len(b), len(r.scratch)/2)
 		piece := r.scratch[len(r.scratch)/2:][:n]
-		for i, c := range b[:n] {
-			piece[i] = c ^ r.mask[(r.maskPos+i)&3]
-		}
-		r.maskPos = (r.maskPos + n) & 3
+		r.maskPos = unmask(piece, b[:n], r.mask, r.maskPos)
 		b = b[n:]
 		p.messageBytes(r, piece)
 	}
+}
+
+// skipTunnelled hands over, without unmasking them, the bytes at the start
+// of *b that the tunnelled parser has no use for (the payload a
+// port-forward carries), and says whether there were any.
+func (p *WebSocket) skipTunnelled(r *wsReader, b *[]byte) bool {
+	n := min(p.tunnel.skippable(r.fromClient), len(*b))
+	if n == 0 {
+		return false
+	}
+	p.tunnel.skip(r.fromClient, n)
+	r.maskPos = (r.maskPos + n) & 3
+	*b = (*b)[n:]
+	return true
+}
+
+// unmask writes src XOR the frame's mask into dst, starting at byte pos
+// of the mask, and returns the position after it. It works eight bytes at
+// a time: a client's upload passes through here whole (port-forward
+// tunnels all of it), so this is on the relay's path for every byte.
+func unmask(dst, src []byte, mask [4]byte, pos int) int {
+	var k [8]byte
+	for i := range k {
+		k[i] = mask[(pos+i)&3]
+	}
+	key := binary.LittleEndian.Uint64(k[:])
+	n := 0
+	for ; n+8 <= len(src); n += 8 {
+		binary.LittleEndian.PutUint64(dst[n:], binary.LittleEndian.Uint64(src[n:])^key)
+	}
+	for ; n < len(src); n++ {
+		dst[n] = src[n] ^ mask[(pos+n)&3]
+	}
+	return (pos + len(src)) & 3
 }
 
 // messageBytes handles unmasked payload of the open data message.
