@@ -62,7 +62,8 @@ type Event struct {
 type Sink interface {
 	Event(Event)
 	// Malformed is called at most once per parser, when it stops parsing
-	// because the stream is not what it expected; no Events follow.
+	// because the stream is not what it expected; no Events follow but a
+	// port-forward's summary, whose byte counts need no parsing.
 	Malformed(error)
 }
 
