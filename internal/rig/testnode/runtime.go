@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -119,10 +120,15 @@ func runTerminal(p *exec.Cmd, in io.Reader, out io.WriteCloser, resize <-chan re
 	if err != nil {
 		return err
 	}
-	defer func() { _ = term.Close() }()
 	finished := make(chan struct{})
-	defer close(finished)
-	go resizeTerminal(func(s *pty.Winsize) { _ = pty.Setsize(term, s) }, resize, finished)
+	var resizing sync.WaitGroup
+	resizing.Go(func() { resizeTerminal(func(s *pty.Winsize) { _ = pty.Setsize(term, s) }, resize, finished) })
+	defer func() {
+		// No resize may use the terminal as it closes.
+		close(finished)
+		resizing.Wait()
+		_ = term.Close()
+	}()
 	if in != nil {
 		go func() { _, _ = io.Copy(term, in) }()
 	}
