@@ -157,6 +157,10 @@ func runWorkload(ctx context.Context, w string, env workload.Env, res *results.R
 		}
 		res.Gateway.Registry, setup, err = workload.GatewayRegistry(ctx, env)
 		res.Setup = append(res.Setup, setup...)
+	case wRecording:
+		var setup []string
+		res.Recording, setup, err = workload.Recording(ctx, env)
+		res.Setup = append(res.Setup, setup...)
 	}
 	return err
 }
