@@ -159,8 +159,10 @@ func runWorkload(ctx context.Context, w string, env workload.Env, res *results.R
 		res.Setup = append(res.Setup, setup...)
 	case wRecording:
 		var setup []string
-		res.Recording, setup, err = workload.Recording(ctx, env)
+		var profiles []results.Profile
+		res.Recording, setup, profiles, err = workload.Recording(ctx, env)
 		res.Setup = append(res.Setup, setup...)
+		res.Profiles = append(res.Profiles, profiles...)
 	}
 	return err
 }

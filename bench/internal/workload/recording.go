@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"time"
 
@@ -49,20 +50,22 @@ var recordingRules = []rbacv1.PolicyRule{
 // protocol a fresh pair, each holding RecordingSessions idle exec
 // sessions. Then throughput through another fresh pair: exec sessions
 // that write RecordingBytes to stdout, and port-forward copies of the
-// same size, over WebSocket and SPDY, taking turns round by round.
-func Recording(ctx context.Context, env Env) (_ *results.Recording, setup []string, err error) {
+// same size, over WebSocket and SPDY, taking turns round by round. When
+// the sizes ask for profiles, it then profiles the recorded kip relaying
+// exec output.
+func Recording(ctx context.Context, env Env) (_ *results.Recording, setup []string, _ []results.Profile, err error) {
 	src, err := startSource(env.Sizes.RecordingBytes)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer func() { _ = src.Close() }()
 	node, err := testnode.Start(ctx, testnode.Options{Client: env.Rig.Admin, Name: recNode})
 	if err != nil {
-		return nil, nil, fmt.Errorf("starting the test node: %w", err)
+		return nil, nil, nil, fmt.Errorf("starting the test node: %w", err)
 	}
 	defer node.Stop()
 	if err := runRecordingPods(ctx, env, node.Name(), src.Addr().(*net.TCPAddr).Port); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer func() { err = errors.Join(err, deleteRecordingPods(env)) }()
 
@@ -72,11 +75,32 @@ func Recording(ctx context.Context, env Env) (_ *results.Recording, setup []stri
 		out.Memory = append(out.Memory, mem...)
 		setup = append(setup, line)
 		if err != nil {
-			return out, setup, err
+			return out, setup, nil, err
 		}
 	}
-	line, err := recordingThroughput(ctx, env, src.Addr().(*net.TCPAddr).Port, out)
-	return out, append(setup, line), err
+	line, profile, err := recordingThroughput(ctx, env, src.Addr().(*net.TCPAddr).Port, out)
+	var profiles []results.Profile
+	if profile != nil {
+		profiles = append(profiles, *profile)
+	}
+	return out, append(setup, line), profiles, err
+}
+
+// profileRecordedExec profiles the recorded kip while WebSocket exec
+// streams run through it back to back: where recording's CPU goes.
+func profileRecordedExec(ctx context.Context, env Env, pair *rig.KipPair, stream transfer) (*results.Profile, error) {
+	about := "WebSocket exec stdout streams through kip-recorded, one after another"
+	env.logf("profiling kip-recorded for %ds under %s", env.Sizes.ProfileSeconds, about)
+	source := profileSource{who: rig.RecordedName, client: http.DefaultClient, base: pair.RecordedProbe}
+	profiles, err := whileLoaded(ctx, env, env.Sizes.ProfileSeconds, func(ctx context.Context) {
+		for ctx.Err() == nil {
+			_ = stream.run(ctx)
+		}
+	}, []cpuCapture{{source: source, name: "kip-recorded CPU, exec stdout", about: about, file: "kip-recorded-cpu-exec.pprof"}})
+	if err != nil || len(profiles) == 0 {
+		return nil, err
+	}
+	return &profiles[0], nil
 }
 
 func runRecordingPods(ctx context.Context, env Env, node string, port int) error {
@@ -128,13 +152,14 @@ func recordingMemory(ctx context.Context, env Env, protocol string) (_ []results
 
 // recordingThroughput measures exec and port-forward throughput through a
 // fresh pair and direct, and counts what the recorded kip wrote.
-func recordingThroughput(ctx context.Context, env Env, port int, out *results.Recording) (setup string, err error) {
+func recordingThroughput(ctx context.Context, env Env, port int, out *results.Recording) (setup string, profile *results.Profile, err error) {
 	pair, err := env.Rig.StartKipPair(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer func() { err = errors.Join(err, pair.Stop()) }()
 	setup = "recording throughput: " + pair.Setup()
+	// The recorded kip comes last: profileRecordedExec takes its stream.
 	targets := []*load.Target{env.Rig.Target("direct"), pair.Plain, pair.Recorded}
 	configs := map[*load.Target]*rest.Config{
 		targets[0]: env.Rig.Stack.Cluster.AdminConfig,
@@ -147,7 +172,7 @@ func recordingThroughput(ctx context.Context, env Env, port int, out *results.Re
 		for _, t := range targets {
 			x, err := execTransfer(t, configs[t], protocol, size)
 			if err != nil {
-				return setup, err
+				return setup, nil, err
 			}
 			g = append(g, x)
 		}
@@ -156,7 +181,7 @@ func recordingThroughput(ctx context.Context, env Env, port int, out *results.Re
 	for _, protocol := range recordingProtocols {
 		g, stop, err := forwardTransfers(ctx, targets, configs, protocol, port, size)
 		if err != nil {
-			return setup, err
+			return setup, nil, err
 		}
 		defer stop()
 		groups = append(groups, g)
@@ -173,12 +198,17 @@ func recordingThroughput(ctx context.Context, env Env, port int, out *results.Re
 	files, bytes, err := pair.Recordings()
 	out.RecordedFiles += files
 	out.RecordedBytes += bytes
+	if err == nil && env.Sizes.ProfileSeconds > 0 {
+		if err = pair.ClearRecordings(); err == nil {
+			profile, err = profileRecordedExec(ctx, env, pair, groups[0][len(targets)-1])
+		}
+	}
 	for _, t := range out.Transfers {
 		if t.Target == rig.RecordedName && t.Kind == kindExec {
 			out.ExecStdoutBytes += t.Bytes * int64(len(t.Seconds))
 		}
 	}
-	return setup, err
+	return setup, profile, err
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
