@@ -120,6 +120,7 @@ func openSession(b *testing.B, addr string, proto relayProtocol) (net.Conn, io.R
 	if err != nil {
 		b.Fatal(err)
 	}
+	_ = res.Body.Close() // a 101's body is empty: the stream is br
 	if res.StatusCode != http.StatusSwitchingProtocols {
 		b.Fatalf("the proxy answered %s, want 101", res.Status)
 	}

@@ -129,8 +129,7 @@ func openIdleSession(ctx context.Context, cfg *rest.Config, protocol string, u *
 		return nil, err
 	case <-time.After(sessionOpenTimeout):
 		s.cancel()
-		<-s.done
-		return nil, fmt.Errorf("no echo within %s", sessionOpenTimeout)
+		return nil, errors.Join(fmt.Errorf("no echo within %s", sessionOpenTimeout), <-s.done)
 	}
 }
 
