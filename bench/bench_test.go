@@ -238,6 +238,9 @@ func checkRecording(t *testing.T, rec *results.Recording) {
 		if m.Opened != m.Sessions || m.RSSBefore == 0 || m.RSSOpen == 0 || m.FirstError != "" {
 			t.Errorf("recording memory through %s over %s: %+v", m.Target, m.Protocol, m)
 		}
+		if recorded := m.Target == rig.RecordedName; recorded && m.RecordingFiles < m.Sessions || !recorded && m.RecordingFiles != 0 {
+			t.Errorf("recording memory through %s over %s: %d recordings for %d sessions", m.Target, m.Protocol, m.RecordingFiles, m.Sessions)
+		}
 	}
 }
 

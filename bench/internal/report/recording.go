@@ -91,7 +91,7 @@ func recordingSection(b *strings.Builder, run *results.Run, plots map[string]str
 		return
 	}
 	b.WriteString("## 8. Session recording\n\n")
-	b.WriteString("Two fresh kips that differ only in `--recording-dir`: `kip-recorded` records every exec and attach to a temporary directory on the same disk (asciicast, flushed every second, sealed when the session ends), `kip` records nothing. Only ratios between them, taken in the same run, mean anything: the machine is shared, so absolute rates and CPU move from run to run, while both kips see the same noise, taking turns round by round. `direct` is kube-apiserver itself, for scale.\n\n")
+	b.WriteString("Two fresh kips that differ only in `--recording-dir`: `kip-recorded` records every exec and attach to a temporary directory (asciicast, flushed every second, sealed when the session ends), `kip` records nothing. Only ratios between them, taken in the same run, mean anything: the machine is shared, so absolute rates and CPU move from run to run, while both kips see the same noise, taking turns round by round. `direct` is kube-apiserver itself, for scale.\n\n")
 	if len(rec.Transfers) > 0 {
 		transferSection(b, rec, plots)
 	}
@@ -134,11 +134,11 @@ func transferSection(b *strings.Builder, rec *results.Recording, plots map[strin
 
 func memorySection(b *strings.Builder, rec *results.Recording, plots map[string]string) {
 	m := rec.Memory[0]
-	fmt.Fprintf(b, "### Memory\n\n%d exec sessions of `cat` held open through each kip, %d opening at a time; each echoed a line before it counted as open, so every hop carried bytes both ways, and then idled. Each protocol had a fresh pair of kips, which took turns, and each kip opened and closed a few sessions before its baseline. Memory is read with no session open and with all of them open, each time after a forced GC (`/debug/pprof/heap?gc=1`) and a pause: VmRSS, and the Go heap and stacks in use from kip's /metrics. Per session is (open − before) / sessions.\n\n",
+	fmt.Fprintf(b, "### Memory\n\n%d exec sessions of `cat` held open through each kip, %d opening at a time; each echoed a line before it counted as open, so every hop carried bytes both ways, and then idled. Each protocol had a fresh pair of kips, which took turns, and each kip opened and closed a few sessions before its baseline. Memory is read with no session open and with all of them open, each time after a forced GC (`/debug/pprof/heap?gc=1`) and a pause: VmRSS, and the Go heap and stacks in use from kip's /metrics. Per session is (open − before) / sessions. Recordings are the files kip-recorded wrote, warm-up sessions included.\n\n",
 		m.Sessions, m.OpenConcurrency)
-	t := newTable("protocol", "target", "opened", "open s", "RSS before", "RSS open", "RSS KiB/session", "heap+stacks KiB/session")
+	t := newTable("protocol", "target", "opened", "open s", "recordings", "RSS before", "RSS open", "RSS KiB/session", "heap+stacks KiB/session")
 	for _, m := range rec.Memory {
-		t.add(protocolName(m.Protocol), m.Target, fmt.Sprintf("%d of %d", m.Opened, m.Sessions), f2(m.OpenSeconds),
+		t.add(protocolName(m.Protocol), m.Target, fmt.Sprintf("%d of %d", m.Opened, m.Sessions), f2(m.OpenSeconds), fmt.Sprint(m.RecordingFiles),
 			mib(float64(m.RSSBefore)), mib(float64(m.RSSOpen)), f1(m.RSSPerSession/1024), f1(m.HeapPerSession/1024))
 	}
 	t.write(b)

@@ -14,8 +14,12 @@ func sampleRecording() *results.Recording {
 		return results.Transfer{Target: target, Kind: kind, Protocol: protocol, Bytes: 64 << 20, Seconds: []float64{1, 1, 1}, MBps: mbps, ProxyCPUPerMiB: cpu}
 	}
 	m := func(target, protocol string, perSession float64) results.SessionMemory {
-		return results.SessionMemory{Target: target, Protocol: protocol, Sessions: 500, Opened: 500, OpenConcurrency: 16,
+		s := results.SessionMemory{Target: target, Protocol: protocol, Sessions: 500, Opened: 500, OpenConcurrency: 16,
 			RSSBefore: 60 << 20, RSSOpen: 60<<20 + int64(500*perSession), RSSPerSession: perSession, HeapPerSession: perSession / 2}
+		if target == "kip-recorded" {
+			s.RecordingFiles = 504
+		}
+		return s
 	}
 	return &results.Recording{
 		Transfers: []results.Transfer{
@@ -90,7 +94,7 @@ func TestRecordingSection(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## 8. Session recording", "| exec | WebSocket | kip-recorded | 78.0 | 0.97× | 0.78× | 11.00 | 1.10× |",
-		"| SPDY | kip-recorded | 500 of 500 |", "1.04 bytes of recording per byte of output", "same run",
+		"| SPDY | kip-recorded | 500 of 500 | 0.00 | 504 |", "1.04 bytes of recording per byte of output", "same run",
 		"![throughput with recording on and off](recording-throughput.png)"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)

@@ -293,5 +293,8 @@ type SessionMemory struct {
 	// HeapPerSession is the same for the Go heap and stacks in use, from
 	// kip's /metrics: less noisy than RSS, which keeps freed pages.
 	HeapPerSession float64 `json:"heap_per_session_bytes"`
-	FirstError     string  `json:"first_error,omitempty"`
+	// RecordingFiles counts the recordings the recorded kip had written by
+	// the end, warm-up sessions included; 0 for the unrecorded kip.
+	RecordingFiles int    `json:"recording_files,omitempty"`
+	FirstError     string `json:"first_error,omitempty"`
 }

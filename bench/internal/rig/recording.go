@@ -56,7 +56,7 @@ func (r *Rig) StartKipPair(ctx context.Context) (_ *KipPair, err error) {
 
 // Setup describes the pair for the report.
 func (p *KipPair) Setup() string {
-	return fmt.Sprintf("kip (recording): a fresh `kip serve` (pid %d) with the flags of kip above; %s: the same (pid %d) with --recording-dir on a temporary directory of the same disk, recording every exec and attach",
+	return fmt.Sprintf("kip (recording): a fresh `kip serve` (pid %d) with the flags of kip above; %s: the same (pid %d) with --recording-dir on a temporary directory, recording every exec and attach",
 		p.Plain.PID, RecordedName, p.Recorded.PID)
 }
 

@@ -142,6 +142,12 @@ func recordingMemory(ctx context.Context, env Env, protocol string) (_ []results
 	for _, t := range kips {
 		env.logf("recording memory: %d idle %s exec sessions through %s", env.Sizes.RecordingSessions, protocol, t.Name)
 		m, err := holdSessions(ctx, env, t, pair.Probe(t), protocol)
+		if t == pair.Recorded {
+			// Proof that the sessions measured were recorded.
+			var rerr error
+			m.RecordingFiles, _, rerr = pair.Recordings()
+			err = errors.Join(err, rerr)
+		}
 		out = append(out, m)
 		if err != nil {
 			return out, setup, fmt.Errorf("%s sessions through %s: %w", protocol, t.Name, err)
