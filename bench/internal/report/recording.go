@@ -51,8 +51,31 @@ func recordingThroughput(rec *results.Recording, kind, protocol string) goal {
 	}
 	r := on.MBps / off.MBps
 	g.got = fmt.Sprintf("%.2f× (%.0f vs %.0f MB/s)", r, on.MBps, off.MBps)
+	if lo, hi, ok := roundRatios(on, off); ok {
+		g.got += fmt.Sprintf("; round by round %.2f–%.2f×", lo, hi)
+	}
 	g.met = is(r >= 0.95 && on.Errors == 0)
 	return g
+}
+
+// roundRatios is the lowest and highest ratio of on's rate to off's within
+// one round, where the two ran moments apart: the spread shows how much
+// of a ratio is the machine's noise. Only for rounds that all succeeded.
+func roundRatios(on, off *results.Transfer) (lo, hi float64, ok bool) {
+	if on.Errors != 0 || off.Errors != 0 || len(on.Seconds) != len(off.Seconds) || len(on.Seconds) < 2 {
+		return 0, 0, false
+	}
+	for i := range on.Seconds {
+		if on.Seconds[i] <= 0 {
+			return 0, 0, false
+		}
+		r := off.Seconds[i] / on.Seconds[i]
+		if i == 0 {
+			lo, hi = r, r
+		}
+		lo, hi = min(lo, r), max(hi, r)
+	}
+	return lo, hi, true
 }
 
 func recordingCPU(rec *results.Recording, kind, protocol string) goal {

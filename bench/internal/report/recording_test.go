@@ -51,6 +51,12 @@ func TestRecordingGoals(t *testing.T) {
 		got        string
 	}{
 		{"exec as fast", execWS, func(*results.Recording) {}, "met", "0.97× (78 vs 80 MB/s)"},
+		{"exec, round by round", execWS, func(r *results.Recording) {
+			r.Transfers[1].Seconds, r.Transfers[2].Seconds = []float64{1, 1, 1}, []float64{1.25, 1, 0.8}
+		}, "met", "round by round 0.80–1.25×"},
+		{"exec, rounds that failed", execWS, func(r *results.Recording) {
+			r.Transfers[2].Seconds, r.Transfers[2].Errors = []float64{1, 1}, 1
+		}, "**missed**", "(78 vs 80 MB/s)"},
 		{"exec slower", execWS, func(r *results.Recording) { r.Transfers[2].MBps = 70 }, "**missed**", "0.88×"},
 		{"exec with errors", execWS, func(r *results.Recording) { r.Transfers[2].Errors = 1 }, "**missed**", "0.97×"},
 		{"exec unrecorded failed", execWS, func(r *results.Recording) { r.Transfers[1].MBps = 0 }, "n/a", ""},
@@ -104,5 +110,31 @@ func TestRecordingSection(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestRoundRatios pairs rounds only when every round of both succeeded,
+// so that the i-th times ran moments apart.
+func TestRoundRatios(t *testing.T) {
+	x := func(errors int, seconds ...float64) *results.Transfer {
+		return &results.Transfer{Seconds: seconds, Errors: errors}
+	}
+	for _, tc := range []struct {
+		name    string
+		on, off *results.Transfer
+		lo, hi  float64
+		ok      bool
+	}{
+		{"paired", x(0, 2, 1, 4), x(0, 1, 1, 2), 0.5, 1, true},
+		{"a failed round", x(1, 2, 1), x(0, 1, 1, 2), 0, 0, false},
+		{"one round", x(0, 1), x(0, 1), 0, 0, false},
+		{"a zero time", x(0, 0, 1), x(0, 1, 1), 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lo, hi, ok := roundRatios(tc.on, tc.off)
+			if lo != tc.lo || hi != tc.hi || ok != tc.ok {
+				t.Errorf("roundRatios = %v, %v, %v; want %v, %v, %v", lo, hi, ok, tc.lo, tc.hi, tc.ok)
+			}
+		})
 	}
 }
