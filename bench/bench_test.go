@@ -34,7 +34,7 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, want := range []string{"## Goals", "## 1. Small GET", "## 2. Proxy only", "## 3. Large LIST", "## 4. Watch fan-out",
 		"## 5. Port-forward", "## 6. Credential exchange", "| oidc-csr | OIDC ID token with a CSR |", "## Profiles", "### kip CPU, small GET c=32", "### kip heap in use",
-		"## 7. Gateway", "### Routing", "### Registry"} {
+		"## 7. Gateway", "### Routing", "### Registry", "## 8. Session recording", "### Throughput", "### Memory"} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
@@ -47,7 +47,9 @@ func TestSmoke(t *testing.T) {
 	checkPortForward(t, run.PortForward)
 	checkExchange(t, run.Exchange)
 	checkGateway(t, run.Gateway)
-	for _, png := range []string{"small-get-cdf-1", "small-get-cdf-32", "small-get-throughput", "proxy-only-cdf-32", "proxy-only-throughput", "list-time", "watch-rss"} {
+	checkRecording(t, run.Recording)
+	for _, png := range []string{"small-get-cdf-1", "small-get-cdf-32", "small-get-throughput", "proxy-only-cdf-32", "proxy-only-throughput", "list-time", "watch-rss",
+		"recording-throughput", "recording-memory"} {
 		if fi, err := os.Stat(filepath.Join(dir, png+".png")); err != nil || fi.Size() == 0 {
 			t.Errorf("plot %s.png: %v", png, err)
 		}
@@ -201,6 +203,54 @@ func checkGateway(t *testing.T, gw *results.Gateway) {
 			t.Errorf("gateway registry change %q: %+v", c.Kind, c)
 		}
 	}
+}
+
+// checkRecording wants every transfer through every target without
+// errors, every idle session opened, and the recorded kip to have written
+// at least what the exec sessions sent to stdout.
+func checkRecording(t *testing.T, rec *results.Recording) {
+	t.Helper()
+	if rec == nil {
+		t.Fatal("recording: no results")
+	}
+	for _, kind := range []string{"exec", "port-forward"} {
+		for _, protocol := range []string{"websocket", "spdy"} {
+			for _, target := range []string{"direct", "kip", rig.RecordedName} {
+				x := findTransfer(rec.Transfers, target, kind, protocol)
+				switch {
+				case x == nil:
+					t.Errorf("recording: no %s %s through %s", kind, protocol, target)
+				case x.Errors != 0 || x.MBps <= 0:
+					t.Errorf("recording: %s %s through %s: %d errors (%s), %.1f MB/s", kind, protocol, target, x.Errors, x.FirstError, x.MBps)
+				case target != "direct" && x.ProxyCPUPerMiB == nil:
+					t.Errorf("recording: %s %s through %s: no kip CPU", kind, protocol, target)
+				}
+			}
+		}
+	}
+	if rec.ExecStdoutBytes == 0 || rec.RecordedBytes < rec.ExecStdoutBytes {
+		t.Errorf("recording: %d bytes recorded in %d files for %d bytes of exec stdout", rec.RecordedBytes, rec.RecordedFiles, rec.ExecStdoutBytes)
+	}
+	if len(rec.Memory) != 4 {
+		t.Errorf("recording memory: %d results, want 2 kips × 2 protocols", len(rec.Memory))
+	}
+	for _, m := range rec.Memory {
+		if m.Opened != m.Sessions || m.RSSBefore == 0 || m.RSSOpen == 0 || m.FirstError != "" {
+			t.Errorf("recording memory through %s over %s: %+v", m.Target, m.Protocol, m)
+		}
+		if recorded := m.Target == rig.RecordedName; recorded && m.RecordingFiles < m.Sessions || !recorded && m.RecordingFiles != 0 {
+			t.Errorf("recording memory through %s over %s: %d recordings for %d sessions", m.Target, m.Protocol, m.RecordingFiles, m.Sessions)
+		}
+	}
+}
+
+func findTransfer(xs []results.Transfer, target, kind, protocol string) *results.Transfer {
+	for i := range xs {
+		if xs[i].Target == target && xs[i].Kind == kind && xs[i].Protocol == protocol {
+			return &xs[i]
+		}
+	}
+	return nil
 }
 
 // testLog sends progress lines to the test log.

@@ -23,9 +23,10 @@ const (
 	wProfile      = "profile"
 	wGatewayRoute = "gateway-routing"
 	wGatewayReg   = "gateway-registry"
+	wRecording    = "recording"
 )
 
-var allWorkloads = []string{wSmallGet, wProfile, wProxyOnly, wList, wWatch, wPortForward, wExchange, wGatewayRoute, wGatewayReg}
+var allWorkloads = []string{wSmallGet, wProfile, wProxyOnly, wList, wWatch, wPortForward, wExchange, wGatewayRoute, wGatewayReg, wRecording}
 
 // config is the parsed command line.
 type config struct {
@@ -48,6 +49,7 @@ func defaultSizes() workload.Sizes {
 		Watchers: 2000, WatchRounds: 2, Settle: time.Second,
 		PortForwardBytes: 256 << 20, ProfileSeconds: 10,
 		ExchangeRequests: 5000, GatewayClusters: 1000,
+		RecordingBytes: 64 << 20, RecordingSessions: 500,
 	}
 }
 
@@ -59,6 +61,7 @@ func smokeSizes() workload.Sizes {
 		Watchers: 20, WatchRounds: 1, Settle: 100 * time.Millisecond,
 		PortForwardBytes: 1 << 20, ProfileSeconds: 1,
 		ExchangeRequests: 40, GatewayClusters: 20,
+		RecordingBytes: 1 << 20, RecordingSessions: 10,
 	}
 }
 
@@ -121,6 +124,8 @@ func addSizeFlags(fs *flag.FlagSet, s *workload.Sizes) {
 	fs.Int64Var(&s.PortForwardBytes, "portforward-bytes", s.PortForwardBytes, "bytes copied through each port-forward")
 	fs.IntVar(&s.ExchangeRequests, "exchange-requests", s.ExchangeRequests, "credential exchanges per kind of token and key at concurrency 8 (a fifth at concurrency 1)")
 	fs.IntVar(&s.GatewayClusters, "gateway-clusters", s.GatewayClusters, "clusters registered with the large gateway kip (the small one has 1)")
+	fs.Int64Var(&s.RecordingBytes, "recording-bytes", s.RecordingBytes, "bytes each exec writes to stdout, and each port-forward copies, in the recording workload")
+	fs.IntVar(&s.RecordingSessions, "recording-sessions", s.RecordingSessions, "idle exec sessions held open through each kip in the recording workload")
 	fs.IntVar(&s.ProfileSeconds, "profile-seconds", s.ProfileSeconds, "seconds of each CPU profile (small GET at concurrency 1 and 32, large LIST); 0 takes none")
 }
 
@@ -157,6 +162,7 @@ func validateSizes(s workload.Sizes) error {
 		"--rounds": s.Rounds, "--get-requests": s.GetRequests, "--proxy-requests": s.ProxyRequests,
 		"--list-objects": s.ListObjects, "--list-object-bytes": s.ListObjectBytes, "--list-rounds": s.ListRounds,
 		"--watchers": s.Watchers, "--watch-rounds": s.WatchRounds, "--exchange-requests": s.ExchangeRequests,
+		"--recording-sessions": s.RecordingSessions,
 	} {
 		if v < 1 {
 			return fmt.Errorf("%s must be at least 1, not %d", name, v)
@@ -168,8 +174,8 @@ func validateSizes(s workload.Sizes) error {
 	if s.Watchers > 10000 {
 		return fmt.Errorf("--watchers %d: at most 10000", s.Watchers)
 	}
-	if s.ProfileSeconds < 0 || s.PortForwardBytes < 1 {
-		return fmt.Errorf("--profile-seconds must not be negative and --portforward-bytes must be positive")
+	if s.ProfileSeconds < 0 || s.PortForwardBytes < 1 || s.RecordingBytes < 1 {
+		return fmt.Errorf("--profile-seconds must not be negative, and --portforward-bytes and --recording-bytes must be positive")
 	}
 	return nil
 }

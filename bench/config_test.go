@@ -55,6 +55,13 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("sizes %+v", c.sizes)
 			}
 		}},
+		{name: "no idle sessions", args: []string{"--recording-sessions=0"}, wantErr: true},
+		{name: "no recorded bytes", args: []string{"--recording-bytes=0"}, wantErr: true},
+		{name: "recording sizes", args: []string{"--smoke", "--recording-sessions=3"}, check: func(t *testing.T, c config) {
+			if c.sizes.RecordingSessions != 3 || c.sizes.RecordingBytes != smokeSizes().RecordingBytes {
+				t.Errorf("sizes %+v", c.sizes)
+			}
+		}},
 		{name: "bad target", args: []string{"--target=kip=https://127.0.0.1:1"}, wantErr: true},
 		{name: "stray argument", args: []string{"now"}, wantErr: true},
 		{name: "report only needs a folder", args: []string{"--report-only"}, wantErr: true},

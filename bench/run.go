@@ -157,6 +157,12 @@ func runWorkload(ctx context.Context, w string, env workload.Env, res *results.R
 		}
 		res.Gateway.Registry, setup, err = workload.GatewayRegistry(ctx, env)
 		res.Setup = append(res.Setup, setup...)
+	case wRecording:
+		var setup []string
+		var profiles []results.Profile
+		res.Recording, setup, profiles, err = workload.Recording(ctx, env)
+		res.Setup = append(res.Setup, setup...)
+		res.Profiles = append(res.Profiles, profiles...)
 	}
 	return err
 }

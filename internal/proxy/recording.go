@@ -14,7 +14,7 @@ import (
 	"github.com/kip-proxy/kip/internal/recording"
 )
 
-// Recorder opens the recording of one exec or attach session.
+// Recorder opens the recording of one exec, attach or port-forward session.
 type Recorder interface {
 	// Open starts recording the session r asked for, once the upstream
 	// agreed to it. r carries the chain's context: user, request info,
@@ -29,22 +29,23 @@ type Recording interface {
 	Close() error
 }
 
-// WithRecorder records every exec and attach session the proxy relays
-// with rec.
+// WithRecorder records every exec, attach and port-forward session the
+// proxy relays with rec.
 func WithRecorder(rec Recorder) Option {
 	return func(p *Proxy) { p.recorder = rec }
 }
 
-// isRecorded says whether res starts a session to record: an exec or
-// attach the upstream switched protocols for. Port-forward carries bytes
-// of the user's own protocol, not a terminal, and is not recorded.
+// isRecorded says whether res starts a session to record: an exec,
+// attach or port-forward the upstream switched protocols for. A
+// port-forward's recording logs the session (ports, bytes each way), not
+// the bytes of the user's own protocol.
 func isRecorded(res *http.Response) bool {
 	if res.StatusCode != http.StatusSwitchingProtocols {
 		return false
 	}
 	info, ok := request.RequestInfoFrom(res.Request.Context())
 	return ok && info.IsResourceRequest && info.Resource == "pods" &&
-		(info.Subresource == "exec" || info.Subresource == "attach")
+		(info.Subresource == "exec" || info.Subresource == "attach" || info.Subresource == "portforward")
 }
 
 // record makes res's upgraded connection show its bytes to a recording.
@@ -61,13 +62,17 @@ func (p *Proxy) record(res *http.Response) {
 		return
 	}
 	body := upstream
-	if parser, err := parserFor(res, rec); err != nil {
+	var end func()
+	if info, ok := request.RequestInfoFrom(res.Request.Context()); ok && info.Subresource == "portforward" {
+		pf := recording.NewPortForward(res.Header.Get("Upgrade"), res.Header.Get("Sec-WebSocket-Protocol"), rec)
+		body, end = recording.Tee(upstream, pf), pf.End
+	} else if parser, err := parserFor(res, rec); err != nil {
 		// The recording then says why it holds nothing.
 		rec.Malformed(err)
 	} else {
 		body = recording.Tee(upstream, parser)
 	}
-	res.Body = &recordedConn{ReadWriteCloser: body, upstream: upstream, rec: rec}
+	res.Body = &recordedConn{ReadWriteCloser: body, upstream: upstream, rec: rec, end: end}
 }
 
 // parserFor picks the parser of the protocol the upstream agreed to.
@@ -88,6 +93,7 @@ type recordedConn struct {
 	io.ReadWriteCloser
 	upstream io.ReadWriteCloser
 	rec      Recording
+	end      func() // a port-forward's summary, before the seal; or nil
 	once     sync.Once
 }
 
@@ -103,6 +109,9 @@ func (c *recordedConn) CloseWrite() error {
 func (c *recordedConn) Close() error {
 	err := c.ReadWriteCloser.Close()
 	c.once.Do(func() {
+		if c.end != nil {
+			c.end()
+		}
 		if rerr := c.rec.Close(); rerr != nil {
 			klog.ErrorS(rerr, "Sealing a session's recording")
 		}

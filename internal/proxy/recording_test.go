@@ -25,6 +25,7 @@ type fakeRecorder struct {
 	fail      error
 	opened    int
 	stdout    strings.Builder
+	summary   string // a port-forward's
 	malformed []string
 	closes    int
 	closed    chan struct{}
@@ -43,8 +44,11 @@ func (f *fakeRecorder) Open(*http.Request) (Recording, error) {
 func (f *fakeRecorder) Event(e recording.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if e.Stream == recording.StreamStdout {
+	switch e.Stream {
+	case recording.StreamStdout:
 		f.stdout.Write(e.Data)
+	case recording.StreamPortForward:
+		f.summary += string(e.Data)
 	}
 }
 
@@ -106,6 +110,7 @@ func TestProxyRecordsSessions(t *testing.T) {
 		openErr     error
 		wantOpened  bool
 		wantStdout  string
+		wantSummary string
 		wantNote    string // in the recording's Malformed note
 	}{
 		{name: "WebSocket exec", subresource: "exec", upgrade: "websocket", query: "protocol=v5.channel.k8s.io",
@@ -116,7 +121,16 @@ func TestProxyRecordsSessions(t *testing.T) {
 		{name: "SPDY exec", subresource: "exec", upgrade: "SPDY/3.1", wantOpened: true, wantNote: "spdy"},
 		{name: "a WebSocket subprotocol that is no channel protocol", subresource: "exec", upgrade: "websocket",
 			query: "protocol=chat", wantOpened: true, wantNote: `"chat" is not an exec or attach channel protocol`},
-		{name: "port-forward is not recorded", subresource: "portforward", upgrade: "SPDY/3.1"},
+		// The upstream's frame is a WebSocket one, which SPDY refuses to
+		// read; it is counted all the same, and never recorded.
+		{name: "SPDY port-forward is counted, not recorded", subresource: "portforward", upgrade: "SPDY/3.1", wantOpened: true,
+			wantSummary: fmt.Sprintf(`{"ports":[],"fromClient":0,"toClient":%d}`, len(wsStdout(said))), wantNote: "SPDY version"},
+		{name: "port-forward tunnelled in WebSocket", subresource: "portforward", upgrade: "websocket",
+			query: "protocol=SPDY/3.1%2Bportforward.k8s.io", wantOpened: true,
+			wantSummary: fmt.Sprintf(`{"ports":[],"fromClient":0,"toClient":%d}`, len(wsStdout(said)))},
+		{name: "port-forward over an unknown protocol is counted", subresource: "portforward", upgrade: "websocket",
+			query: "protocol=chat", wantOpened: true,
+			wantSummary: fmt.Sprintf(`{"ports":[],"fromClient":0,"toClient":%d}`, len(wsStdout(said))), wantNote: "neither SPDY"},
 		{name: "a refused exec is not recorded", subresource: "exec", upgrade: "SPDY/3.1", query: "refuse=1"},
 		{name: "a recording that cannot be opened leaves the session alone", subresource: "exec", upgrade: "websocket",
 			query: "protocol=v5.channel.k8s.io", openErr: errors.New("disk full"), wantOpened: true},
@@ -176,6 +190,9 @@ func TestProxyRecordsSessions(t *testing.T) {
 			}
 			if rec.stdout.String() != tt.wantStdout {
 				t.Errorf("recorded stdout %q, want %q", rec.stdout.String(), tt.wantStdout)
+			}
+			if rec.summary != tt.wantSummary {
+				t.Errorf("port-forward summary %q, want %q", rec.summary, tt.wantSummary)
 			}
 			note := strings.Join(rec.malformed, "; ")
 			if (tt.wantNote == "") != (note == "") || !strings.Contains(strings.ToLower(note), strings.ToLower(tt.wantNote)) {

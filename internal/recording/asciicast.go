@@ -28,7 +28,7 @@ type Identity struct {
 	Namespace   string   `json:"namespace"`
 	Pod         string   `json:"pod"`
 	Container   string   `json:"container,omitempty"`
-	Subresource string   `json:"subresource"` // exec or attach
+	Subresource string   `json:"subresource"` // exec, attach or portforward
 	Command     []string `json:"command,omitempty"`
 	Replica     string   `json:"replica,omitempty"` // the kip replica that relayed it
 	AuditID     string   `json:"auditID,omitempty"` // as in kip's and the upstream's audit events
@@ -40,8 +40,12 @@ type Header struct {
 	// TTY sessions merge stderr into "o", as a terminal shows them; others
 	// keep stderr apart as "e".
 	TTY bool
-	// Width and Height are the terminal's size if known (else 80x24); the
-	// client's resize messages follow as "r" events.
+	// Width and Height are the terminal's size if known. When they are not,
+	// a TTY session's header waits for the client's resize messages
+	// (kubectl sends one at once) and takes the size of the last one
+	// before any other event, within the flush interval; other sessions,
+	// and one whose first message is something else, get 80x24. Later
+	// resize messages follow as "r" events.
 	Width, Height int
 	Start         time.Time
 }
@@ -56,6 +60,9 @@ const (
 	codeMarker = "m" // kip's notes, e.g. a stream it could not parse
 	codeStatus = "x" // the upstream's final metav1.Status, as JSON
 	codeSeal   = "kip-seal"
+	// codePortForward is a port-forward session's summary, its last line
+	// before the seal: {"ports":[…],"fromClient":N,"toClient":M}.
+	codePortForward = "kip-portforward"
 )
 
 const (
@@ -85,6 +92,10 @@ type Writer struct {
 	start time.Time
 	tty   bool
 	last  float64 // seconds of the last line: lines never go back in time
+
+	// header is the session's header while it waits for the terminal's
+	// size; nil once written.
+	header *Header
 
 	buf    []byte
 	carry  [StreamResize + 1]utf8Carry
@@ -121,9 +132,34 @@ func NewWriter(dst io.Writer, h Header, signer crypto.Signer) (*Writer, error) {
 		dst: dst, sum: sha256.New(), signer: signer, now: time.Now, every: flushInterval,
 		start: h.Start, tty: h.TTY, buf: make([]byte, 0, writerBufferSize),
 	}
+	if h.TTY && (h.Width <= 0 || h.Height <= 0) {
+		// The header waits for the first resize message, but no longer
+		// than any event would: a crash still loses at most the last
+		// flush interval, header included.
+		w.header = &h
+		w.armed = true
+		w.timer = time.AfterFunc(w.every, w.tick)
+		return w, nil
+	}
 	w.buf = append(w.buf, line...)
 	w.flushLocked()
 	return w, w.err
+}
+
+// writeHeader writes the header that waited for the terminal's size, with
+// the size it has by now.
+func (w *Writer) writeHeader() {
+	h := w.header
+	if h == nil {
+		return
+	}
+	w.header = nil
+	line, err := headerLine(*h)
+	if err != nil {
+		w.err = err
+		return
+	}
+	w.buf = append(w.buf, line...)
 }
 
 type castHeader struct {
@@ -157,6 +193,9 @@ func headerLine(h Header) ([]byte, error) {
 		codes[codeOutput] = "stdout and stderr"
 		delete(codes, codeStderr)
 	}
+	if h.Identity.Subresource == "portforward" {
+		codes[codePortForward] = "port-forward summary"
+	}
 	id := h.Identity
 	b, err := json.Marshal(castHeader{
 		Version: 2, Width: width, Height: height, Timestamp: h.Start.Unix(),
@@ -187,6 +226,9 @@ func (w *Writer) Event(e Event) {
 	if w.closed || w.err != nil {
 		return
 	}
+	if e.Stream != StreamResize {
+		w.writeHeader()
+	}
 	switch e.Stream {
 	case StreamStdout:
 		w.text(e.Time, e.Stream, codeOutput, e.Data)
@@ -202,6 +244,8 @@ func (w *Writer) Event(e Event) {
 		w.text(e.Time, e.Stream, codeStatus, e.Data)
 	case StreamResize:
 		w.resizeBytes(e.Time, e.Data)
+	case StreamPortForward:
+		w.line(e.Time, codePortForward, nil, e.Data)
 	}
 	w.arm()
 }
@@ -214,6 +258,7 @@ func (w *Writer) Malformed(err error) {
 	if w.closed || w.err != nil {
 		return
 	}
+	w.writeHeader()
 	w.line(w.now(), codeMarker, nil, []byte("kip: recording stopped: "+err.Error()))
 	w.arm()
 }
@@ -237,6 +282,7 @@ func (w *Writer) Close() error {
 	if w.timer != nil {
 		w.timer.Stop()
 	}
+	w.writeHeader()
 	now := w.now()
 	for s := range w.carry {
 		if c := &w.carry[s]; c.n > 0 && w.err == nil {
@@ -335,7 +381,7 @@ func (w *Writer) resizeBytes(t time.Time, d []byte) {
 		if i < 0 {
 			if len(w.resize)+len(d) > maxResizeMessage {
 				w.resize = w.resize[:0]
-				w.line(t, codeMarker, nil, []byte("kip: resize message too long"))
+				w.resizeNote(t, "kip: resize message too long")
 				return
 			}
 			w.resize = append(w.resize, d...)
@@ -345,18 +391,30 @@ func (w *Writer) resizeBytes(t time.Time, d []byte) {
 		d = d[i+1:]
 		if len(w.resize)+len(piece) > maxResizeMessage {
 			w.resize = w.resize[:0]
-			w.line(t, codeMarker, nil, []byte("kip: resize message too long"))
+			w.resizeNote(t, "kip: resize message too long")
 			continue
 		}
 		w.resize = append(w.resize, piece...)
 		var size struct{ Width, Height uint16 }
-		if err := json.Unmarshal(w.resize, &size); err != nil {
-			w.line(t, codeMarker, nil, []byte("kip: unreadable resize message"))
-		} else {
+		switch err := json.Unmarshal(w.resize, &size); {
+		case err == nil && w.header != nil && size.Width > 0 && size.Height > 0:
+			// The terminal's size as the session starts: the header's.
+			// It waits on for more, as kubectl attach sends the size plus
+			// one, then the size, to make the program redraw.
+			w.header.Width, w.header.Height = int(size.Width), int(size.Height)
+		case err != nil:
+			w.resizeNote(t, "kip: unreadable resize message")
+		default:
+			w.writeHeader()
 			w.line(t, codeResize, nil, fmt.Appendf(nil, "%dx%d", size.Width, size.Height))
 		}
 		w.resize = w.resize[:0]
 	}
+}
+
+func (w *Writer) resizeNote(t time.Time, note string) {
+	w.writeHeader()
+	w.line(t, codeMarker, nil, []byte(note))
 }
 
 // seconds is t's offset from the start, to the microsecond.
@@ -405,7 +463,8 @@ func (w *Writer) tick() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.armed = false
-	if !w.closed {
+	if !w.closed && w.err == nil {
+		w.writeHeader()
 		w.flushLocked()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -278,6 +279,133 @@ func TestWriterMalformedNote(t *testing.T) {
 	w.Malformed(errors.New("SPDY frames from the client: bad"))
 	_ = w.Close()
 	if got := castLines(t, out.Bytes()); len(got) != 1 || got[0] != "1 m kip: recording stopped: SPDY frames from the client: bad" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// headerSize decodes the width and height of a recording's header.
+func headerSize(t *testing.T, b []byte) string {
+	t.Helper()
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	var h struct{ Width, Height int }
+	if err := json.Unmarshal(first, &h); err != nil {
+		t.Fatalf("header %q: %v", first, err)
+	}
+	return fmt.Sprintf("%dx%d", h.Width, h.Height)
+}
+
+func TestWriterHeaderTakesTheTerminalSize(t *testing.T) {
+	sized := testHeader(true)
+	sized.Width, sized.Height = 100, 30
+	tests := []struct {
+		name     string
+		header   Header
+		events   []Event
+		wantSize string
+		want     []string
+	}{{
+		name:     "a TTY session's first resize sizes the header",
+		header:   testHeader(true),
+		events:   []Event{at(1, StreamResize, `{"Width":123,"Height":41}`), at(2, StreamStdout, "$ "), at(3, StreamResize, `{"Width":132,"Height":50}`)},
+		wantSize: "123x41",
+		want:     []string{"0.002 o $ ", "0.003 r 132x50"},
+	}, {
+		name:     "kubectl attach's size plus one, then the size: the last before anything else",
+		header:   testHeader(true),
+		events:   []Event{at(1, StreamResize, `{"Width":124,"Height":42}`), at(2, StreamResize, `{"Width":123,"Height":41}`), at(3, StreamStdin, "x")},
+		wantSize: "123x41",
+		want:     []string{"0.003 i x"},
+	}, {
+		name:     "split across pieces",
+		header:   testHeader(true),
+		events:   []Event{at(1, StreamResize, `{"Width":12`), at(2, StreamResize, `3,"Height":41}`), at(3, StreamStdin, "x")},
+		wantSize: "123x41",
+		want:     []string{"0.003 i x"},
+	}, {
+		name:     "output before any resize keeps 80x24",
+		header:   testHeader(true),
+		events:   []Event{at(1, StreamStdout, "$ "), at(2, StreamResize, `{"Width":123,"Height":41}`)},
+		wantSize: "80x24",
+		want:     []string{"0.001 o $ ", "0.002 r 123x41"},
+	}, {
+		name:     "an unreadable first resize keeps 80x24",
+		header:   testHeader(true),
+		events:   []Event{at(1, StreamResize, `{"Width":"x"}`), at(2, StreamResize, `{"Width":123,"Height":41}`)},
+		wantSize: "80x24",
+		want:     []string{"0.001 m kip: unreadable resize message", "0.002 r 123x41"},
+	}, {
+		name:     "a zero size is no terminal size",
+		header:   testHeader(true),
+		events:   []Event{at(1, StreamResize, `{"Width":0,"Height":0}`)},
+		wantSize: "80x24",
+		want:     []string{"0.001 r 0x0"},
+	}, {
+		name:     "a known size is kept",
+		header:   sized,
+		events:   []Event{at(1, StreamResize, `{"Width":123,"Height":41}`)},
+		wantSize: "100x30",
+		want:     []string{"0.001 r 123x41"},
+	}, {
+		name:     "a non-TTY session's header does not wait",
+		header:   testHeader(false),
+		events:   []Event{at(1, StreamResize, `{"Width":123,"Height":41}`)},
+		wantSize: "80x24",
+		want:     []string{"0.001 r 123x41"},
+	}, {
+		name:     "a session without events gets its header at close",
+		header:   testHeader(true),
+		wantSize: "80x24",
+	}}
+	for _, tt := range tests {
+		b := record(t, tt.header, tt.events...)
+		if got := headerSize(t, b); got != tt.wantSize {
+			t.Errorf("%s: header size %s, want %s", tt.name, got, tt.wantSize)
+		}
+		if got := castLines(t, b); strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+		if err := Verify(bytes.NewReader(b), testKey(t).Public()); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+}
+
+// TestWriterHeaderWaitsNoLongerThanAFlush proves that a TTY session whose
+// client sends nothing still has its header on disk within the flush
+// interval, so a kip killed then leaves a recording that names the session.
+func TestWriterHeaderWaitsNoLongerThanAFlush(t *testing.T) {
+	var out syncBuffer
+	w, err := NewWriter(&out, testHeader(true), testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Close() }()
+	w.mu.Lock()
+	w.timer.Reset(20 * time.Millisecond)
+	w.mu.Unlock()
+	if out.String() != "" {
+		t.Fatal("header written before the first resize or the flush (test assumes it waits)")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), `"alice@example.com"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("header not written by the flush timer")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := headerSize(t, []byte(out.String())); got != "80x24" {
+		t.Fatalf("header size %s, want 80x24", got)
+	}
+	if err := Verify(strings.NewReader(out.String()), testKey(t).Public()); !errors.Is(err, ErrUnsealed) {
+		t.Fatalf("Verify of a cut recording: %v", err)
+	}
+	// A resize after that is an event; the header is not written twice.
+	w.Event(at(1, StreamResize, `{"Width":123,"Height":41}`))
+	_ = w.Close()
+	if n := strings.Count(out.String(), `"version":2`); n != 1 {
+		t.Fatalf("%d headers", n)
+	}
+	if got := castLines(t, []byte(out.String())); len(got) != 1 || got[0] != "0.001 r 123x41" {
 		t.Fatalf("got %q", got)
 	}
 }

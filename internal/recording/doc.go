@@ -1,5 +1,6 @@
 // Package recording turns the bytes of an exec or attach session that kip
-// relays into a signed asciicast v2 recording.
+// relays into a signed asciicast v2 recording, and logs port-forward
+// sessions in the same format.
 //
 // It has three parts, each usable alone:
 //
@@ -9,7 +10,9 @@
 //     never block, never modify the bytes, keep a bounded amount of memory,
 //     and give up on a stream they cannot parse (reporting it once) rather
 //     than guess or panic: the session itself is never the recorder's to
-//     break;
+//     break; and PortForward, which logs a port-forward session (the
+//     ports from its SPDY stream headers, plain or tunnelled in WebSocket,
+//     and the bytes relayed each way) without recording a byte of it;
 //   - Writer, which writes Events as an asciicast v2 file whose header names
 //     the session's identity, flushing at least once a second so a crash of
 //     kip loses at most the last second;

@@ -19,6 +19,10 @@ const (
 	// StreamResize carries the client's terminal size as JSON
 	// {"Width":W,"Height":H}.
 	StreamResize
+	// StreamPortForward is no channel: it carries a PortForward's summary
+	// of its session as JSON, once, as the session ends (also after
+	// Malformed, since the byte counts hold however the parsing went).
+	StreamPortForward
 )
 
 func (s Stream) String() string {
@@ -33,6 +37,8 @@ func (s Stream) String() string {
 		return "error"
 	case StreamResize:
 		return "resize"
+	case StreamPortForward:
+		return "port-forward"
 	}
 	return fmt.Sprintf("stream(%d)", uint8(s))
 }
@@ -56,7 +62,8 @@ type Event struct {
 type Sink interface {
 	Event(Event)
 	// Malformed is called at most once per parser, when it stops parsing
-	// because the stream is not what it expected; no Events follow.
+	// because the stream is not what it expected; no Events follow but a
+	// port-forward's summary, whose byte counts need no parsing.
 	Malformed(error)
 }
 

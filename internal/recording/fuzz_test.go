@@ -101,6 +101,57 @@ func FuzzSPDY(f *testing.F) {
 	})
 }
 
+// FuzzPortForward checks, whatever the input, that a port-forward session
+// records nothing but its summary (and at most one note), that the summary
+// counts every byte relayed, and that the recording verifies.
+func FuzzPortForward(f *testing.F) {
+	f.Add(true, tunnel(true, newSPDYWire(f).forward(1, "8080", "0").data(3, "q").bytes(), 16),
+		tunnel(false, newSPDYWire(f).data(3, "a").bytes(), 16), uint8(5))
+	f.Fuzz(func(t *testing.T, tunnelled bool, client, server []byte, chunk uint8) {
+		upgrade, protocol := "SPDY/3.1", ""
+		if tunnelled {
+			upgrade, protocol = "websocket", portForwardTunnel
+		}
+		h := testHeader(false)
+		h.Identity.Subresource = "portforward"
+		var out bytes.Buffer
+		w, err := NewWriter(&out, h, testKey(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &collector{}
+		p := NewPortForward(upgrade, protocol, c)
+		p.now = fixedClock(start)
+		n := int(chunk) + 1
+		total := [2]int{len(client), len(server)}
+		for len(client) > 0 || len(server) > 0 {
+			k := min(n, len(client))
+			p.FromClient(client[:k])
+			client = client[k:]
+			k = min(n, len(server))
+			p.FromServer(server[:k])
+			server = server[k:]
+		}
+		p.End()
+		if len(c.malformed) > 1 || len(c.events) != 1 || c.events[0].Stream != StreamPortForward {
+			t.Fatalf("%d notes and events %v, want at most one note and the summary", len(c.malformed), c.events)
+		}
+		if s := p.Summary(); s.FromClient != int64(total[0]) || s.ToClient != int64(total[1]) || len(s.Ports) > portForwardMaxPorts {
+			t.Fatalf("summary %+v of %d bytes from the client and %d to it", s, total[0], total[1])
+		}
+		for _, err := range c.malformed {
+			w.Malformed(err)
+		}
+		w.Event(c.events[0])
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify(&out, testKey(t).Public()); err != nil {
+			t.Fatalf("recording does not verify: %v", err)
+		}
+	})
+}
+
 func TestWriteFuzzSeeds(t *testing.T) {
 	if os.Getenv("KIP_WRITE_FUZZ_SEEDS") == "" {
 		t.Skip("set KIP_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz")
@@ -134,6 +185,21 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		"big-data":      {kubectlStreams(t).bytes(), []byte{0, 0, 0, 5, 0, 0xff, 0xff, 0xff, 'a'}},
 	} {
 		writeSeed(t, "FuzzSPDY", name, s[0], s[1], uint8(9))
+	}
+	pfClient := newSPDYWire(t).forward(1, "8080", "0").data(3, "request").forward(5, "5432", "1").bytes()
+	pfServer := newSPDYWire(t).write(&spdy.SynReplyFrame{StreamId: 1}).data(3, "answer").bytes()
+	for name, s := range map[string][3]any{
+		"spdy":           {false, pfClient, pfServer},
+		"tunnel":         {true, tunnel(true, pfClient, 1<<10), tunnel(false, pfServer, 1<<10)},
+		"tunnel-split":   {true, tunnel(true, pfClient, 7), tunnel(false, pfServer, 3)},
+		"tunnel-text":    {true, wsFrame(true, wsText, true, pfClient), []byte(nil)},
+		"tunnel-ping":    {true, cat(wsFrame(true, wsPing, true, nil), tunnel(true, pfClient, 9)), wsFrame(true, wsPong, false, nil)},
+		"bad-port":       {false, newSPDYWire(t).forward(1, "-1", "0").forward(5, "99999", "1").bytes(), []byte(nil)},
+		"many-ports":     {false, manyPorts(t, 70), []byte(nil)},
+		"unmasked":       {true, tunnel(false, pfClient, 64), []byte(nil)},
+		"spdy-version-2": {false, []byte{0x80, 0x02, 0x00, 0x01, 0, 0, 0, 0}, pfServer},
+	} {
+		writeSeed(t, "FuzzPortForward", name, s[0], s[1], s[2], uint8(11))
 	}
 }
 

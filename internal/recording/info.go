@@ -9,10 +9,6 @@ import (
 	"time"
 )
 
-// codePortForward is the line a port-forward session's recording carries
-// before its seal: its ports and the bytes relayed each way, as JSON.
-const codePortForward = "kip-portforward"
-
 const (
 	// MaxHeaderLine bounds the header line ReadInfo reads: a header is a
 	// few hundred bytes, and a file whose first line does not end within

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
+	"net/http"
 	"sync"
 	"time"
 
@@ -32,6 +34,11 @@ type SPDY struct {
 
 	framer *spdy.Framer
 	frame  bytes.Reader // the one control frame the framer may read
+
+	// opened hears of each stream the client opens, with its headers:
+	// addStream for exec and attach, which records streams by type;
+	// port-forward only notes the port.
+	opened func(id uint32, h http.Header) error
 }
 
 type spdyStream struct {
@@ -59,7 +66,18 @@ const (
 
 // NewSPDY returns a parser for a connection upgraded to SPDY/3.1.
 func NewSPDY(sink Sink) (*SPDY, error) {
+	p, err := newSPDY(sink)
+	if err != nil {
+		return nil, err
+	}
+	p.opened = func(id uint32, h http.Header) error { return p.addStream(id, h.Get("streamType")) }
+	return p, nil
+}
+
+// newSPDY is a parser that records no stream until opened says so.
+func newSPDY(sink Sink) (*SPDY, error) {
 	p := &SPDY{sink: sink, now: time.Now, client: spdyReader{fromClient: true}}
+	p.opened = func(uint32, http.Header) error { return nil }
 	f, err := spdy.NewFramerWithOptions(nil, &p.frame,
 		spdy.WithMaxControlFramePayloadSize(spdyMaxControlFrame),
 		spdy.WithMaxHeaderFieldSize(spdyMaxHeaderField),
@@ -129,6 +147,44 @@ func (p *SPDY) feed(r *spdyReader, b []byte) {
 	}
 }
 
+// skippable is how many of the next bytes from one side the parser has no
+// use for: the rest of a DATA frame it does not record, or everything once
+// it stopped. A tunnel need not unmask those to hand them over; it calls
+// skip instead.
+func (p *SPDY) skippable(fromClient bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.reader(fromClient)
+	switch {
+	case p.stopped:
+		return math.MaxInt
+	case r.inFrame && !r.decoding && r.stream == 0:
+		return int(r.remaining)
+	}
+	return 0
+}
+
+// skip consumes n bytes that skippable said the parser has no use for.
+func (p *SPDY) skip(fromClient bool, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.reader(fromClient)
+	if p.stopped || !r.inFrame || r.decoding || r.stream != 0 || uint64(n) > uint64(r.remaining) {
+		return
+	}
+	r.remaining -= uint32(n)
+	if r.remaining == 0 {
+		p.endFrame(r)
+	}
+}
+
+func (p *SPDY) reader(fromClient bool) *spdyReader {
+	if fromClient {
+		return &p.client
+	}
+	return &p.server
+}
+
 func (p *SPDY) fail(r *spdyReader, err error) {
 	if p.stopped {
 		return
@@ -185,7 +241,7 @@ func (p *SPDY) endFrame(r *spdyReader) {
 		return
 	}
 	if syn, ok := frame.(*spdy.SynStreamFrame); ok {
-		if err := p.addStream(uint32(syn.StreamId), syn.Headers.Get("streamType")); err != nil {
+		if err := p.opened(uint32(syn.StreamId), syn.Headers); err != nil {
 			p.fail(r, err)
 		}
 	}

@@ -2,6 +2,7 @@ package recording
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -21,6 +22,10 @@ type WebSocket struct {
 	sink   Sink
 	base64 bool
 	now    func() time.Time
+	// tunnel, when set, is fed the payload of every binary message whole,
+	// with no channel byte: the connection tunnels another protocol (SPDY
+	// for port-forward) rather than carrying channels.
+	tunnel *SPDY
 
 	// mu makes "no Event after Malformed" hold across the two directions;
 	// they meet at the Sink's own lock anyway.
@@ -73,6 +78,20 @@ func NewWebSocket(protocol string, sink Sink) (*WebSocket, error) {
 	}, nil
 }
 
+// newWebSocketTunnel returns a parser for a WebSocket connection that
+// tunnels another protocol in binary messages, as kubectl port-forward
+// tunnels SPDY (subprotocol SPDY/3.1+portforward.k8s.io); inner parses
+// the tunnelled bytes.
+func newWebSocketTunnel(inner *SPDY, sink Sink) *WebSocket {
+	return &WebSocket{
+		sink:   sink,
+		now:    time.Now,
+		tunnel: inner,
+		client: wsReader{fromClient: true, binaryOnly: true},
+		server: wsReader{binaryOnly: true},
+	}
+}
+
 // FromClient is given the bytes relayed from the client to the upstream.
 func (p *WebSocket) FromClient(b []byte) { p.feed(&p.client, b) }
 
@@ -82,6 +101,7 @@ func (p *WebSocket) FromServer(b []byte) { p.feed(&p.server, b) }
 // wsReader is one direction's parsing state.
 type wsReader struct {
 	fromClient bool
+	binaryOnly bool // a tunnel: text messages are not part of it
 
 	hdr  [14]byte
 	hdrN int
@@ -222,6 +242,9 @@ func (r *wsReader) startFrame() error {
 			return errors.New("continuation frame outside a message")
 		}
 	case op == wsText || op == wsBinary:
+		if op == wsText && r.binaryOnly {
+			return errors.New("text message in a tunnel of binary messages")
+		}
 		if r.inMessage {
 			return errors.New("new message before the fragmented one ended")
 		}
@@ -249,19 +272,61 @@ func (p *WebSocket) payload(r *wsReader, b []byte) {
 	}
 	// Unmask into a buffer of our own: b is the relay's and must stay as is.
 	for len(b) > 0 {
+		if p.tunnel != nil && p.skipTunnelled(r, &b) {
+			continue
+		}
 		n := min(len(b), len(r.scratch)/2)
 		piece := r.scratch[len(r.scratch)/2:][:n]
-		for i, c := range b[:n] {
-			piece[i] = c ^ r.mask[(r.maskPos+i)&3]
-		}
-		r.maskPos = (r.maskPos + n) & 3
+		r.maskPos = unmask(piece, b[:n], r.mask, r.maskPos)
 		b = b[n:]
 		p.messageBytes(r, piece)
 	}
 }
 
+// skipTunnelled hands over, without unmasking them, the bytes at the start
+// of *b that the tunnelled parser has no use for (the payload a
+// port-forward carries), and says whether there were any.
+func (p *WebSocket) skipTunnelled(r *wsReader, b *[]byte) bool {
+	n := min(p.tunnel.skippable(r.fromClient), len(*b))
+	if n == 0 {
+		return false
+	}
+	p.tunnel.skip(r.fromClient, n)
+	r.maskPos = (r.maskPos + n) & 3
+	*b = (*b)[n:]
+	return true
+}
+
+// unmask writes src XOR the frame's mask into dst, starting at byte pos
+// of the mask, and returns the position after it. It works eight bytes at
+// a time: a client's upload passes through here whole (port-forward
+// tunnels all of it), so this is on the relay's path for every byte.
+func unmask(dst, src []byte, mask [4]byte, pos int) int {
+	var k [8]byte
+	for i := range k {
+		k[i] = mask[(pos+i)&3]
+	}
+	key := binary.LittleEndian.Uint64(k[:])
+	n := 0
+	for ; n+8 <= len(src); n += 8 {
+		binary.LittleEndian.PutUint64(dst[n:], binary.LittleEndian.Uint64(src[n:])^key)
+	}
+	for ; n < len(src); n++ {
+		dst[n] = src[n] ^ mask[(pos+n)&3]
+	}
+	return (pos + len(src)) & 3
+}
+
 // messageBytes handles unmasked payload of the open data message.
 func (p *WebSocket) messageBytes(r *wsReader, d []byte) {
+	if p.tunnel != nil {
+		if r.fromClient {
+			p.tunnel.FromClient(d)
+		} else {
+			p.tunnel.FromServer(d)
+		}
+		return
+	}
 	if r.needChannel && len(d) > 0 {
 		r.needChannel = false
 		r.stream = channelStream(d[0], p.base64, r.fromClient)

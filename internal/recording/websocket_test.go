@@ -224,3 +224,22 @@ func TestWebSocketHugeFrameIsStreamed(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestUnmaskMatchesByteByByte(t *testing.T) {
+	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
+	src := []byte("a client's masked payload, longer than a word or two")
+	for pos := range 4 {
+		for n := range len(src) {
+			got := make([]byte, n)
+			next := unmask(got, src[:n], mask, pos)
+			for i := range n {
+				if want := src[i] ^ mask[(pos+i)&3]; got[i] != want {
+					t.Fatalf("pos %d, %d bytes: byte %d is %#x, want %#x", pos, n, i, got[i], want)
+				}
+			}
+			if next != (pos+n)&3 {
+				t.Fatalf("pos %d, %d bytes: next position %d", pos, n, next)
+			}
+		}
+	}
+}

@@ -58,7 +58,13 @@ func NewDir(root string, signer crypto.Signer) (*Dir, error) {
 // PublicKeyFile is the file that verifies this Dir's recordings.
 func (d *Dir) PublicKeyFile() string { return d.publicKey }
 
-// Open creates the recording of the session r asked for.
+// AuditAnnotation is the annotation of kip's audit event for an exec,
+// attach or port-forward that names its recording's session ID, so one
+// can go from the audit log to the recording.
+const AuditAnnotation = "kip.dev/recording"
+
+// Open creates the recording of the session r asked for, and names it in
+// the request's audit event.
 func (d *Dir) Open(r *http.Request) (proxy.Recording, error) {
 	h, err := d.header(r)
 	if err != nil {
@@ -73,6 +79,9 @@ func (d *Dir) Open(r *http.Request) (proxy.Recording, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("starting the recording %s: %w", f.Name(), err)
 	}
+	// Before the upgrade's 101 goes out, so that the ResponseStarted event
+	// of a long-running request carries it too.
+	audit.AddAuditAnnotation(r.Context(), AuditAnnotation, h.Identity.SessionID)
 	return &file{Writer: w, f: f}, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	auditinternal "k8s.io/apiserver/pkg/apis/audit"
 	"k8s.io/apiserver/pkg/audit"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/endpoints/request"
@@ -88,6 +89,10 @@ func TestDirRecordsEachSessionInItsOwnFile(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/api/v1/namespaces/ns/pods/pod/exec?"+tt.query, nil)
 			ctx := audit.WithAuditContext(r.Context())
+			ac := audit.AuditContextFrom(ctx)
+			if err := ac.Init(audit.RequestAuditConfig{Level: auditinternal.LevelMetadata}, nil); err != nil {
+				t.Fatal(err)
+			}
 			audit.WithAuditID(ctx, types.UID(tt.auditID))
 			ctx = request.WithRequestInfo(ctx, &request.RequestInfo{IsResourceRequest: true, Verb: "create",
 				Resource: "pods", Subresource: "exec", Namespace: "ns", Name: "pod"})
@@ -125,6 +130,9 @@ func TestDirRecordsEachSessionInItsOwnFile(t *testing.T) {
 			want.SessionID = h.Kip.SessionID
 			if h.Kip.SessionID+".cast" != filepath.Base(path) {
 				t.Errorf("session ID %q does not name the file %s", h.Kip.SessionID, path)
+			}
+			if got, _ := ac.GetEventAnnotation(AuditAnnotation); got != h.Kip.SessionID {
+				t.Errorf("audit annotation %s = %q, want the session ID %q", AuditAnnotation, got, h.Kip.SessionID)
 			}
 			if !reflect.DeepEqual(h.Kip.Identity, want) || h.Kip.TTY != tt.wantTTY {
 				t.Errorf("header identity\n%+v tty %v, want\n%+v tty %v", h.Kip.Identity, h.Kip.TTY, want, tt.wantTTY)

@@ -266,3 +266,38 @@ func TestDirStoreHonoursItsContext(t *testing.T) {
 		t.Errorf("List with an ended context = %v, want context.Canceled", err)
 	}
 }
+
+// TestDirStoreReadsAPortForward reads the summary a port-forward's
+// recording ends with, as the Writer writes it.
+func TestDirStoreReadsAPortForward(t *testing.T) {
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	id := recording.Identity{SessionID: "pf1", User: "alice", Namespace: "payments", Pod: "db", Subresource: "portforward"}
+	var buf bytes.Buffer
+	w, err := recording.NewWriter(&buf, recording.Header{Identity: id, Start: day1}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Event(recording.Event{Time: day1.Add(time.Minute), Stream: recording.StreamPortForward, Data: []byte(`{"ports":[5432,8080],"fromClient":120,"toClient":4096}`)})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, day1.Format(time.DateOnly))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pf1.cast"), buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := NewDirStore(root).List(context.Background(), Filter{})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("List = %v, %v", got, err)
+	}
+	pf := got[0].PortForward
+	if pf == nil || !slices.Equal(pf.Ports, []int32{5432, 8080}) || pf.FromClient != 120 || pf.ToClient != 4096 || !got[0].Sealed {
+		t.Errorf("port-forward summary %+v of %+v", pf, got[0])
+	}
+}

@@ -87,6 +87,8 @@ tokenWebhook: {existingSecret: corp-token-webhook}
 trustClusterClientCA: false
 `},
 	{name: "gateway with cluster Secrets", values: gatewayValues},
+	{name: "recording on a volume", values: recordingOnAVolume},
+	{name: "recording to a bucket", values: recordingToABucket},
 	{name: "cert-manager and prometheus", values: `
 servingCert:
   certManager:

@@ -9,8 +9,14 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
 	"github.com/kip-proxy/kip/internal/recording"
 	"github.com/kip-proxy/kip/internal/rig/harness"
@@ -22,13 +28,13 @@ import (
 // TestRecordingExec proves that a kip with --recording-dir records a real
 // kubectl exec, over WebSocket and over SPDY, as a sealed file that names
 // the user, namespace and pod and holds exactly what the command wrote;
-// and that changing one byte of it is detected.
+// that kip's audit event for the exec names the recording; and that
+// changing one byte of it is detected.
 func TestRecordingExec(t *testing.T) {
 	ns := createNamespace(t)
 	user := harness.UniqueName("recorded")
 	grant(t, ns, userSubject(user), streamingRules...)
-	dir := t.TempDir()
-	kipURL := harness.StartInProcess(t, stack, "--recording-dir="+dir)
+	dir, auditLog, kipURL := startRecordingKip(t)
 	kubeconfig := kubeconfigAt(t, kipURL, user)
 	harness.Eventually(t, 30*time.Second, func() error {
 		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=exec", "-n", ns); res.ExitCode != 0 {
@@ -56,6 +62,7 @@ func TestRecordingExec(t *testing.T) {
 			if streams["o"] != "hello\n" || streams["e"] != "err\n" {
 				t.Errorf("recorded stdout %q and stderr %q, want %q and %q", streams["o"], streams["e"], "hello\n", "err\n")
 			}
+			checkAuditNamesRecording(t, auditLog, "/pods/"+pod+"/exec", id)
 
 			i := bytes.Index(data, []byte("hello"))
 			if i < 0 {
@@ -114,6 +121,107 @@ func TestRecordingAttach(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordingPortForward proves that a real kubectl port-forward, over
+// WebSocket (SPDY tunnelled in it) and over SPDY, is logged as a sealed
+// recording that names the user, pod and port and counts the bytes each
+// way, holds none of the forwarded bytes, and is named by kip's audit event.
+func TestRecordingPortForward(t *testing.T) {
+	ns := createNamespace(t)
+	user := harness.UniqueName("forwarder")
+	grant(t, ns, userSubject(user), streamingRules...)
+	dir, auditLog, kipURL := startRecordingKip(t)
+	kubeconfig := kubeconfigAt(t, kipURL, user)
+	harness.Eventually(t, 30*time.Second, func() error {
+		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=portforward", "-n", ns); res.ExitCode != 0 {
+			return errorf("can-i create pods/portforward: %s%s", res.Stdout, res.Stderr)
+		}
+		return nil
+	})
+	pub := recordingKey(t, dir)
+	echo := startEchoServer(t)
+	pod := harness.UniqueName("rec-forward")
+	runPod(t, ns, nodeFor(t, nodeModes[0]), podListeningOn(pod, echo.port))
+
+	const size = 1 << 20
+	for i, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			before := castFiles(t, dir)
+			local, forward := startPortForwardProcess(t, kubeconfig, tr.env, ns, pod, echo.port)
+			seed := uint64(40 + i)
+			if sent := echoOnNewConn(t, local, size, seed); echo.nextReceived(t) != sent {
+				t.Fatal("the echo server did not receive what was sent")
+			}
+			// The session ends when kubectl goes away.
+			_ = forward.cmd.Process.Kill()
+			data := newRecording(t, dir, before, pub)
+			id, streams := readCast(t, data)
+			if id.User != user || id.Namespace != ns || id.Pod != pod || id.Subresource != "portforward" {
+				t.Errorf("recording identity %+v, want user %s, pod %s/%s, portforward", id, user, ns, pod)
+			}
+			var summary struct {
+				Ports                []int
+				FromClient, ToClient int64
+			}
+			if err := json.Unmarshal([]byte(streams["kip-portforward"]), &summary); err != nil {
+				t.Fatalf("port-forward summary %q: %v", streams["kip-portforward"], err)
+			}
+			delete(streams, "kip-portforward")
+			delete(streams, "kip-seal")
+			if len(streams) != 0 {
+				t.Errorf("a port-forward recording holds events %q, want only its summary", streams)
+			}
+			// The count includes the framing: SPDY's, and WebSocket's around it.
+			if !slices.Equal(summary.Ports, []int{echo.port}) || summary.FromClient < size || summary.ToClient < size ||
+				summary.FromClient > size*11/10 || summary.ToClient > size*11/10 {
+				t.Errorf("port-forward summary %+v, want port %d and a little over %d bytes each way", summary, echo.port, size)
+			}
+			if len(data) > 8<<10 {
+				t.Errorf("a port-forward recording of %d bytes, want a summary only", len(data))
+			}
+			checkAuditNamesRecording(t, auditLog, "/pods/"+pod+"/portforward", id)
+		})
+	}
+}
+
+// startRecordingKip starts a kip that records sessions in the directory
+// it returns, and writes its audit log to the file it returns.
+func startRecordingKip(t *testing.T) (dir, auditLog, url string) {
+	t.Helper()
+	dir = t.TempDir()
+	policy, err := harness.WriteAuditPolicy(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditLog = filepath.Join(t.TempDir(), "kip-audit.log")
+	url = harness.StartInProcess(t, stack, "--recording-dir="+dir,
+		"--audit-policy-file="+policy, "--audit-log-path="+auditLog)
+	return dir, auditLog, url
+}
+
+// checkAuditNamesRecording waits for the ResponseComplete event of the
+// session id recorded in kip's audit log, found by its audit ID among the
+// requests whose URI contains marker, and checks that it names the
+// recording.
+func checkAuditNamesRecording(t *testing.T, auditLog, marker string, id recording.Identity) {
+	t.Helper()
+	if id.SessionID == "" || id.AuditID == "" {
+		t.Fatalf("recording identity %+v has no session or audit ID", id)
+	}
+	harness.Eventually(t, 30*time.Second, func() error {
+		for _, ev := range readAudit(t, auditLog, marker) {
+			if string(ev.AuditID) != id.AuditID || ev.Stage != auditv1.StageResponseComplete {
+				continue
+			}
+			if got := ev.Annotations[sessions.AuditAnnotation]; got != id.SessionID {
+				t.Fatalf("kip's audit event for %s has %s=%q, want the recording's session ID %q",
+					ev.RequestURI, sessions.AuditAnnotation, got, id.SessionID)
+			}
+			return nil
+		}
+		return errorf("no ResponseComplete event with audit ID %s in kip's audit log", id.AuditID)
+	})
 }
 
 // recordingKey reads the one public key kip wrote into the recording
@@ -202,4 +310,197 @@ func readCast(t *testing.T, data []byte) (recording.Identity, map[string]string)
 		streams[code] += text
 	}
 	return h.Kip, streams
+}
+
+// TestRecordingTerminal proves that real kubectl exec -it and attach -it
+// on a terminal, over WebSocket and SPDY, are recorded exactly: the
+// header has the terminal's size, "i" holds every byte typed, "o" every
+// byte kubectl printed of the session, a resize of the terminal is an "r"
+// event, and the exit status is recorded before the seal.
+func TestRecordingTerminal(t *testing.T) {
+	ns := createNamespace(t)
+	user := harness.UniqueName("typist")
+	grant(t, ns, userSubject(user), streamingRules...)
+	dir, _, kipURL := startRecordingKip(t)
+	kubeconfig := kubeconfigAt(t, kipURL, user)
+	harness.Eventually(t, 30*time.Second, func() error {
+		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=attach", "-n", ns); res.ExitCode != 0 {
+			return errorf("can-i create pods/attach: %s%s", res.Stdout, res.Stderr)
+		}
+		return nil
+	})
+	pub := recordingKey(t, dir)
+	node := nodeFor(t, nodeModes[0])
+	// Each line is answered with "got LINE" and the terminal's size; quit
+	// exits 3.
+	const shell = `while read l; do echo "got $l"; [ "$l" = quit ] && exit 3; stty size; done`
+	start := pty.Winsize{Rows: 41, Cols: 123}
+
+	for _, tr := range transports {
+		t.Run(tr.name+"/exec", func(t *testing.T) {
+			pod := harness.UniqueName("rec-tty")
+			runPod(t, ns, node, podWith(pod))
+			before := castFiles(t, dir)
+			k := startKubectlOnTerminal(t, kubeconfig, tr.env, start,
+				"exec", "-i", "-t", "-q", "-n", ns, pod, "--", "sh", "-c", "echo ready; "+shell)
+			k.waitForOutput(t, "ready")
+			typed := typeSession(t, k)
+			if code := k.wait(t); code != 3 {
+				t.Fatalf("kubectl exited %d, want 3; output:\n%q", code, k.stdout)
+			}
+			cast := parseCast(t, newRecording(t, dir, before, pub))
+			// After the session, on the terminal restored: kubectl's own.
+			checkTerminalRecording(t, cast, k, typed, "command terminated with exit code 3\r\n")
+			var status metav1.Status
+			if err := json.Unmarshal([]byte(cast.streams["x"]), &status); err != nil {
+				t.Fatalf("exit status %q: %v", cast.streams["x"], err)
+			}
+			if status.Reason != "NonZeroExitCode" || status.Details == nil || len(status.Details.Causes) != 1 ||
+				status.Details.Causes[0].Type != "ExitCode" || status.Details.Causes[0].Message != "3" {
+				t.Errorf("recorded exit status %s, want exit code 3", cast.streams["x"])
+			}
+		})
+
+		t.Run(tr.name+"/attach", func(t *testing.T) {
+			pod := harness.UniqueName("rec-tty-attach")
+			spec := podWith(pod, "sh", "-c", shell)
+			spec.Spec.Containers[0].Stdin, spec.Spec.Containers[0].TTY = true, true
+			runPod(t, ns, node, spec)
+			before := castFiles(t, dir)
+			k := startKubectlOnTerminal(t, kubeconfig, tr.env, start, "attach", "-i", "-t", "-q", "-n", ns, pod)
+			// Nothing is said before the user types: wait for kubectl to
+			// take the terminal, or the terminal itself would echo.
+			harness.Eventually(t, time.Minute, func() error {
+				tio, err := unix.IoctlGetTermios(int(k.term.Fd()), unix.TCGETS)
+				if err != nil {
+					return err
+				}
+				if tio.Lflag&unix.ECHO != 0 {
+					return errorf("the terminal is not raw yet")
+				}
+				return nil
+			})
+			// kubectl sends the terminal's size as it attaches; the
+			// recording's header waits for it, then goes to disk.
+			harness.Eventually(t, 30*time.Second, func() error {
+				for _, f := range castFiles(t, dir) {
+					if !slices.Contains(before, f) && bytes.Contains(readFile(t, f), []byte("\n")) {
+						return nil
+					}
+				}
+				return errorf("no recording with its header yet")
+			})
+			typed := typeSession(t, k)
+			// The container's exit ends the session; attach reports no
+			// exit code, as the kubelet's does not.
+			if code := k.wait(t); code != 0 {
+				t.Fatalf("kubectl exited %d, want 0; output:\n%q", code, k.stdout)
+			}
+			cast := parseCast(t, newRecording(t, dir, before, pub))
+			checkTerminalRecording(t, cast, k, typed, "")
+			if !strings.Contains(cast.streams["x"], `"status":"Success"`) {
+				t.Errorf("recorded exit status %q, want Success", cast.streams["x"])
+			}
+		})
+	}
+}
+
+// typeSession types a line into the shell kubectl runs, resizes the
+// terminal to 132x50 until the shell sees it, and quits; it returns every
+// byte typed.
+func typeSession(t *testing.T, k *kubectlProcess) string {
+	t.Helper()
+	var typed strings.Builder
+	typeIn := func(s string) {
+		t.Helper()
+		if _, err := io.WriteString(k.stdin, s); err != nil {
+			t.Fatal(err)
+		}
+		typed.WriteString(s)
+	}
+	typeIn("hello\r")
+	k.waitForOutput(t, "got hello")
+	if err := pty.Setsize(k.term, &pty.Winsize{Rows: 50, Cols: 132}); err != nil {
+		t.Fatal(err)
+	}
+	// kubectl sends the new size on its own stream, beside what is typed:
+	// ask until the shell shows it.
+	harness.Eventually(t, 30*time.Second, func() error {
+		if strings.Contains(k.stdout.String(), "50 132") {
+			return nil
+		}
+		typeIn("\r")
+		return errorf("the shell shows no 50 132 yet")
+	})
+	typeIn("quit\r")
+	return typed.String()
+}
+
+// cast is a recording as asciicast v2, read by a parser of its own.
+type cast struct {
+	width, height int
+	identity      recording.Identity
+	streams       map[string]string // each event code's data, concatenated
+	resizes       []string
+}
+
+func parseCast(t *testing.T, data []byte) cast {
+	t.Helper()
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	if !sc.Scan() {
+		t.Fatal("the recording is empty")
+	}
+	var h struct {
+		Version       int
+		Width, Height int
+		Kip           recording.Identity `json:"kip"`
+	}
+	if err := json.Unmarshal(sc.Bytes(), &h); err != nil || h.Version != 2 {
+		t.Fatalf("the recording's header %s: version %d, %v", sc.Bytes(), h.Version, err)
+	}
+	c := cast{width: h.Width, height: h.Height, identity: h.Kip, streams: map[string]string{}}
+	last := 0.0
+	for sc.Scan() {
+		var ev []json.RawMessage
+		var at float64
+		var code, text string
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || len(ev) != 3 ||
+			json.Unmarshal(ev[0], &at) != nil || json.Unmarshal(ev[1], &code) != nil || json.Unmarshal(ev[2], &text) != nil {
+			t.Fatalf("event %s is not [time, code, data]", sc.Bytes())
+		}
+		if at < last {
+			t.Fatalf("event %s goes back in time", sc.Bytes())
+		}
+		last = at
+		c.streams[code] += text
+		if code == "r" {
+			c.resizes = append(c.resizes, text)
+		}
+	}
+	return c
+}
+
+// checkTerminalRecording checks what every terminal session's recording
+// holds: the header's size, exactly what was typed and what kubectl
+// printed of the session (all it printed but for kubectlOwn, its own
+// words at the end), and the resize.
+func checkTerminalRecording(t *testing.T, c cast, k *kubectlProcess, typed, kubectlOwn string) {
+	t.Helper()
+	if c.width != 123 || c.height != 41 {
+		t.Errorf("the header's terminal is %dx%d, want the client's 123x41", c.width, c.height)
+	}
+	if c.streams["i"] != typed {
+		t.Errorf("recorded input %q, want what was typed: %q", c.streams["i"], typed)
+	}
+	if printed := k.stdout.String(); c.streams["o"]+kubectlOwn != printed {
+		t.Errorf("recorded output differs from what kubectl printed:\nrecorded %q\nprinted  %q\n(kubectl's own words after the session: %q)",
+			c.streams["o"], printed, kubectlOwn)
+	}
+	if !slices.Contains(c.resizes, "132x50") {
+		t.Errorf("resizes %q, want 132x50", c.resizes)
+	}
+	if _, ok := c.streams["e"]; ok {
+		t.Errorf("a terminal session recorded stderr apart: %q", c.streams["e"])
+	}
 }

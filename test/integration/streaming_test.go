@@ -400,6 +400,14 @@ var forwardingFrom = regexp.MustCompile(`Forwarding from (127\.0\.0\.1:\d+) -> (
 // local address it listens on.
 func startPortForward(t *testing.T, kubeconfig string, env []string, ns, pod string, port int) string {
 	t.Helper()
+	local, _ := startPortForwardProcess(t, kubeconfig, env, ns, pod, port)
+	return local
+}
+
+// startPortForwardProcess is startPortForward that also returns kubectl,
+// for a test that ends the forward itself.
+func startPortForwardProcess(t *testing.T, kubeconfig string, env []string, ns, pod string, port int) (string, *kubectlProcess) {
+	t.Helper()
 	k := startKubectl(t, kubeconfig, env, "port-forward", "-n", ns, "pod/"+pod, "--address", "127.0.0.1", ":"+strconv.Itoa(port))
 	var local string
 	harness.Eventually(t, time.Minute, func() error {
@@ -412,7 +420,7 @@ func startPortForward(t *testing.T, kubeconfig string, env []string, ns, pod str
 		}
 		return errors.New("kubectl port-forward is not listening yet")
 	})
-	return local
+	return local, k
 }
 
 // echoServer answers every connection with what it receives and reports
@@ -537,8 +545,10 @@ type kubectlProcess struct {
 	cmd            *exec.Cmd
 	stdin          io.Writer
 	stdout, stderr *harness.SyncBuffer
-	done           chan struct{}
-	exitCode       int
+	// term is the terminal's controlling side when kubectl runs on one.
+	term     *os.File
+	done     chan struct{}
+	exitCode int
 }
 
 // startKubectl runs kubectl with pipes for stdin, stdout and stderr. It is
@@ -579,7 +589,7 @@ func startKubectlOnTerminal(t *testing.T, kubeconfig string, env []string, size 
 		_ = term.Close()
 		t.Fatal(err)
 	}
-	k.stdin = term
+	k.stdin, k.term = term, term
 	copied := make(chan struct{})
 	go func() {
 		// Ends with EIO once kubectl has exited.

@@ -43,7 +43,8 @@ func goals(run *results.Run) []goal {
 	gs = append(gs, watchMemory(run), watchLatency(run),
 		portForward(run), exchangeLatency(run), exchangeCPU(run),
 	)
-	return append(gs, gatewayGoals(run)...)
+	gs = append(gs, gatewayGoals(run)...)
+	return append(gs, recordingGoals(run)...)
 }
 
 func skippedOr(run *results.Run, workload string) string {

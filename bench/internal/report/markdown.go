@@ -26,6 +26,7 @@ func Markdown(run *results.Run, plots map[string]string, notes string) string {
 	portForwardSection(&b, run)
 	exchangeSection(&b, run)
 	gatewaySection(&b, run)
+	recordingSection(&b, run, plots)
 	profileSection(&b, run.Profiles)
 	return b.String()
 }

@@ -54,7 +54,11 @@ func writePlots(dir string, run *results.Run) (map[string]string, error) {
 		return nil, err
 	}
 	p, err = watchPlot(run.Watch)
-	return files, firstErr(err, save("watch-rss", p))
+	if err := firstErr(err, save("watch-rss", p)); err != nil {
+		return nil, err
+	}
+	throughput, memory, err := recordingPlots(run.Recording)
+	return files, firstErr(err, save("recording-throughput", throughput), save("recording-memory", memory))
 }
 
 func firstErr(errs ...error) error {
@@ -142,8 +146,9 @@ func addLines(p *plot.Plot, ss []series) error {
 }
 
 // knownTargets fixes each built-in target's colour and dashes, so that kip
-// looks the same in every plot. The sixth colour is too close to kip's.
-var knownTargets = []string{"kip", "kubectl-proxy", "direct", "reverse-proxy", "direct-user", "", "direct-impersonating"}
+// looks the same in every plot. The sixth colour is close to kip's, so it
+// goes to kip with recording on, which only ever stands beside kip.
+var knownTargets = []string{"kip", "kubectl-proxy", "direct", "reverse-proxy", "direct-user", "kip-recorded", "direct-impersonating"}
 
 // styleIndex is the plotutil colour and dash index of target.
 func styleIndex(target string) int {

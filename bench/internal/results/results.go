@@ -22,6 +22,8 @@ type Run struct {
 	Exchange []Exchange `json:"credential_exchange,omitempty"`
 	// Gateway is absent from runs made before kip served many clusters.
 	Gateway *Gateway `json:"gateway,omitempty"`
+	// Recording is absent from runs made before kip recorded sessions.
+	Recording *Recording `json:"recording,omitempty"`
 	// Skipped says why a workload has no numbers, keyed by workload name.
 	Skipped map[string]string `json:"skipped,omitempty"`
 	// Profiles were taken from kip and kube-apiserver under load.
@@ -229,4 +231,70 @@ type Change struct {
 	Seconds []float64 `json:"seconds"`
 	Median  float64   `json:"median_seconds"`
 	Max     float64   `json:"max_seconds"`
+}
+
+// Recording is what recording exec and attach sessions costs kip: a kip
+// with --recording-dir set beside one without, both fresh and otherwise
+// alike, and direct access for scale.
+type Recording struct {
+	// Transfers are exec stdout streams and port-forward copies, each
+	// repeated once per round through every target.
+	Transfers []Transfer `json:"transfers"`
+	// Memory is each kip with many idle exec sessions open.
+	Memory []SessionMemory `json:"memory"`
+	// RecordedFiles and RecordedBytes are the recordings the recorded kip
+	// wrote during the transfers: proof that it recorded, and how much.
+	RecordedFiles int   `json:"recorded_files"`
+	RecordedBytes int64 `json:"recorded_bytes"`
+	// ExecStdoutBytes is the stdout those recordings hold, summed over the
+	// exec transfers through the recorded kip.
+	ExecStdoutBytes int64 `json:"exec_stdout_bytes"`
+}
+
+// Transfer is one kind of large transfer through one target.
+type Transfer struct {
+	Target string `json:"target"`
+	// Kind is "exec" (a command writing Bytes to stdout) or "port-forward"
+	// (a server behind a pod port sending Bytes).
+	Kind string `json:"kind"`
+	// Protocol is "websocket" or "spdy", as the client spoke it.
+	Protocol string `json:"protocol"`
+	// Bytes is the size of each transfer; Seconds has one time per round.
+	Bytes   int64     `json:"bytes"`
+	Seconds []float64 `json:"seconds"`
+	// MBps is the median rate, in 10^6 bytes per second.
+	MBps float64 `json:"mb_per_second"`
+	// ProxyCPUPerMiB and UpstreamCPUPerMiB are CPU seconds per MiB moved,
+	// over all rounds, of the proxy process (nil for direct) and of
+	// kube-apiserver.
+	ProxyCPUPerMiB    *float64 `json:"proxy_cpu_seconds_per_mib,omitempty"`
+	UpstreamCPUPerMiB *float64 `json:"upstream_cpu_seconds_per_mib,omitempty"`
+	Errors            int      `json:"errors"`
+	FirstError        string   `json:"first_error,omitempty"`
+}
+
+// SessionMemory is one kip holding Sessions idle exec sessions open over
+// one protocol.
+type SessionMemory struct {
+	Target   string `json:"target"`
+	Protocol string `json:"protocol"`
+	Sessions int    `json:"sessions"`
+	// Opened is how many sessions were established and echoed a line,
+	// OpenConcurrency of them opening at a time.
+	Opened          int     `json:"opened"`
+	OpenConcurrency int     `json:"open_concurrency"`
+	OpenSeconds     float64 `json:"open_seconds"`
+	// RSSBefore is VmRSS after a forced GC with no session open, RSSOpen
+	// the same with every session open.
+	RSSBefore int64 `json:"rss_before_bytes"`
+	RSSOpen   int64 `json:"rss_open_bytes"`
+	// RSSPerSession is (RSSOpen − RSSBefore) / Opened.
+	RSSPerSession float64 `json:"rss_per_session_bytes"`
+	// HeapPerSession is the same for the Go heap and stacks in use, from
+	// kip's /metrics: less noisy than RSS, which keeps freed pages.
+	HeapPerSession float64 `json:"heap_per_session_bytes"`
+	// RecordingFiles counts the recordings the recorded kip had written by
+	// the end, warm-up sessions included; 0 for the unrecorded kip.
+	RecordingFiles int    `json:"recording_files,omitempty"`
+	FirstError     string `json:"first_error,omitempty"`
 }

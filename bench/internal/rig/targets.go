@@ -79,8 +79,11 @@ func (r *Rig) userTLS(caPEM []byte) (*tls.Config, error) {
 
 // UserConfig is a client configuration for the bench user through kip, for
 // what the benchmark does with client-go rather than its own clients.
-func (r *Rig) UserConfig() *rest.Config {
-	return &rest.Config{Host: r.Target("kip").URL, TLSClientConfig: rest.TLSClientConfig{
+func (r *Rig) UserConfig() *rest.Config { return r.UserConfigFor(r.Target("kip")) }
+
+// UserConfigFor is UserConfig through the kip behind t.
+func (r *Rig) UserConfigFor(t *load.Target) *rest.Config {
+	return &rest.Config{Host: t.URL, TLSClientConfig: rest.TLSClientConfig{
 		CAData: r.Stack.KipCAPEM, CertData: r.user.cert, KeyData: r.user.key,
 	}}
 }

@@ -35,6 +35,11 @@ type Sizes struct {
 	ExchangeRequests int
 	// GatewayClusters are the entries of the large gateway registry.
 	GatewayClusters int
+	// RecordingBytes are written to stdout by each exec, and sent through
+	// each port-forward, of the recording workload; RecordingSessions idle
+	// exec sessions are held open through each kip there.
+	RecordingBytes    int64
+	RecordingSessions int
 }
 
 // Env is what every workload runs against.

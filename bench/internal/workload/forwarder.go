@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 
+	"k8s.io/apimachinery/pkg/util/httpstream" //nolint:staticcheck // client-go v0.37's portforward still takes this Dialer
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
@@ -36,7 +38,7 @@ func forwarders(ctx context.Context, env Env, port int) ([]*forwarder, error) {
 		if name == "kip" {
 			cfg = env.Rig.UserConfig()
 		}
-		f, err := startForwarder(ctx, env.Rig.Target(name), cfg, port)
+		f, err := startForwarder(ctx, env.Rig.Target(name), spdyDialer, cfg, pfNamespace, pfPod, port)
 		if err != nil {
 			for _, started := range out {
 				started.stop()
@@ -48,17 +50,37 @@ func forwarders(ctx context.Context, env Env, port int) ([]*forwarder, error) {
 	return out, nil
 }
 
-func startForwarder(ctx context.Context, t *load.Target, cfg *rest.Config, port int) (*forwarder, error) {
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
+// newDialer makes the port-forward dialer for one protocol.
+type newDialer func(cfg *rest.Config, u *url.URL) (httpstream.Dialer, error)
+
+// spdyDialer speaks SPDY, as kubectl did before v1.31 and still falls
+// back to.
+func spdyDialer(cfg *rest.Config, u *url.URL) (httpstream.Dialer, error) {
 	transport, upgrader, err := spdy.RoundTripperFor(cfg)
 	if err != nil {
 		return nil, err
 	}
-	url := client.CoreV1().RESTClient().Post().Namespace(pfNamespace).Resource("pods").Name(pfPod).SubResource("portforward").URL()
-	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, url)
+	return spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, u), nil
+}
+
+// websocketDialer tunnels SPDY through a WebSocket, as kubectl does by
+// default since v1.31.
+func websocketDialer(cfg *rest.Config, u *url.URL) (httpstream.Dialer, error) {
+	return portforward.NewSPDYOverWebsocketDialer(u, cfg)
+}
+
+// startForwarder forwards a local port to port of Pod ns/pod, through t
+// with cfg.
+func startForwarder(ctx context.Context, t *load.Target, dial newDialer, cfg *rest.Config, ns, pod string, port int) (*forwarder, error) {
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	u := client.CoreV1().RESTClient().Post().Namespace(ns).Resource("pods").Name(pod).SubResource("portforward").URL()
+	dialer, err := dial(cfg, u)
+	if err != nil {
+		return nil, err
+	}
 	f := &forwarder{target: t, stopCh: make(chan struct{}), done: make(chan error, 1)}
 	ready := make(chan struct{})
 	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(port)}, f.stopCh, ready, io.Discard, io.Discard)

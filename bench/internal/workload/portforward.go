@@ -103,43 +103,59 @@ func startSource(size int64) (net.Listener, error) {
 // runSourcePod creates the Pod whose port leads to the source, lets the
 // bench user forward to it, and waits until the node runs it.
 func runSourcePod(ctx context.Context, admin kubernetes.Interface, node string, port int) error {
-	if err := rig.CreateNamespace(ctx, admin, pfNamespace); err != nil {
+	if err := prepareNamespace(ctx, admin, pfNamespace, "kip-bench-portforward", portForwardRules); err != nil {
 		return err
 	}
-	if err := createIfMissing(func() error {
-		// No kube-controller-manager: nobody else makes it, and Pods need it.
-		_, err := admin.CoreV1().ServiceAccounts(pfNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
-		return err
-	}); err != nil {
-		return err
-	}
-	if err := grantPortForward(ctx, admin); err != nil {
-		return err
-	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: pfPod},
+	return runPod(ctx, admin, pfNamespace, sourcePod(pfPod, node, port))
+}
+
+// sourcePod runs on node and names port, which the test node forwards to
+// the same port on loopback.
+func sourcePod(name, node string, port int) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{
 			Name: "main", Image: "testnode.invalid/ignored",
 			Ports: []corev1.ContainerPort{{ContainerPort: int32(port), Protocol: corev1.ProtocolTCP}},
 		}}},
 	}
-	if _, err := admin.CoreV1().Pods(pfNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("creating Pod %s/%s: %w", pfNamespace, pfPod, err)
+}
+
+// prepareNamespace creates ns with its default ServiceAccount, and a Role
+// with rules bound to the bench user.
+func prepareNamespace(ctx context.Context, admin kubernetes.Interface, ns, role string, rules []rbacv1.PolicyRule) error {
+	if err := rig.CreateNamespace(ctx, admin, ns); err != nil {
+		return err
+	}
+	if err := createIfMissing(func() error {
+		// No kube-controller-manager: nobody else makes it, and Pods need it.
+		_, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return err
+	}
+	return grant(ctx, admin, ns, role, rules)
+}
+
+// runPod creates pod in ns and waits until its node runs it.
+func runPod(ctx context.Context, admin kubernetes.Interface, ns string, pod *corev1.Pod) error {
+	if _, err := admin.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating Pod %s/%s: %w", ns, pod.Name, err)
 	}
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		p, err := admin.CoreV1().Pods(pfNamespace).Get(ctx, pfPod, metav1.GetOptions{})
+		p, err := admin.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
 		return err == nil && p.Status.Phase == corev1.PodRunning, nil
 	})
 }
 
-func grantPortForward(ctx context.Context, admin kubernetes.Interface) error {
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "kip-bench-portforward"},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
-			{APIGroups: []string{""}, Resources: []string{"pods/portforward"}, Verbs: []string{"create", "get"}},
-		},
-	}
+var portForwardRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
+	{APIGroups: []string{""}, Resources: []string{"pods/portforward"}, Verbs: []string{"create", "get"}},
+}
+
+// grant binds a Role of rules in ns to the bench user.
+func grant(ctx context.Context, admin kubernetes.Interface, ns, name string, rules []rbacv1.PolicyRule) error {
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
 	binding := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
@@ -147,11 +163,11 @@ func grantPortForward(ctx context.Context, admin kubernetes.Interface) error {
 	}
 	return errors.Join(
 		createIfMissing(func() error {
-			_, err := admin.RbacV1().Roles(pfNamespace).Create(ctx, role, metav1.CreateOptions{})
+			_, err := admin.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
 			return err
 		}),
 		createIfMissing(func() error {
-			_, err := admin.RbacV1().RoleBindings(pfNamespace).Create(ctx, binding, metav1.CreateOptions{})
+			_, err := admin.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{})
 			return err
 		}),
 	)

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/creack/pty"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -33,8 +34,14 @@ type container struct {
 	// stdout and stderr fan the process's output out to attached clients.
 	stdout, stderr *broadcaster
 	// stdin is the process's standard input, nil unless spec.stdin is set.
-	stdin   io.WriteCloser
-	started time.Time
+	stdin io.WriteCloser
+	// term is the process's terminal when spec.tty is set (its output,
+	// stderr included, goes to stdout); nil otherwise. termMu keeps a
+	// resize off a terminal being closed.
+	term       *os.File
+	termMu     sync.Mutex
+	termClosed bool
+	started    time.Time
 	// done is closed once the process has exited and its output is in the
 	// log, or, for a container without a process, when it is stopped.
 	done     chan struct{}
@@ -63,6 +70,12 @@ func startContainer(p *pod, spec corev1.Container) (*container, error) {
 	}
 	c.hasProc = true
 	cmd := c.command(argv)
+	if spec.TTY {
+		if err := c.startOnTerminal(cmd, spec.Stdin); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -100,6 +113,44 @@ func startContainer(p *pod, spec corev1.Container) (*container, error) {
 		close(c.done)
 	}()
 	return c, nil
+}
+
+// startOnTerminal starts cmd on a new pseudo-terminal, as a runtime does
+// for a container with tty: true, so that kubectl attach -t has a terminal
+// to join.
+func (c *container) startOnTerminal(cmd *exec.Cmd, stdin bool) error {
+	// pty.Start makes the process a session leader (Setsid), so it leads
+	// its own process group as killGroup expects.
+	term, err := pty.Start(cmd)
+	if err != nil {
+		return err
+	}
+	c.term = term
+	if stdin {
+		c.stdin = term
+	}
+	go func() {
+		// Ends with EIO once the process and its children closed the
+		// terminal.
+		c.stdout.pump(io.NopCloser(term))
+		c.termMu.Lock()
+		c.termClosed = true
+		_ = term.Close()
+		c.termMu.Unlock()
+		_ = cmd.Wait()
+		_ = c.logs.close()
+		close(c.done)
+	}()
+	return nil
+}
+
+// resize sizes the container's terminal, while it has one.
+func (c *container) resize(size *pty.Winsize) {
+	c.termMu.Lock()
+	defer c.termMu.Unlock()
+	if !c.termClosed {
+		_ = pty.Setsize(c.term, size)
+	}
 }
 
 // command prepares argv to run as part of the container: in the Pod's

@@ -244,6 +244,78 @@ func TestAttachAndLogs(t *testing.T) {
 	}
 }
 
+// TestAttachTerminal proves attach -t joins the terminal of a container
+// with tty: true: what the client types reaches the process through the
+// terminal (which echoes it), the terminal takes the client's size, and
+// the session ends when the process exits. Attaching without -t to it is
+// refused.
+func TestAttachTerminal(t *testing.T) {
+	n, client := startNode(t, false)
+	runPod(t, n, client, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "term"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "main", Stdin: true, TTY: true,
+			Command: []string{"sh", "-c", `while read l; do stty size; [ "$l" = quit ] && exit 3; done`},
+		}}},
+	})
+	attach := func(tty bool) (remotecommand.Executor, error) {
+		q := "input=1&output=1&error=1"
+		if tty {
+			q = "input=1&output=1&tty=1"
+		}
+		u, _ := url.Parse(n.URL() + "/attach/" + ns + "/term/main?" + q)
+		return remotecommand.NewSPDYExecutor(clientConfig(n), "POST", u)
+	}
+	exe, err := attach(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exe.StreamWithContext(context.Background(), remotecommand.StreamOptions{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard}); err == nil {
+		t.Fatal("attach without a terminal to a container with one succeeded")
+	}
+	if exe, err = attach(true); err != nil {
+		t.Fatal(err)
+	}
+	// The session ends when the process exits: stdin stays open till then.
+	stdinR, stdinW := io.Pipe()
+	defer func() { _ = stdinW.Close() }()
+	stdoutR, stdoutW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- exe.StreamWithContext(context.Background(), remotecommand.StreamOptions{
+			Stdin: stdinR, Stdout: stdoutW, Tty: true,
+			TerminalSizeQueue: &oneSize{size: &remotecommand.TerminalSize{Width: 99, Height: 33}},
+		})
+		_ = stdoutW.Close()
+	}()
+	// The size reaches the terminal beside what is typed, not before it:
+	// ask until it shows.
+	shown := bufio.NewReader(stdoutR)
+	for i := 0; ; i++ {
+		if _, err := io.WriteString(stdinW, "size\r"); err != nil {
+			t.Fatal(err)
+		}
+		if echo, err := shown.ReadString('\n'); echo != "size\r\n" {
+			t.Fatalf("the terminal echoed %q (%v), want what was typed", echo, err)
+		}
+		size, err := shown.ReadString('\n')
+		if size == "33 99\r\n" {
+			break
+		}
+		if err != nil || i == 50 {
+			t.Fatalf("the terminal has size %q (%v), want 33 99", size, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := io.WriteString(stdinW, "quit\r"); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, shown) }()
+	if err := <-done; err != nil {
+		t.Fatalf("attach ended with %v", err)
+	}
+}
+
 // TestStopEndsSessions proves Stop leaves no stream open: a port-forward
 // connection, which outlives any process, ends with the node.
 func TestStopEndsSessions(t *testing.T) {

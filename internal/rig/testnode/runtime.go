@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -119,21 +120,14 @@ func runTerminal(p *exec.Cmd, in io.Reader, out io.WriteCloser, resize <-chan re
 	if err != nil {
 		return err
 	}
-	defer func() { _ = term.Close() }()
 	finished := make(chan struct{})
-	defer close(finished)
-	go func() {
-		for {
-			select {
-			case s, ok := <-resize:
-				if !ok {
-					return
-				}
-				_ = pty.Setsize(term, &pty.Winsize{Rows: s.Height, Cols: s.Width})
-			case <-finished:
-				return
-			}
-		}
+	var resizing sync.WaitGroup
+	resizing.Go(func() { resizeTerminal(func(s *pty.Winsize) { _ = pty.Setsize(term, s) }, resize, finished) })
+	defer func() {
+		// No resize may use the terminal as it closes.
+		close(finished)
+		resizing.Wait()
+		_ = term.Close()
 	}()
 	if in != nil {
 		go func() { _, _ = io.Copy(term, in) }()
@@ -157,6 +151,22 @@ func runTerminal(p *exec.Cmd, in io.Reader, out io.WriteCloser, resize <-chan re
 	return err
 }
 
+// resizeTerminal calls setSize as each message on resize says, until
+// resize closes or finished does.
+func resizeTerminal(setSize func(*pty.Winsize), resize <-chan remotecommandserver.TerminalSize, finished <-chan struct{}) {
+	for {
+		select {
+		case s, ok := <-resize:
+			if !ok {
+				return
+			}
+			setSize(&pty.Winsize{Rows: s.Height, Cols: s.Width})
+		case <-finished:
+			return
+		}
+	}
+}
+
 // exitError makes a non-zero exit status something the streaming server
 // reports as an exit code, not as a failure of the node.
 func exitError(p *exec.Cmd, err error) error {
@@ -174,14 +184,20 @@ func exitError(p *exec.Cmd, err error) error {
 // Attach joins the container's process: its output from now on goes to
 // out and errOut, and in goes to its stdin. The session ends when the
 // client's stdin ends, a write to the client fails, or the process exits.
-// Containers here have no terminal.
-func (r *runtime) Attach(_ context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, _ <-chan remotecommandserver.TerminalSize) error {
+// A session with tty joins the terminal of a container that has one
+// (spec.tty), and resizes it as the client's terminal is resized.
+func (r *runtime) Attach(_ context.Context, id string, in io.Reader, out, errOut io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
 	c, err := r.container(id)
 	if err != nil {
 		return err
 	}
+	if tty != (c.term != nil) {
+		return fmt.Errorf("container %s has tty: %v, and the attach asked for tty: %v", id, c.term != nil, tty)
+	}
 	if tty {
-		return fmt.Errorf("container %s has no terminal on this test node; attach without -t", id)
+		finished := make(chan struct{})
+		defer close(finished)
+		go resizeTerminal(c.resize, resize, finished)
 	}
 	var outFailed, errFailed <-chan struct{}
 	if out != nil {

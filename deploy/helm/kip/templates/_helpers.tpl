@@ -76,3 +76,32 @@ short requests in flight; ten seconds more for the process to exit.
 {{- add .Values.shutdownDelaySeconds .Values.requestTimeoutSeconds 10 }}
 {{- end }}
 {{- end }}
+
+{{/*
+The claim that holds the recordings: the operator's, or the chart's.
+*/}}
+{{- define "kip.recordingClaim" -}}
+{{- default (printf "%s-recordings" (include "kip.fullname" .)) .Values.recording.persistence.existingClaim }}
+{{- end }}
+
+{{/*
+Recording settings that cannot work together are refused at install, not
+found out when the first recording is lost.
+*/}}
+{{- define "kip.recordingChecks" -}}
+{{- $r := .Values.recording }}
+{{- if and $r.required (not $r.enabled) }}
+{{- fail "recording.required refuses sessions that cannot be recorded, and recording.enabled is false: turn recording on too" }}
+{{- end }}
+{{- if $r.enabled }}
+{{- if and (not $r.persistence.enabled) (not $r.bucket.url) }}
+{{- fail "recording.persistence.enabled=false keeps recordings in an emptyDir that is deleted with the pod: set recording.bucket.url so they are uploaded, or turn persistence on" }}
+{{- end }}
+{{- if and $r.persistence.enabled (not $r.persistence.existingClaim) (gt (int .Values.replicas) 1) (not (has "ReadWriteMany" $r.persistence.accessModes)) }}
+{{- fail (printf "recording.persistence: %d replicas cannot share one %s volume; set recording.persistence.accessModes to [ReadWriteMany], give an existingClaim every replica can mount, set replicas: 1, or turn persistence off and set recording.bucket.url" (int .Values.replicas) (join "," $r.persistence.accessModes)) }}
+{{- end }}
+{{- if and (or $r.bucket.endpoint $r.bucket.region $r.bucket.credentialsSecret) (not $r.bucket.url) }}
+{{- fail "recording.bucket.endpoint, region and credentialsSecret describe a bucket, and recording.bucket.url names none: set recording.bucket.url (s3://BUCKET[/PREFIX])" }}
+{{- end }}
+{{- end }}
+{{- end }}
