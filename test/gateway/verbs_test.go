@@ -233,12 +233,12 @@ func TestStreamingVerbs(t *testing.T) {
 
 				t.Run("port-forward/"+tr.name, func(t *testing.T) {
 					pod := "forward-" + tr.name
-					echo := startEchoServer(t)
-					runPod(t, name, ns, clusterPod(pod, name, echo.port))
+					echo := harness.StartEchoServer(t)
+					runPod(t, name, ns, clusterPod(pod, name, echo.Port))
 					before := nodeStats(ns, pod)
-					local := startPortForward(t, kubeconfig, tr.env, ns, pod, echo.port)
-					sent := echoOnNewConn(t, local, 4<<20, 7)
-					if got := echo.nextReceived(t); got != sent {
+					local := startPortForward(t, kubeconfig, tr.env, ns, pod, echo.Port)
+					sent := harness.EchoOnNewConn(t, local, 4<<20, 7)
+					if got := echo.NextReceived(t); got != sent {
 						t.Fatalf("the server received sha256 %x, kubectl was sent %x", got, sent)
 					}
 					assertReachedOnly(t, name, ns, pod, before, func(s testnode.Stats) int { return s.PortForward }, tr)
@@ -251,8 +251,10 @@ func TestStreamingVerbs(t *testing.T) {
 		kubeconfig := kubeconfigs[alpha]
 		runPod(t, alpha, ns, clusterPod("copy", alpha, 0))
 		dir := t.TempDir()
-		data := randomBytes(3<<20, 3)
-		writeFile(t, filepath.Join(dir, "up.bin"), data)
+		data := harness.RandomBytes(3<<20, 3)
+		if err := os.WriteFile(filepath.Join(dir, "up.bin"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		mustKubectl(t, kubeconfig, nil, "", "cp", "-n", ns, filepath.Join(dir, "up.bin"), ns+"/copy:up.bin")
 		sum := sha256.Sum256(data)
 		out := mustKubectl(t, kubeconfig, nil, "", "exec", "-n", ns, "copy", "--", "sh", "-c", `echo "$CLUSTER"; sha256sum up.bin`)
@@ -260,8 +262,8 @@ func TestStreamingVerbs(t *testing.T) {
 			t.Fatalf("in the container: %q, want %q", out, want)
 		}
 		mustKubectl(t, kubeconfig, nil, "", "cp", "-n", ns, ns+"/copy:up.bin", filepath.Join(dir, "down.bin"))
-		if got := readFile(t, filepath.Join(dir, "down.bin")); !bytes.Equal(got, data) {
-			t.Fatalf("copied back %d bytes that differ from the %d sent", len(got), len(data))
+		if got, err := os.ReadFile(filepath.Join(dir, "down.bin")); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("copied back %d bytes (%v) that differ from the %d sent", len(got), err, len(data))
 		}
 	})
 }

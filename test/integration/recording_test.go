@@ -103,13 +103,13 @@ func TestRecordingAttach(t *testing.T) {
 			runPod(t, ns, nodeFor(t, nodeModes[0]), spec)
 			before := castFiles(t, dir)
 			attach := startKubectl(t, kubeconfig, tr.env, "attach", "-i", "-n", ns, pod)
-			if _, err := io.WriteString(attach.stdin, "1\n"); err != nil {
+			if _, err := io.WriteString(attach.Stdin, "1\n"); err != nil {
 				t.Fatal(err)
 			}
-			attach.waitForOutput(t, "line 1\n")
-			attach.waitForError(t, "err 1\n")
+			attach.WaitForOutput(t, "line 1\n")
+			attach.WaitForError(t, "err 1\n")
 			// The session ends when its client goes away.
-			_ = attach.cmd.Process.Kill()
+			_ = attach.Cmd.Process.Kill()
 			data := newRecording(t, dir, before, pub)
 			id, streams := readCast(t, data)
 			if id.User != user || id.Namespace != ns || id.Pod != pod || id.Subresource != "attach" {
@@ -140,21 +140,21 @@ func TestRecordingPortForward(t *testing.T) {
 		return nil
 	})
 	pub := recordingKey(t, dir)
-	echo := startEchoServer(t)
+	echo := harness.StartEchoServer(t)
 	pod := harness.UniqueName("rec-forward")
-	runPod(t, ns, nodeFor(t, nodeModes[0]), podListeningOn(pod, echo.port))
+	runPod(t, ns, nodeFor(t, nodeModes[0]), podListeningOn(pod, echo.Port))
 
 	const size = 1 << 20
 	for i, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			before := castFiles(t, dir)
-			local, forward := startPortForwardProcess(t, kubeconfig, tr.env, ns, pod, echo.port)
+			local, forward := startPortForwardProcess(t, kubeconfig, tr.env, ns, pod, echo.Port)
 			seed := uint64(40 + i)
-			if sent := echoOnNewConn(t, local, size, seed); echo.nextReceived(t) != sent {
+			if sent := harness.EchoOnNewConn(t, local, size, seed); echo.NextReceived(t) != sent {
 				t.Fatal("the echo server did not receive what was sent")
 			}
 			// The session ends when kubectl goes away.
-			_ = forward.cmd.Process.Kill()
+			_ = forward.Cmd.Process.Kill()
 			data := newRecording(t, dir, before, pub)
 			id, streams := readCast(t, data)
 			if id.User != user || id.Namespace != ns || id.Pod != pod || id.Subresource != "portforward" {
@@ -173,9 +173,9 @@ func TestRecordingPortForward(t *testing.T) {
 				t.Errorf("a port-forward recording holds events %q, want only its summary", streams)
 			}
 			// The count includes the framing: SPDY's, and WebSocket's around it.
-			if !slices.Equal(summary.Ports, []int{echo.port}) || summary.FromClient < size || summary.ToClient < size ||
+			if !slices.Equal(summary.Ports, []int{echo.Port}) || summary.FromClient < size || summary.ToClient < size ||
 				summary.FromClient > size*11/10 || summary.ToClient > size*11/10 {
-				t.Errorf("port-forward summary %+v, want port %d and a little over %d bytes each way", summary, echo.port, size)
+				t.Errorf("port-forward summary %+v, want port %d and a little over %d bytes each way", summary, echo.Port, size)
 			}
 			if len(data) > 8<<10 {
 				t.Errorf("a port-forward recording of %d bytes, want a summary only", len(data))
@@ -343,10 +343,10 @@ func TestRecordingTerminal(t *testing.T) {
 			before := castFiles(t, dir)
 			k := startKubectlOnTerminal(t, kubeconfig, tr.env, start,
 				"exec", "-i", "-t", "-q", "-n", ns, pod, "--", "sh", "-c", "echo ready; "+shell)
-			k.waitForOutput(t, "ready")
+			k.WaitForOutput(t, "ready")
 			typed := typeSession(t, k)
-			if code := k.wait(t); code != 3 {
-				t.Fatalf("kubectl exited %d, want 3; output:\n%q", code, k.stdout)
+			if code := k.Wait(t); code != 3 {
+				t.Fatalf("kubectl exited %d, want 3; output:\n%q", code, k.Stdout)
 			}
 			cast := parseCast(t, newRecording(t, dir, before, pub))
 			// After the session, on the terminal restored: kubectl's own.
@@ -371,7 +371,7 @@ func TestRecordingTerminal(t *testing.T) {
 			// Nothing is said before the user types: wait for kubectl to
 			// take the terminal, or the terminal itself would echo.
 			harness.Eventually(t, time.Minute, func() error {
-				tio, err := unix.IoctlGetTermios(int(k.term.Fd()), unix.TCGETS)
+				tio, err := unix.IoctlGetTermios(int(k.Term.Fd()), unix.TCGETS)
 				if err != nil {
 					return err
 				}
@@ -393,8 +393,8 @@ func TestRecordingTerminal(t *testing.T) {
 			typed := typeSession(t, k)
 			// The container's exit ends the session; attach reports no
 			// exit code, as the kubelet's does not.
-			if code := k.wait(t); code != 0 {
-				t.Fatalf("kubectl exited %d, want 0; output:\n%q", code, k.stdout)
+			if code := k.Wait(t); code != 0 {
+				t.Fatalf("kubectl exited %d, want 0; output:\n%q", code, k.Stdout)
 			}
 			cast := parseCast(t, newRecording(t, dir, before, pub))
 			checkTerminalRecording(t, cast, k, typed, "")
@@ -413,20 +413,20 @@ func typeSession(t *testing.T, k *kubectlProcess) string {
 	var typed strings.Builder
 	typeIn := func(s string) {
 		t.Helper()
-		if _, err := io.WriteString(k.stdin, s); err != nil {
+		if _, err := io.WriteString(k.Stdin, s); err != nil {
 			t.Fatal(err)
 		}
 		typed.WriteString(s)
 	}
 	typeIn("hello\r")
-	k.waitForOutput(t, "got hello")
-	if err := pty.Setsize(k.term, &pty.Winsize{Rows: 50, Cols: 132}); err != nil {
+	k.WaitForOutput(t, "got hello")
+	if err := pty.Setsize(k.Term, &pty.Winsize{Rows: 50, Cols: 132}); err != nil {
 		t.Fatal(err)
 	}
 	// kubectl sends the new size on its own stream, beside what is typed:
 	// ask until the shell shows it.
 	harness.Eventually(t, 30*time.Second, func() error {
-		if strings.Contains(k.stdout.String(), "50 132") {
+		if strings.Contains(k.Stdout.String(), "50 132") {
 			return nil
 		}
 		typeIn("\r")
@@ -493,7 +493,7 @@ func checkTerminalRecording(t *testing.T, c cast, k *kubectlProcess, typed, kube
 	if c.streams["i"] != typed {
 		t.Errorf("recorded input %q, want what was typed: %q", c.streams["i"], typed)
 	}
-	if printed := k.stdout.String(); c.streams["o"]+kubectlOwn != printed {
+	if printed := k.Stdout.String(); c.streams["o"]+kubectlOwn != printed {
 		t.Errorf("recorded output differs from what kubectl printed:\nrecorded %q\nprinted  %q\n(kubectl's own words after the session: %q)",
 			c.streams["o"], printed, kubectlOwn)
 	}

@@ -86,18 +86,18 @@ func TestSoakIdleExecStaysOpen(t *testing.T) {
 			runPod(t, ns, nodeFor(t, mode), podWith(pod))
 			k := startKubectl(t, kubeconfig, tr.env, "exec", "-i", "-n", ns, pod, "--",
 				"sh", "-c", `echo ready; read line; echo "got $line"`)
-			k.waitForOutput(t, "ready")
+			k.WaitForOutput(t, "ready")
 			sessions[tr.name+"/"+mode.name] = k
 		}
 	}
 	time.Sleep(soakIdle)
 	for name, k := range sessions {
-		if _, err := io.WriteString(k.stdin, "after-idle\n"); err != nil {
+		if _, err := io.WriteString(k.Stdin, "after-idle\n"); err != nil {
 			t.Fatalf("%s: writing after %s idle: %v", name, soakIdle, err)
 		}
-		k.waitForOutput(t, "got after-idle")
-		if code := k.wait(t); code != 0 {
-			t.Fatalf("%s: kubectl exited %d after idling: %s", name, code, k.stderr)
+		k.WaitForOutput(t, "got after-idle")
+		if code := k.Wait(t); code != 0 {
+			t.Fatalf("%s: kubectl exited %d after idling: %s", name, code, k.Stderr)
 		}
 	}
 }

@@ -5,21 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -55,7 +49,7 @@ func TestExec(t *testing.T) {
 		})
 
 		t.Run("8MB of stdin", func(t *testing.T) {
-			data := randomBytes(8<<20, 1)
+			data := harness.RandomBytes(8<<20, 1)
 			sum := sha256.Sum256(data)
 			res := kubectlEnv(t, kubeconfig, tr.env, string(data), "exec", "-i", "-n", ns, pod, "--", "sha256sum")
 			if res.ExitCode != 0 {
@@ -70,16 +64,16 @@ func TestExec(t *testing.T) {
 			k := startKubectlOnTerminal(t, kubeconfig, tr.env, pty.Winsize{Rows: 41, Cols: 123},
 				"exec", "-i", "-t", "-n", ns, pod, "--",
 				"sh", "-c", `test -t 0 && echo ready; read line; stty size; echo "got $line"; exit 3`)
-			k.waitForOutput(t, "ready")
-			if _, err := io.WriteString(k.stdin, "hello\r"); err != nil {
+			k.WaitForOutput(t, "ready")
+			if _, err := io.WriteString(k.Stdin, "hello\r"); err != nil {
 				t.Fatal(err)
 			}
-			if code := k.wait(t); code != 3 {
-				t.Fatalf("kubectl exited %d, want 3; output:\n%s", code, k.stdout)
+			if code := k.Wait(t); code != 3 {
+				t.Fatalf("kubectl exited %d, want 3; output:\n%s", code, k.Stdout)
 			}
 			for _, want := range []string{"41 123", "got hello"} {
-				if !strings.Contains(k.stdout.String(), want) {
-					t.Fatalf("the terminal shows no %q:\n%s", want, k.stdout)
+				if !strings.Contains(k.Stdout.String(), want) {
+					t.Fatalf("the terminal shows no %q:\n%s", want, k.Stdout)
 				}
 			}
 		})
@@ -104,13 +98,13 @@ func TestAttachAndLogsFollow(t *testing.T) {
 		logs := startKubectl(t, kubeconfig, nil, "logs", "-f", "-n", ns, pod)
 		attach := startKubectl(t, kubeconfig, tr.env, "attach", "-i", "-n", ns, pod)
 		for n := 1; n <= 5; n++ {
-			if _, err := fmt.Fprintf(attach.stdin, "%d\n", n); err != nil {
+			if _, err := fmt.Fprintf(attach.Stdin, "%d\n", n); err != nil {
 				t.Fatal(err)
 			}
 			line := fmt.Sprintf("line %d\n", n)
-			attach.waitForOutput(t, line)
-			attach.waitForError(t, fmt.Sprintf("err %d\n", n))
-			logs.waitForOutput(t, line)
+			attach.WaitForOutput(t, line)
+			attach.WaitForError(t, fmt.Sprintf("err %d\n", n))
+			logs.WaitForOutput(t, line)
 		}
 
 		stats := node.Stats(ns, pod)
@@ -129,15 +123,15 @@ func TestPortForward(t *testing.T) {
 	kubeconfig := streamingUser(t, ns)
 	forEachMode(t, func(t *testing.T, tr transport, mode nodeMode) {
 		node := nodeFor(t, mode)
-		echo := startEchoServer(t)
+		echo := harness.StartEchoServer(t)
 		pod := harness.UniqueName("forward")
-		runPod(t, ns, node, podListeningOn(pod, echo.port))
-		local := startPortForward(t, kubeconfig, tr.env, ns, pod, echo.port)
+		runPod(t, ns, node, podListeningOn(pod, echo.Port))
+		local := startPortForward(t, kubeconfig, tr.env, ns, pod, echo.Port)
 
 		t.Run("100MB each way", func(t *testing.T) {
 			start := time.Now()
-			sent := echoOnNewConn(t, local, 100<<20, 2)
-			if got := echo.nextReceived(t); got != sent {
+			sent := harness.EchoOnNewConn(t, local, 100<<20, 2)
+			if got := echo.NextReceived(t); got != sent {
 				t.Fatalf("the server received sha256 %x, kubectl was sent %x", got, sent)
 			}
 			t.Logf("100 MB each way in %s", time.Since(start).Round(time.Millisecond))
@@ -147,10 +141,10 @@ func TestPortForward(t *testing.T) {
 			var wg sync.WaitGroup
 			sums := make([][32]byte, 2)
 			for i := range sums {
-				wg.Go(func() { sums[i] = echoOnNewConn(t, local, 8<<20, uint64(10+i)) })
+				wg.Go(func() { sums[i] = harness.EchoOnNewConn(t, local, 8<<20, uint64(10+i)) })
 			}
 			wg.Wait()
-			got := [][32]byte{echo.nextReceived(t), echo.nextReceived(t)}
+			got := [][32]byte{echo.NextReceived(t), echo.NextReceived(t)}
 			if (got[0] != sums[0] || got[1] != sums[1]) && (got[0] != sums[1] || got[1] != sums[0]) {
 				t.Fatalf("the server received %x, the clients sent %x", got, sums)
 			}
@@ -173,20 +167,20 @@ func TestPortForwardSurvivesIdle(t *testing.T) {
 	forEachMode(t, func(t *testing.T, tr transport, mode nodeMode) {
 		t.Parallel()
 		node := nodeFor(t, mode)
-		echo := startEchoServer(t)
+		echo := harness.StartEchoServer(t)
 		pod := harness.UniqueName("idle")
-		runPod(t, ns, node, podListeningOn(pod, echo.port))
-		local := startPortForward(t, kubeconfig, tr.env, ns, pod, echo.port)
+		runPod(t, ns, node, podListeningOn(pod, echo.Port))
+		local := startPortForward(t, kubeconfig, tr.env, ns, pod, echo.Port)
 
 		conn, err := net.Dial("tcp", local)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer func() { _ = conn.Close() }()
-		echoOnConn(t, conn, 1<<20, 20)
+		harness.EchoOnConn(t, conn, 1<<20, 20)
 		time.Sleep(70 * time.Second)
-		echoOnConn(t, conn, 1<<20, 21)
-		echoOnNewConn(t, local, 1<<20, 22)
+		harness.EchoOnConn(t, conn, 1<<20, 21)
+		harness.EchoOnNewConn(t, local, 1<<20, 22)
 	})
 }
 
@@ -208,7 +202,7 @@ func TestCopy(t *testing.T) {
 		remote := func(path string) string { return ns + "/" + pod + ":" + path }
 
 		dir := t.TempDir()
-		data := randomBytes(3<<20, 3)
+		data := harness.RandomBytes(3<<20, 3)
 		writeFile(t, filepath.Join(dir, "up.bin"), data)
 		cp(filepath.Join(dir, "up.bin"), remote("up.bin"))
 		sum := sha256.Sum256(data)
@@ -394,7 +388,8 @@ func podListeningOn(name string, port int) *corev1.Pod {
 	return pod
 }
 
-var forwardingFrom = regexp.MustCompile(`Forwarding from (127\.0\.0\.1:\d+) -> (\d+)`)
+// The streaming helpers are the harness's, with this package's kubectl.
+type kubectlProcess = harness.KubectlProcess
 
 // startPortForward runs kubectl port-forward to port of pod and returns the
 // local address it listens on.
@@ -408,117 +403,17 @@ func startPortForward(t *testing.T, kubeconfig string, env []string, ns, pod str
 // for a test that ends the forward itself.
 func startPortForwardProcess(t *testing.T, kubeconfig string, env []string, ns, pod string, port int) (string, *kubectlProcess) {
 	t.Helper()
-	k := startKubectl(t, kubeconfig, env, "port-forward", "-n", ns, "pod/"+pod, "--address", "127.0.0.1", ":"+strconv.Itoa(port))
-	var local string
-	harness.Eventually(t, time.Minute, func() error {
-		if m := forwardingFrom.FindStringSubmatch(k.stdout.String()); m != nil && m[2] == strconv.Itoa(port) {
-			local = m[1]
-			return nil
-		}
-		if k.exited() {
-			return errors.New("kubectl port-forward exited: " + k.stderr.String())
-		}
-		return errors.New("kubectl port-forward is not listening yet")
-	})
-	return local, k
+	return harness.StartPortForward(t, stack.Binaries.Kubectl, kubeconfig, env, ns, pod, port)
 }
 
-// echoServer answers every connection with what it receives and reports
-// the sha256 of what each connection carried once the client closes it.
-type echoServer struct {
-	port     int
-	received chan [32]byte
-}
-
-func startEchoServer(t *testing.T) *echoServer {
+func startKubectl(t *testing.T, kubeconfig string, env []string, args ...string) *kubectlProcess {
 	t.Helper()
-	s := &echoServer{received: make(chan [32]byte, 16)}
-	ln, err := testnode.ServePort(func(conn net.Conn) {
-		h := sha256.New()
-		if _, err := io.Copy(conn, io.TeeReader(conn, h)); err != nil {
-			return
-		}
-		var sum [32]byte
-		copy(sum[:], h.Sum(nil))
-		select {
-		case s.received <- sum:
-		default:
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	s.port = ln.Addr().(*net.TCPAddr).Port
-	return s
+	return harness.StartKubectl(t, stack.Binaries.Kubectl, kubeconfig, env, args...)
 }
 
-// nextReceived waits for the sha256 of a connection the server finished.
-func (s *echoServer) nextReceived(t *testing.T) [32]byte {
+func startKubectlOnTerminal(t *testing.T, kubeconfig string, env []string, size pty.Winsize, args ...string) *kubectlProcess {
 	t.Helper()
-	select {
-	case sum := <-s.received:
-		return sum
-	case <-time.After(time.Minute):
-		t.Fatal("the echo server saw no connection end")
-		return [32]byte{}
-	}
-}
-
-// echoOnNewConn sends size random bytes through a new connection to addr,
-// checks that the same bytes come back, closes the connection and returns
-// the sha256 of what was sent.
-func echoOnNewConn(t *testing.T, addr string, size int64, seed uint64) [32]byte {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Error(err)
-		return [32]byte{}
-	}
-	defer func() { _ = conn.Close() }()
-	return echoOnConn(t, conn, size, seed)
-}
-
-// echoOnConn sends size random bytes on conn while reading them back, and
-// fails unless what came back is what was sent. It may run in a goroutine
-// other than the test's.
-func echoOnConn(t *testing.T, conn net.Conn, size int64, seed uint64) [32]byte {
-	t.Helper()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Minute))
-	defer func() { _ = conn.SetDeadline(time.Time{}) }()
-	sent, back := sha256.New(), sha256.New()
-	written := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(io.MultiWriter(conn, sent), io.LimitReader(randomReader(seed), size))
-		written <- err
-	}()
-	n, err := io.CopyN(back, conn, size)
-	if werr := <-written; werr != nil {
-		t.Errorf("sending: %v", werr)
-		return [32]byte{}
-	}
-	if err != nil {
-		t.Errorf("got %d of %d bytes back: %v", n, size, err)
-		return [32]byte{}
-	}
-	var sum [32]byte
-	copy(sum[:], sent.Sum(nil))
-	if !bytes.Equal(back.Sum(nil), sum[:]) {
-		t.Errorf("%d bytes came back different from what was sent", size)
-	}
-	return sum
-}
-
-func randomReader(seed uint64) io.Reader {
-	var key [32]byte
-	copy(key[:], strconv.FormatUint(seed, 10))
-	return rand.NewChaCha8(key)
-}
-
-func randomBytes(n int, seed uint64) []byte {
-	b := make([]byte, n)
-	_, _ = io.ReadFull(randomReader(seed), b)
-	return b
+	return harness.StartKubectlOnTerminal(t, stack.Binaries.Kubectl, kubeconfig, env, size, args...)
 }
 
 func writeFile(t *testing.T, path string, data []byte) {
@@ -538,142 +433,4 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-// kubectlProcess is a kubectl the test talks to while it runs.
-type kubectlProcess struct {
-	cmd            *exec.Cmd
-	stdin          io.Writer
-	stdout, stderr *harness.SyncBuffer
-	// term is the terminal's controlling side when kubectl runs on one.
-	term     *os.File
-	done     chan struct{}
-	exitCode int
-}
-
-// startKubectl runs kubectl with pipes for stdin, stdout and stderr. It is
-// killed when the test ends.
-func startKubectl(t *testing.T, kubeconfig string, env []string, args ...string) *kubectlProcess {
-	t.Helper()
-	k := newKubectlProcess(kubeconfig, env, args)
-	stdin, err := k.cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.stdin = stdin
-	k.cmd.Stdout, k.cmd.Stderr = k.stdout, k.stderr
-	if err := k.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	k.watch(t, func() {})
-	return k
-}
-
-// startKubectlOnTerminal runs kubectl on a new terminal of size. Its
-// output, stderr included, is in stdout.
-func startKubectlOnTerminal(t *testing.T, kubeconfig string, env []string, size pty.Winsize, args ...string) *kubectlProcess {
-	t.Helper()
-	k := newKubectlProcess(kubeconfig, env, args)
-	term, tty, err := pty.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pty.Setsize(term, &size); err != nil {
-		t.Fatal(err)
-	}
-	k.cmd.Stdin, k.cmd.Stdout, k.cmd.Stderr = tty, tty, tty
-	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	err = k.cmd.Start()
-	_ = tty.Close()
-	if err != nil {
-		_ = term.Close()
-		t.Fatal(err)
-	}
-	k.stdin, k.term = term, term
-	copied := make(chan struct{})
-	go func() {
-		// Ends with EIO once kubectl has exited.
-		_, _ = io.Copy(k.stdout, term)
-		close(copied)
-	}()
-	k.watch(t, func() {
-		select {
-		case <-copied:
-		case <-time.After(5 * time.Second):
-		}
-		_ = term.Close()
-	})
-	return k
-}
-
-func newKubectlProcess(kubeconfig string, env []string, args []string) *kubectlProcess {
-	cmd := exec.Command(stack.Binaries.Kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	return &kubectlProcess{cmd: cmd, stdout: &harness.SyncBuffer{}, stderr: &harness.SyncBuffer{}, done: make(chan struct{})}
-}
-
-// watch records the exit, after whenExited, and kills kubectl at the end
-// of the test if it still runs.
-func (k *kubectlProcess) watch(t *testing.T, whenExited func()) {
-	go func() {
-		err := k.cmd.Wait()
-		whenExited()
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			k.exitCode = exitErr.ExitCode()
-		} else if err != nil {
-			k.exitCode = -1
-		}
-		close(k.done)
-	}()
-	t.Cleanup(func() {
-		if !k.exited() {
-			_ = k.cmd.Process.Kill()
-		}
-		<-k.done
-	})
-}
-
-func (k *kubectlProcess) exited() bool {
-	select {
-	case <-k.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait waits for kubectl to exit and returns its exit code.
-func (k *kubectlProcess) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-k.done:
-		return k.exitCode
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("kubectl %v still runs; output:\n%s%s", k.cmd.Args[3:], k.stdout, k.stderr)
-		return 0
-	}
-}
-
-func (k *kubectlProcess) waitForOutput(t *testing.T, want string) {
-	t.Helper()
-	k.waitFor(t, k.stdout, "output", want)
-}
-
-func (k *kubectlProcess) waitForError(t *testing.T, want string) {
-	t.Helper()
-	k.waitFor(t, k.stderr, "error output", want)
-}
-
-func (k *kubectlProcess) waitFor(t *testing.T, buf *harness.SyncBuffer, what, want string) {
-	t.Helper()
-	harness.Eventually(t, time.Minute, func() error {
-		if strings.Contains(buf.String(), want) {
-			return nil
-		}
-		if k.exited() && !strings.Contains(buf.String(), want) {
-			t.Fatalf("kubectl %v exited %d before its %s showed %q\nstdout: %s\nstderr: %s", k.cmd.Args[3:], k.exitCode, what, want, k.stdout, k.stderr)
-		}
-		return fmt.Errorf("kubectl %v: no %q in its %s yet", k.cmd.Args[3:], want, what)
-	})
 }
