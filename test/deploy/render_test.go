@@ -245,17 +245,22 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{name: "a cluster named twice", values: "clusters: {secrets: {enabled: true}, list: [{name: prod, kubeconfig: x}, {name: prod, kubeconfig: z}]}", wantErr: "twice"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := renderChart(t, tt.values, chartNamespace)
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("values %q refused: %v", tt.values, err)
-			case tt.wantErr != "" && err == nil:
-				t.Errorf("values %q accepted, want them refused", tt.values)
-			case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
-				t.Errorf("values %q refused with %q, which does not name %s", tt.values, err, tt.wantErr)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkRender(t, tt.values, tt.wantErr) })
+	}
+}
+
+// checkRender renders the chart with values and checks that it is refused
+// with a message holding wantErr, or accepted when wantErr is "".
+func checkRender(t *testing.T, values, wantErr string) {
+	t.Helper()
+	_, err := renderChart(t, values, chartNamespace)
+	switch {
+	case wantErr == "" && err != nil:
+		t.Errorf("values %q refused: %v", values, err)
+	case wantErr != "" && err == nil:
+		t.Errorf("values %q accepted, want them refused", values)
+	case wantErr != "" && !strings.Contains(err.Error(), wantErr):
+		t.Errorf("values %q refused with %q, which does not name %q", values, err, wantErr)
 	}
 }
 
