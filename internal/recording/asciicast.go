@@ -80,7 +80,7 @@ const (
 // event.
 const (
 	smallBufferSize = 8 << 10
-	largeBufferSize = 128 << 10
+	largeBufferSize = 64 << 10
 )
 
 // The buffers not lent to a session, shared by all sessions of the
