@@ -66,12 +66,28 @@ const (
 )
 
 const (
-	// writerBufferSize bounds what a session holds before writing; with
-	// textChunk, it bounds the memory of any one event, however large.
-	writerBufferSize = 8 << 10
-	textChunk        = 1 << 10
 	flushInterval    = time.Second
 	maxResizeMessage = 256
+)
+
+// A session borrows its buffer only while it has lines to write, and hands
+// it back when the flush timer writes them, so an idle session holds none.
+// It starts with a small one, enough for typing and prompts; once that
+// fills, output is streaming, and a large one makes the writes few: a
+// write(2) to a file costs about as much as copying 16 KiB into it, and
+// with 8 KiB writes the system calls alone cost more CPU than relaying the
+// output did. Either size bounds what a session holds, however large an
+// event.
+const (
+	smallBufferSize = 8 << 10
+	largeBufferSize = 64 << 10
+)
+
+// The buffers not lent to a session, shared by all sessions of the
+// process: they hold free memory only, never what a session wrote.
+var (
+	smallBuffers = sync.Pool{New: func() any { return new([smallBufferSize]byte) }}
+	largeBuffers = sync.Pool{New: func() any { return new([largeBufferSize]byte) }}
 )
 
 // Writer writes a session as asciicast v2 and seals it on Close. It is a
@@ -97,6 +113,8 @@ type Writer struct {
 	// size; nil once written.
 	header *Header
 
+	// buf is borrowed from smallBuffers or largeBuffers (by its
+	// capacity), nil while the session has nothing to write.
 	buf    []byte
 	carry  [StreamResize + 1]utf8Carry
 	resize []byte
@@ -130,7 +148,7 @@ func NewWriter(dst io.Writer, h Header, signer crypto.Signer) (*Writer, error) {
 	}
 	w := &Writer{
 		dst: dst, sum: sha256.New(), signer: signer, now: time.Now, every: flushInterval,
-		start: h.Start, tty: h.TTY, buf: make([]byte, 0, writerBufferSize),
+		start: h.Start, tty: h.TTY,
 	}
 	if h.TTY && (h.Width <= 0 || h.Height <= 0) {
 		// The header waits for the first resize message, but no longer
@@ -141,8 +159,9 @@ func NewWriter(dst io.Writer, h Header, signer crypto.Signer) (*Writer, error) {
 		w.timer = time.AfterFunc(w.every, w.tick)
 		return w, nil
 	}
-	w.buf = append(w.buf, line...)
+	w.appendRaw(line)
 	w.flushLocked()
+	w.release()
 	return w, w.err
 }
 
@@ -159,7 +178,7 @@ func (w *Writer) writeHeader() {
 		w.err = err
 		return
 	}
-	w.buf = append(w.buf, line...)
+	w.appendRaw(line)
 }
 
 type castHeader struct {
@@ -291,6 +310,7 @@ func (w *Writer) Close() error {
 		}
 	}
 	w.flushLocked()
+	w.release()
 	if w.err != nil {
 		return w.err
 	}
@@ -361,18 +381,29 @@ func (w *Writer) line(t time.Time, code string, a, b []byte) {
 	w.buf = append(w.buf, "\"]\n"...)
 }
 
-// appendText escapes s into the buffer a chunk at a time, cutting only
-// between characters, so the buffer never grows past its size.
+// appendText escapes s into the buffer, writing the buffer out each time
+// it fills.
 func (w *Writer) appendText(s []byte) {
-	for len(s) > 0 {
-		n := min(len(s), textChunk)
-		for n < len(s) && n > textChunk-utf8.UTFMax && !utf8.RuneStart(s[n]) {
-			n--
+	for {
+		var n int
+		w.buf, n = appendJSONString(w.buf, s)
+		if s = s[n:]; len(s) == 0 {
+			return
 		}
-		w.ensure(6 * n)
-		w.buf = appendJSONString(w.buf, s[:n])
-		s = s[n:]
+		w.full()
 	}
+}
+
+// appendRaw appends b to the buffer, or writes it as it is if it is
+// larger than any buffer (a header with many groups).
+func (w *Writer) appendRaw(b []byte) {
+	w.ensure(len(b))
+	if len(b) <= cap(w.buf)-len(w.buf) {
+		w.buf = append(w.buf, b...)
+		return
+	}
+	w.flushLocked()
+	w.writeOut(b)
 }
 
 func (w *Writer) resizeBytes(t time.Time, d []byte) {
@@ -427,23 +458,57 @@ func (w *Writer) seconds(t time.Time) float64 {
 	return s
 }
 
+// ensure makes room for n more bytes in the buffer, as far as its size
+// allows.
 func (w *Writer) ensure(n int) {
 	if len(w.buf)+n > cap(w.buf) {
-		w.flushLocked()
+		w.full()
 	}
 }
 
-// flushLocked writes the buffer, hashing exactly the bytes handed to dst.
-func (w *Writer) flushLocked() {
-	if len(w.buf) == 0 || w.err != nil {
-		w.buf = w.buf[:0]
+// full writes out a buffer that has no room left, and makes it a large one
+// if it was small (or none): the session is streaming.
+func (w *Writer) full() {
+	w.flushLocked()
+	if cap(w.buf) >= largeBufferSize {
 		return
 	}
-	w.sum.Write(w.buf)
-	if _, err := w.dst.Write(w.buf); err != nil {
-		w.err = fmt.Errorf("writing the recording: %w", err)
+	if w.buf == nil {
+		w.buf = smallBuffers.Get().(*[smallBufferSize]byte)[:0]
+		return
+	}
+	w.release()
+	w.buf = largeBuffers.Get().(*[largeBufferSize]byte)[:0]
+}
+
+// release hands an empty buffer back to its pool.
+func (w *Writer) release() {
+	switch cap(w.buf) {
+	case smallBufferSize:
+		smallBuffers.Put((*[smallBufferSize]byte)(w.buf[:smallBufferSize]))
+	case largeBufferSize:
+		largeBuffers.Put((*[largeBufferSize]byte)(w.buf[:largeBufferSize]))
+	}
+	w.buf = nil
+}
+
+// flushLocked writes the buffer.
+func (w *Writer) flushLocked() {
+	if len(w.buf) > 0 {
+		w.writeOut(w.buf)
 	}
 	w.buf = w.buf[:0]
+}
+
+// writeOut writes b to dst, hashing exactly the bytes handed to it.
+func (w *Writer) writeOut(b []byte) {
+	if w.err != nil {
+		return
+	}
+	w.sum.Write(b)
+	if _, err := w.dst.Write(b); err != nil {
+		w.err = fmt.Errorf("writing the recording: %w", err)
+	}
 }
 
 // arm makes sure buffered lines are written within flushInterval.
@@ -466,5 +531,6 @@ func (w *Writer) tick() {
 	if !w.closed && w.err == nil {
 		w.writeHeader()
 		w.flushLocked()
+		w.release()
 	}
 }

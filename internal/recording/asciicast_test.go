@@ -175,7 +175,7 @@ func TestWriterLargeEventKeepsMemoryBounded(t *testing.T) {
 	var out bytes.Buffer
 	w, _ := NewWriter(&out, testHeader(false), testKey(t))
 	w.Event(at(1, StreamStdout, big))
-	if cap(w.buf) != writerBufferSize {
+	if cap(w.buf) > largeBufferSize {
 		t.Fatalf("buffer grew to %d bytes", cap(w.buf))
 	}
 	if err := w.Close(); err != nil {
@@ -407,5 +407,92 @@ func TestWriterHeaderWaitsNoLongerThanAFlush(t *testing.T) {
 	}
 	if got := castLines(t, []byte(out.String())); len(got) != 1 || got[0] != "0.001 r 123x41" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestWriterBorrowsItsBuffer follows a session's buffer: none while idle,
+// a small one for a little output, a large one once output streams, none
+// again once the flush timer wrote it, and the recording exact throughout.
+func TestWriterBorrowsItsBuffer(t *testing.T) {
+	var out syncBuffer
+	w, err := NewWriter(&out, testHeader(false), testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.now = func() time.Time { return start.Add(10 * time.Second) }
+	w.every = time.Hour // the test calls tick itself
+	holds := func(step string, want int) {
+		t.Helper()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if cap(w.buf) != want {
+			t.Errorf("%s: holds a buffer of %d bytes, want %d", step, cap(w.buf), want)
+		}
+	}
+	holds("header written", 0)
+	w.Event(at(1, StreamStdin, "ls\r"))
+	holds("a line typed", smallBufferSize)
+	w.tick()
+	holds("flushed", 0)
+	stream := terminalOutput(300 << 10)
+	for i := 0; i < len(stream); i += copyBuffer {
+		w.Event(at(2+i>>10, StreamStdout, string(stream[i:min(len(stream), i+copyBuffer)])))
+		if i == 0 {
+			holds("one piece of output", largeBufferSize)
+		}
+	}
+	holds("output streaming", largeBufferSize)
+	w.tick()
+	holds("output stopped, flushed", 0)
+	w.Event(at(400, StreamStdin, "exit\r"))
+	holds("typing again", smallBufferSize)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	holds("closed", 0)
+
+	lines := castLines(t, []byte(out.String()))
+	if len(lines) < 3 || lines[0] != "0.001 i ls\r" || lines[len(lines)-1] != "0.4 i exit\r" {
+		t.Fatalf("lines %q … %q", lines[:min(2, len(lines))], lines[len(lines)-1])
+	}
+	var got strings.Builder
+	for _, l := range lines[1 : len(lines)-1] {
+		_, data, _ := strings.Cut(l, " o ")
+		got.WriteString(data)
+	}
+	if got.String() != string(stream) {
+		t.Fatalf("output recorded as %d bytes, want the %d relayed", got.Len(), len(stream))
+	}
+	if err := Verify(strings.NewReader(out.String()), testKey(t).Public()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWriterHeaderLargerThanItsBuffer writes a header larger than the
+// buffer a session starts with (a user in a thousand groups) exactly,
+// whether at once or after waiting for the terminal's size.
+func TestWriterHeaderLargerThanItsBuffer(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		h := testHeader(tty)
+		for i := range 1000 {
+			h.Identity.Groups = append(h.Identity.Groups, fmt.Sprintf("group-%05d", i))
+		}
+		b := record(t, h, at(1, StreamResize, `{"Width":100,"Height":30}`), at(2, StreamStdout, "hi"))
+		first, _, _ := bytes.Cut(b, []byte("\n"))
+		if len(first) <= smallBufferSize {
+			t.Fatalf("header of %d bytes fits the small buffer (test assumes not)", len(first))
+		}
+		var hdr struct {
+			Kip struct{ Groups []string }
+		}
+		if err := json.Unmarshal(first, &hdr); err != nil || len(hdr.Kip.Groups) != len(h.Identity.Groups) {
+			t.Fatalf("TTY %v: header of %d groups read back with %d: %v", tty, len(h.Identity.Groups), len(hdr.Kip.Groups), err)
+		}
+		if err := Verify(bytes.NewReader(b), testKey(t).Public()); err != nil {
+			t.Fatalf("TTY %v: %v", tty, err)
+		}
+		if got := castLines(t, b); got[len(got)-1] != "0.002 o hi" {
+			t.Fatalf("TTY %v: lines %q", tty, got)
+		}
 	}
 }

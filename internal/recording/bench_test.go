@@ -93,7 +93,8 @@ func BenchmarkStdoutSPDYParserOnly(b *testing.B) {
 }
 
 // openSession is a recorded session as it sits between messages: streams
-// opened, a resize, some input and output relayed, nothing closed.
+// opened, a resize, some input and output relayed and written out by the
+// flush timer, nothing closed.
 type openSession struct {
 	p Parser
 	w *Writer
@@ -123,6 +124,7 @@ func openSessions(t testing.TB, n int, spdy bool) []openSession {
 		}
 		p.FromClient(client)
 		p.FromServer(server)
+		w.tick()
 		sessions[i] = openSession{p, w}
 	}
 	return sessions
@@ -131,12 +133,15 @@ func openSessions(t testing.TB, n int, spdy bool) []openSession {
 // heapPerSession is the heap n open sessions hold, divided by n. Closed
 // Writers of earlier calls may still be freed while it measures (a stopped
 // timer is dropped lazily), which can only lower the figure: callers take
-// the largest of a few.
+// the largest of a few. Two collections empty the Writers' buffer pools,
+// which would otherwise hide, or add, buffers borrowed.
 func heapPerSession(t testing.TB, n int, spdy bool) float64 {
 	var before, after runtime.MemStats
 	runtime.GC()
+	runtime.GC()
 	runtime.ReadMemStats(&before)
 	sessions := openSessions(t, n, spdy)
+	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	for _, s := range sessions {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"sync"
@@ -22,6 +23,15 @@ import (
 // be 16 MiB). Header blocks, the part that needs SPDY's zlib dictionary and
 // a decompression context shared by all of one side's frames, are decoded
 // by spdystream's own Framer, fed one complete control frame at a time.
+//
+// That Framer's zlib reader, with its 32 KiB window, is most of what an
+// open session would hold, though kubectl sends all its header blocks as
+// the session starts. So the parser keeps the client's control frames
+// instead (a few hundred bytes), drops the Framer once the bytes it was
+// given are parsed, and when another header block comes, decodes them all
+// again with a new Framer: the same bytes through the same code give the
+// same context. A client that sends more than spdyMaxHistory of them
+// (port-forward opens streams as connections come) keeps its Framer.
 type SPDY struct {
 	sink Sink
 	now  func() time.Time
@@ -32,14 +42,22 @@ type SPDY struct {
 	client  spdyReader
 	server  spdyReader
 
-	framer *spdy.Framer
+	framer *spdy.Framer // nil until a header block comes, and between feeds
 	frame  bytes.Reader // the one control frame the framer may read
+	// history is every control frame of the client's the framer decoded,
+	// to decode again with a new one; nil once keepFramer is set.
+	history    []byte
+	keepFramer bool
 
 	// opened hears of each stream the client opens, with its headers:
 	// addStream for exec and attach, which records streams by type;
 	// port-forward only notes the port.
 	opened func(id uint32, h http.Header) error
 }
+
+// spdyMaxHistory bounds the control frames kept to rebuild the framer's
+// decompression context: kubectl exec's SYN_STREAMs take under 200 bytes.
+const spdyMaxHistory = 2 << 10
 
 type spdyStream struct {
 	id     uint32
@@ -78,15 +96,23 @@ func NewSPDY(sink Sink) (*SPDY, error) {
 func newSPDY(sink Sink) (*SPDY, error) {
 	p := &SPDY{sink: sink, now: time.Now, client: spdyReader{fromClient: true}}
 	p.opened = func(uint32, http.Header) error { return nil }
-	f, err := spdy.NewFramerWithOptions(nil, &p.frame,
+	// A framer now proves the options good, before any session depends on
+	// one.
+	if _, err := newSPDYFramer(&p.frame); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func newSPDYFramer(r io.Reader) (*spdy.Framer, error) {
+	f, err := spdy.NewFramerWithOptions(nil, r,
 		spdy.WithMaxControlFramePayloadSize(spdyMaxControlFrame),
 		spdy.WithMaxHeaderFieldSize(spdyMaxHeaderField),
 		spdy.WithMaxHeaderCount(spdyMaxHeaders))
 	if err != nil {
 		return nil, fmt.Errorf("creating a SPDY framer: %w", err)
 	}
-	p.framer = f
-	return p, nil
+	return f, nil
 }
 
 // FromClient is given the bytes relayed from the client to the upstream.
@@ -114,6 +140,7 @@ type spdyReader struct {
 func (p *SPDY) feed(r *spdyReader, b []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.dropFramer()
 	for len(b) > 0 && !p.stopped {
 		if !r.inFrame {
 			n := copy(r.hdr[r.hdrN:], b)
@@ -247,7 +274,8 @@ func (p *SPDY) endFrame(r *spdyReader) {
 	}
 }
 
-// decode hands one complete control frame to spdystream's framer.
+// decode hands one complete control frame to spdystream's framer, after
+// the earlier ones if the framer was dropped.
 func (p *SPDY) decode(raw []byte) (f spdy.Frame, err error) {
 	// The framer is third-party code reading hostile input; a panic in it
 	// must end the recording of this stream, not kip.
@@ -256,8 +284,40 @@ func (p *SPDY) decode(raw []byte) (f spdy.Frame, err error) {
 			f, err = nil, fmt.Errorf("SPDY framer panicked: %v", v)
 		}
 	}()
+	if p.framer == nil {
+		if p.framer, err = newSPDYFramer(&p.frame); err != nil {
+			return nil, err
+		}
+		for old := p.history; len(old) > 0; {
+			n := 8 + int(uint32(old[5])<<16|uint32(old[6])<<8|uint32(old[7]))
+			if _, err := p.readFrame(old[:n]); err != nil {
+				return nil, fmt.Errorf("decoding earlier header blocks again: %w", err)
+			}
+			old = old[n:]
+		}
+	}
+	if f, err = p.readFrame(raw); err != nil {
+		return nil, err
+	}
+	if !p.keepFramer && len(p.history)+len(raw) <= spdyMaxHistory {
+		p.history = append(p.history, raw...)
+	} else {
+		p.keepFramer, p.history = true, nil
+	}
+	return f, nil
+}
+
+// dropFramer lets the framer go, with its decompression context, if the
+// history can rebuild it.
+func (p *SPDY) dropFramer() {
+	if !p.keepFramer {
+		p.framer = nil
+	}
+}
+
+func (p *SPDY) readFrame(raw []byte) (spdy.Frame, error) {
 	p.frame.Reset(raw)
-	f, err = p.framer.ReadFrame()
+	f, err := p.framer.ReadFrame()
 	if err == nil && p.frame.Len() != 0 {
 		err = errors.New("control frame longer than its header block")
 	}

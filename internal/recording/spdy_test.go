@@ -186,3 +186,54 @@ func TestSPDYDoesNotModifyInput(t *testing.T) {
 		t.Fatal("parser modified the relayed bytes")
 	}
 }
+
+// TestSPDYDropsItsFramerBetweenFeeds holds the parser to what an open
+// session may keep: no framer (with its zlib window) once the bytes given
+// are parsed, while the client's header blocks fit spdyMaxHistory; past
+// that, the framer is kept and decoding goes on as before.
+func TestSPDYDropsItsFramerBetweenFeeds(t *testing.T) {
+	// Header values that do not compress, so that the history fills.
+	noise := func(i int) string {
+		var b strings.Builder
+		for j := range 40 {
+			fmt.Fprintf(&b, "%08x", (i*40+j)*2654435761)
+		}
+		return b.String()
+	}
+	for _, c := range []struct {
+		name      string
+		headers   int // HEADERS frames before the last stream opens
+		keepsOnce bool
+	}{{"kubectl's few header blocks", 0, false}, {"header blocks past the history's bound", 20, true}} {
+		w := newSPDYWire(t).syn(1, "stdin")
+		for i := range c.headers {
+			w.write(&spdy.HeadersFrame{StreamId: 1, Headers: http.Header{"Noise": {noise(i)}}})
+		}
+		w.syn(3, "error").syn(5, "stdout").syn(7, "resize").data(1, "in")
+		var col collector
+		p, err := NewSPDY(&col)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One frame per feed, so that every header block after the first
+		// is decoded by a framer rebuilt from the history, or by the
+		// framer kept.
+		client := w.bytes()
+		for len(client) > 0 {
+			n := 8 + int(uint32(client[5])<<16|uint32(client[6])<<8|uint32(client[7]))
+			p.FromClient(client[:n])
+			client = client[n:]
+			if !p.keepFramer && p.framer != nil {
+				t.Fatalf("%s: framer kept between feeds", c.name)
+			}
+		}
+		p.FromServer(newSPDYWire(t).data(5, "out").data(3, "{}").bytes())
+		if got, want := col.streams(), "stdin=in stdout=out error={}"; got != want {
+			t.Errorf("%s: recorded %q, want %q", c.name, got, want)
+		}
+		checkMalformed(t, c.name, &col, "")
+		if p.keepFramer != c.keepsOnce || (p.keepFramer && p.history != nil) || len(p.history) > spdyMaxHistory {
+			t.Errorf("%s: keepFramer %v with %d bytes of history", c.name, p.keepFramer, len(p.history))
+		}
+	}
+}
