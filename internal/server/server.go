@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,6 +53,32 @@ type Config struct {
 	AccessLog bool
 	// Recorder, when set, records every exec and attach session.
 	Recorder proxy.Recorder
+	// RecordingRequired refuses exec, attach and port-forward with 503
+	// while Recorder is not Ready, rather than run them unrecorded.
+	RecordingRequired bool
+	// Metrics is where kip's metrics are counted; nil builds one. Options
+	// build it ahead when a part they build (the recorder) counts into it.
+	Metrics *metrics.Recorder
+	// Background is work that runs while kip serves and ends with it,
+	// such as uploading finished recordings.
+	Background []func(context.Context)
+}
+
+// NewMetrics is the metrics of a kip serving clusters: in gateway mode,
+// request metrics carry the cluster each request was routed to.
+func NewMetrics(clusters ClustersConfig) *metrics.Recorder {
+	if clusters.Enabled() {
+		return metrics.NewRecorder(metrics.WithClusterOf(gateway.ClusterFrom))
+	}
+	return metrics.NewRecorder()
+}
+
+// metrics is c.Metrics, or new ones when the options built none.
+func (c Config) metrics() *metrics.Recorder {
+	if c.Metrics != nil {
+		return c.Metrics
+	}
+	return NewMetrics(c.Clusters)
 }
 
 // proxyOptions are the options every proxy kip builds shares, before
@@ -59,6 +86,9 @@ type Config struct {
 func (c Config) proxyOptions(more ...proxy.Option) []proxy.Option {
 	if c.Recorder != nil {
 		more = append(more, proxy.WithRecorder(c.Recorder))
+		if c.RecordingRequired {
+			more = append(more, proxy.RequireRecording())
+		}
 	}
 	return more
 }
@@ -74,6 +104,7 @@ type Server struct {
 	metrics         http.Handler
 	profiling       bool
 	stopping        chan struct{}
+	background      []func(context.Context)
 	// gateway is set when kip fronts many clusters.
 	gateway *clusterGateway
 }
@@ -131,7 +162,7 @@ func New(cfg Config) (*Server, error) {
 // first, each piece once, then handed to the generic server by
 // newGenericServer.
 func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (*Server, error) {
-	rec := metrics.NewRecorder()
+	rec := cfg.metrics()
 	sec, err := newSecurity(lifecycle, cfg, client, rec)
 	if err != nil {
 		return nil, err
@@ -165,6 +196,7 @@ func newServer(cfg Config, generic *genericapiserver.GenericAPIServer, sec *secu
 		metrics:     rec.Handler(sec.expiry(cfg.Generic.SecureServing.Cert)),
 		profiling:   cfg.Profiling,
 		stopping:    stopping,
+		background:  cfg.Background,
 	}
 }
 
@@ -174,7 +206,7 @@ func newServer(cfg Config, generic *genericapiserver.GenericAPIServer, sec *secu
 // proxies as the last step. Readiness is about kip itself: its
 // credentials and its cluster sources, never a cluster.
 func buildGateway(lifecycle context.Context, cfg Config, home kubernetes.Interface) (*Server, error) {
-	rec := metrics.NewRecorder(metrics.WithClusterOf(gateway.ClusterFrom))
+	rec := cfg.metrics()
 	gw, sec, err := newClusterGateway(lifecycle, cfg, home, rec)
 	if err != nil {
 		return nil, err
@@ -262,6 +294,13 @@ func (s *Server) Run(ctx context.Context) error {
 		<-ctx.Done()
 		close(s.stopping)
 	}()
+	// Background work ends with serving, also when serving fails early.
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	defer func() { stopBackground(); background.Wait() }()
+	for _, work := range s.background {
+		background.Go(func() { work(bgCtx) })
+	}
 	err := s.generic.PrepareRun().RunWithContext(ctx)
 	if serr := sourceFailed(); serr != nil {
 		err = fmt.Errorf("a cluster source failed: %w", serr)
