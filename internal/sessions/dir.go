@@ -191,7 +191,7 @@ type file struct {
 // Close seals the recording, counts what failed, and hands the file to
 // the uploads, sealed or not: a partial recording is still evidence.
 func (f *file) Close() error {
-	writeErr := f.Writer.Err()
+	writeErr := f.Err()
 	err := f.Writer.Close()
 	if serr := f.f.Sync(); err == nil {
 		err = serr
