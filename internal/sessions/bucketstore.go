@@ -154,6 +154,9 @@ func (s *BucketStore) summaryOf(ctx context.Context, obj minio.ObjectInfo) (Summ
 	if ok && c.etag == obj.ETag && obj.ETag != "" {
 		return c.s, nil
 	}
+	if obj.Size == 0 {
+		return Summary{}, fmt.Errorf("%w: %s is empty", errNotRecording, obj.Key)
+	}
 	head, err := s.getRange(ctx, obj.Key, 0, min(obj.Size, maxHeaderLine)-1)
 	if err != nil {
 		return Summary{}, err
