@@ -35,8 +35,12 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestBucketStore uploads real recordings to versitygw and reads them
 // back: listed newest first with what their headers and seals say, each
 // object read with ranged GETs once and from the cache afterwards, and
-// opened whole by session ID.
+// opened whole by session ID. The first run builds versitygw, which takes
+// minutes.
 func TestBucketStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts versitygw")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	bin, err := binaries.EnsureVersityGW(ctx, binaries.Options{Log: os.Stderr})

@@ -139,8 +139,8 @@ func TestRecordingStorageRequired(t *testing.T) {
 			if res.ExitCode == 0 || strings.Contains(res.Stdout, "unrecorded") {
 				t.Fatalf("kubectl exec ran with the bucket down: exit %d, stdout %q", res.ExitCode, res.Stdout)
 			}
-			if !strings.Contains(res.Stderr, "must record this session") && !strings.Contains(res.Stderr, "503") {
-				t.Errorf("kubectl exec failed without kip's 503: %s", res.Stderr)
+			if !strings.Contains(res.Stderr, "must record this session") {
+				t.Errorf("kubectl exec failed without kip's 503 Status: %s", res.Stderr)
 			}
 		})
 	}
@@ -153,8 +153,9 @@ func TestRecordingStorageRequired(t *testing.T) {
 }
 
 // TestRecordingStorageFullDisk proves that a full recording directory
-// leaves kubectl exec working, unrecorded, and is counted. It mounts a
-// small tmpfs for the directory, which needs root.
+// leaves kubectl exec working, unrecorded, and is counted; and that a kip
+// with --recording-required on it refuses exec with a 503 instead. It
+// mounts a small tmpfs for the directory, which needs root.
 func TestRecordingStorageFullDisk(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs to fill needs root; run as root to test a full recording directory")
@@ -168,7 +169,9 @@ func TestRecordingStorageFullDisk(t *testing.T) {
 			t.Errorf("unmounting the test's tmpfs %s: %v", dir, err)
 		}
 	})
+	// Both kips write their keys at start, so they start before the fill.
 	k := startRecordingKip(t, "--recording-dir="+dir)
+	required := startRecordingKip(t, "--recording-dir="+dir, "--recording-required")
 	ns, pod, kubeconfig := execTarget(t, k.url)
 	fill(t, filepath.Join(dir, "filler"))
 	k.waitFor(t, `kip_recording_storage_up`, map[string]string{"store": "dir"}, func(v float64) bool { return v == 0 })
@@ -176,6 +179,15 @@ func TestRecordingStorageFullDisk(t *testing.T) {
 
 	mustExec(t, kubeconfig, ns, pod, "on a full disk")
 	k.waitFor(t, "kip_recording_failures_total", nil, func(v float64) bool { return v > failedBefore })
+
+	// The same user, at the kip that must record.
+	res := kubectl(t, kubeconfig, "--server="+required.url, "exec", "-n", ns, pod, "--", "echo", "unrecorded")
+	if res.ExitCode == 0 || strings.Contains(res.Stdout, "unrecorded") {
+		t.Fatalf("kubectl exec ran on a full disk with --recording-required: exit %d, stdout %q", res.ExitCode, res.Stdout)
+	}
+	if !strings.Contains(res.Stderr, "must record this session") {
+		t.Errorf("kubectl exec failed without kip's 503 Status: %s", res.Stderr)
+	}
 }
 
 // recordingKip is a kip in this process and its /metrics.

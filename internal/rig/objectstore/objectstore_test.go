@@ -14,8 +14,12 @@ import (
 )
 
 // The server keeps its objects across a stop, and refuses connections
-// while stopped, as the "bucket down" tests need.
+// while stopped, as the "bucket down" tests need. The first run builds
+// versitygw, which takes minutes.
 func TestServerStopsAndRestartsWithItsObjects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts versitygw")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	bin, err := binaries.EnsureVersityGW(ctx, binaries.Options{Log: os.Stderr})
