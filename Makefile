@@ -54,7 +54,7 @@ test-integration: tools browser
 test-gateway: tools
 	$(GO) test -race -timeout 15m ./test/gateway
 
-## tools: build (or find cached) etcd, kube-apiserver, kubectl and Hydra.
+## tools: build (or find cached) etcd, kube-apiserver, kubectl, Hydra and versitygw.
 tools:
 	$(GO) run ./hack/ensuretools
 

@@ -49,8 +49,9 @@ type Recorder struct {
 	// single-cluster mode.
 	clusterOf func(context.Context) (string, bool)
 
-	requests *Requests
-	clusters *Clusters
+	requests   *Requests
+	clusters   *Clusters
+	recordings *Recordings
 }
 
 // Option configures a Recorder.
@@ -81,6 +82,7 @@ func NewRecorder(opts ...Option) *Recorder {
 	r.declareIdentity()
 	r.declareExpiry()
 	r.declareClusters()
+	r.declareRecordings()
 	r.requests = newRequests(r.clusterOf, r.requestsTotal, r.upstreamDuration, r.longRunning)
 	r.clusters = &Clusters{
 		up: r.clusterUp, entries: r.clusterEntries, refused: r.clusterEntriesRefused,

@@ -55,6 +55,8 @@ func TestRecorderExposition(t *testing.T) {
 	r.authenticationAttempts.WithLabelValues(MethodOIDC, resultSuccess).Inc()
 	r.ExchangeIssued()
 	r.ConfigLoaded(ConfigAuthentication)
+	r.Recordings().Recorded("exec")
+	r.Recordings().SetStorageUp(StoreDir, true)
 	help := exposed(t, r.Handler(Expiry{SignerCA: ca, ClientCA: ca, Serving: serving}))
 
 	want := map[string]string{
@@ -72,6 +74,10 @@ func TestRecorderExposition(t *testing.T) {
 		"kip_cluster_up":                                   "1 if kip's last contact with the cluster succeeded, 0 if it failed, by cluster. Gateway mode only; only registered clusters have a series.",
 		"kip_clusters":                                     "Entries in the gateway's cluster sources, by state: registered (served) or refused (a bad or duplicate entry; the log says why). Gateway mode only.",
 		"kip_cluster_entries_refused_total":                "Cluster entries refused when a source was read, by source: dir (--clusters-dir) or secrets (--clusters-secret-namespace). Gateway mode only.",
+		"kip_recordings_total":                             "Sessions whose recording began, by subresource: exec, attach, portforward.",
+		"kip_recording_failures_total":                     "Failures to record a session, by stage: open (not begun; the session ran unrecorded or, with --recording-required, was refused), write (events lost, e.g. a full disk), seal, upload (one failed attempt; the recording stays on disk and is tried again).",
+		"kip_recording_storage_up":                         "1 if the recordings' storage worked at its last check, 0 if not, by store: dir (--recording-dir writable with space left) or bucket (--recording-bucket reachable).",
+		"kip_recording_uploads_pending":                    "Finished recordings on disk waiting to be uploaded to --recording-bucket.",
 	}
 	for name, text := range want {
 		if got := help[name]; got != "[ALPHA] "+text {
@@ -133,11 +139,38 @@ func TestNilRecorder(t *testing.T) {
 	c.Forget("prod")
 	c.Registered(1, 1)
 	c.Refused(SourceDir)
+	rec := r.Recordings()
+	rec.Recorded("exec")
+	rec.Failed(StageUpload)
+	rec.SetStorageUp(StoreBucket, false)
+	rec.SetUploadsPending(1)
 	tokens := authenticator.TokenFunc(func(context.Context, string) (*authenticator.Response, bool, error) { return nil, false, nil })
 	if _, _, err := r.CountTokens(MethodOIDC, tokens, nil, true).AuthenticateToken(context.Background(), "t"); err != nil {
 		t.Fatal(err)
 	}
 	if help := exposed(t, r.Handler(Expiry{})); help["go_goroutines"] == "" {
 		t.Error("a nil Recorder's /metrics lost the process-wide metrics")
+	}
+}
+
+// TestRecordingsBoundTheirLabels checks that a subresource kip does not
+// record cannot grow kip_recordings_total, and that every failure stage
+// reads 0 before it first happens.
+func TestRecordingsBoundTheirLabels(t *testing.T) {
+	r := NewRecorder()
+	r.Recordings().Recorded("exec")
+	r.Recordings().Recorded("made-up")
+	r.Recordings().Failed(StageUpload)
+	for series, want := range map[string]string{
+		`kip_recordings_total{subresource="exec"}`:     "1",
+		`kip_recordings_total{subresource="other"}`:    "1",
+		`kip_recordings_total{subresource="made-up"}`:  "absent",
+		`kip_recording_failures_total{stage="open"}`:   "0",
+		`kip_recording_failures_total{stage="upload"}`: "1",
+		`kip_recording_uploads_pending`:                "0",
+	} {
+		if got := exposedValue(t, r, series); got != want {
+			t.Errorf("%s = %s, want %s", series, got, want)
+		}
 	}
 }

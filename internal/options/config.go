@@ -226,6 +226,11 @@ func (o *Serve) recordingFields(r *configv1alpha1.Recording) []configField {
 	return []configField{
 		{"recording-dir", func() { o.Recording.Dir = r.Dir }},
 		{"recording-key-file", func() { o.Recording.KeyFile = r.KeyFile }},
+		{"recording-required", func() { o.Recording.Required = r.Required }},
+		{"recording-bucket", func() { o.Recording.Bucket = r.Bucket }},
+		{"recording-bucket-endpoint", func() { o.Recording.BucketEndpoint = r.BucketEndpoint }},
+		{"recording-bucket-region", func() { o.Recording.BucketRegion = r.BucketRegion }},
+		{"recording-bucket-ca-file", func() { o.Recording.BucketCAFile = r.BucketCAFile }},
 	}
 }
 

@@ -30,6 +30,8 @@ type Proxy struct {
 	health Health
 	// recorder records exec and attach sessions; nil when off.
 	recorder Recorder
+	// recordingRequired refuses sessions that cannot be recorded.
+	recordingRequired bool
 }
 
 // Health hears of every answer from the upstream and every round trip
@@ -114,6 +116,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	headers, err := upstreamHeaders(id)
 	if err != nil {
 		writeStatus(w, apierrors.NewInternalError(err))
+		return
+	}
+	// Checked before anything reaches the upstream: a refused session
+	// must not have started there.
+	if err := p.recordingReady(r); err != nil {
+		writeStatus(w, apierrors.NewServiceUnavailable(err.Error()))
 		return
 	}
 	ctx := r.Context()
@@ -210,6 +218,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 }
 
 func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errUnrecordable) {
+		// The upstream is fine; kip's own storage is not.
+		writeStatus(w, apierrors.NewServiceUnavailable(err.Error()))
+		return
+	}
 	if errors.Is(r.Context().Err(), context.Canceled) {
 		// The caller went away; there is nobody left to answer. A passed
 		// deadline is answered below with 504.
@@ -234,7 +247,11 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		res.Body = newEndingBody(res.Body, end)
 	}
 	if p.recorder != nil && isRecorded(res) {
-		p.record(res)
+		if err := p.record(res); err != nil {
+			// The reverse proxy then closes the upstream's connection
+			// and answers with handleError instead of switching.
+			return err
+		}
 	}
 	return addSecurityHeaders(res)
 }

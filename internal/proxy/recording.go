@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,10 @@ type Recorder interface {
 	// agreed to it. r carries the chain's context: user, request info,
 	// audit ID.
 	Open(r *http.Request) (Recording, error)
+	// Ready says whether recordings can be kept now: nil when their
+	// storage works. It must answer at once, from what the recorder last
+	// saw, as a session waits on it.
+	Ready(ctx context.Context) error
 }
 
 // Recording is one session's recording: it hears what the session's
@@ -33,6 +38,41 @@ type Recording interface {
 // proxy relays with rec.
 func WithRecorder(rec Recorder) Option {
 	return func(p *Proxy) { p.recorder = rec }
+}
+
+// RequireRecording refuses, with 503, every exec, attach and
+// port-forward while the recorder is not Ready, before the upstream sees
+// it; and closes a session whose recording cannot be opened before a byte
+// of it is relayed. Without it such sessions run unrecorded, which an
+// operator may prefer to refusing everyone while a disk is full.
+func RequireRecording() Option {
+	return func(p *Proxy) { p.recordingRequired = true }
+}
+
+// errUnrecordable is why a session was refused: recording is required
+// and cannot be done. What failed (a path, a bucket) is for kip's log,
+// not for the caller.
+var errUnrecordable = errors.New("kip must record this session and cannot now: its recording storage is unavailable; try again shortly, or tell kip's operator")
+
+// isSession says whether r asks for a session recording is required for:
+// exec, attach or port-forward.
+func isSession(r *http.Request) bool {
+	info, ok := request.RequestInfoFrom(r.Context())
+	return ok && info.IsResourceRequest && info.Resource == "pods" &&
+		(info.Subresource == "exec" || info.Subresource == "attach" || info.Subresource == "portforward")
+}
+
+// recordingReady fails when r is a session that recording is required
+// for and the recorder is not ready.
+func (p *Proxy) recordingReady(r *http.Request) error {
+	if p.recorder == nil || !p.recordingRequired || !isSession(r) {
+		return nil
+	}
+	if err := p.recorder.Ready(r.Context()); err != nil {
+		klog.ErrorS(err, "Refusing a session that must be recorded", "uri", r.RequestURI)
+		return errUnrecordable
+	}
+	return nil
 }
 
 // isRecorded says whether res starts a session to record: an exec,
@@ -50,16 +90,21 @@ func isRecorded(res *http.Response) bool {
 
 // record makes res's upgraded connection show its bytes to a recording.
 // A recording that cannot be opened does not end the session: it is
-// relayed unrecorded, and the failure logged.
-func (p *Proxy) record(res *http.Response) {
+// relayed unrecorded, and the failure logged. When recording is required
+// it does, with errUnrecordable, before anything was relayed.
+func (p *Proxy) record(res *http.Response) error {
 	upstream, ok := res.Body.(io.ReadWriteCloser)
 	if !ok {
-		return
+		return nil
 	}
 	rec, err := p.recorder.Open(res.Request)
 	if err != nil {
+		if p.recordingRequired {
+			klog.ErrorS(err, "Closing a session that must be recorded", "path", res.Request.URL.Path)
+			return errUnrecordable
+		}
 		klog.ErrorS(err, "Relaying a session unrecorded", "path", res.Request.URL.Path)
-		return
+		return nil
 	}
 	body := upstream
 	var end func()
@@ -73,6 +118,7 @@ func (p *Proxy) record(res *http.Response) {
 		body = recording.Tee(upstream, parser)
 	}
 	res.Body = &recordedConn{ReadWriteCloser: body, upstream: upstream, rec: rec, end: end}
+	return nil
 }
 
 // parserFor picks the parser of the protocol the upstream agreed to.

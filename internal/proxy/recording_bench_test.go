@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
@@ -235,6 +236,9 @@ type fileRecorder struct {
 	// closed receives the outcome of each recording's Close.
 	closed chan error
 }
+
+// Ready says the recorder can record: a temporary directory always can.
+func (r *fileRecorder) Ready(context.Context) error { return nil }
 
 func newFileRecorder(b *testing.B) *fileRecorder {
 	_, key, err := ed25519.GenerateKey(nil)

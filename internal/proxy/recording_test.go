@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/kip-proxy/kip/internal/recording"
@@ -23,6 +26,7 @@ import (
 type fakeRecorder struct {
 	mu        sync.Mutex
 	fail      error
+	notReady  error
 	opened    int
 	stdout    strings.Builder
 	summary   string // a port-forward's
@@ -40,6 +44,8 @@ func (f *fakeRecorder) Open(*http.Request) (Recording, error) {
 	}
 	return f, nil
 }
+
+func (f *fakeRecorder) Ready(context.Context) error { return f.notReady }
 
 func (f *fakeRecorder) Event(e recording.Event) {
 	f.mu.Lock()
@@ -197,6 +203,126 @@ func TestProxyRecordsSessions(t *testing.T) {
 			note := strings.Join(rec.malformed, "; ")
 			if (tt.wantNote == "") != (note == "") || !strings.Contains(strings.ToLower(note), strings.ToLower(tt.wantNote)) {
 				t.Errorf("recording notes %q, want one containing %q", note, tt.wantNote)
+			}
+		})
+	}
+}
+
+// TestProxyRequiresRecording checks that with RequireRecording a session
+// that cannot be recorded is refused with 503: before the upstream sees
+// it when the recorder is not ready, and before the switch when its
+// recording cannot be opened; and that nothing else is refused.
+func TestProxyRequiresRecording(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.Path)
+		mu.Unlock()
+		if r.Header.Get("Upgrade") == "" {
+			_, _ = io.WriteString(w, "{}")
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer func() { _ = conn.Close() }()
+		_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+			"Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n" + wsStdout("hi"))
+		_ = rw.Flush()
+	}))
+	t.Cleanup(upstream.Close)
+	target, _ := url.Parse(upstream.URL)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	storageDown := errors.New("the recording directory has 0 KiB free")
+
+	tests := []struct {
+		name         string
+		required     bool
+		notReady     error
+		openErr      error
+		subresource  string // "" for a plain GET of the pod
+		wantCode     int
+		wantUpstream bool
+	}{
+		{name: "exec while storage is down", required: true, notReady: storageDown, subresource: "exec",
+			wantCode: http.StatusServiceUnavailable},
+		{name: "attach while storage is down", required: true, notReady: storageDown, subresource: "attach",
+			wantCode: http.StatusServiceUnavailable},
+		{name: "port-forward while storage is down", required: true, notReady: storageDown, subresource: "portforward",
+			wantCode: http.StatusServiceUnavailable},
+		{name: "a GET while storage is down", required: true, notReady: storageDown,
+			wantCode: http.StatusOK, wantUpstream: true},
+		{name: "exec with storage up", required: true, subresource: "exec",
+			wantCode: http.StatusSwitchingProtocols, wantUpstream: true},
+		{name: "exec whose recording cannot be opened", required: true, openErr: storageDown, subresource: "exec",
+			wantCode: http.StatusServiceUnavailable, wantUpstream: true},
+		{name: "not required: exec while storage is down runs", notReady: storageDown, subresource: "exec",
+			wantCode: http.StatusSwitchingProtocols, wantUpstream: true},
+		{name: "not required: exec whose recording cannot be opened runs", openErr: storageDown, subresource: "exec",
+			wantCode: http.StatusSwitchingProtocols, wantUpstream: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			rec := &fakeRecorder{fail: tt.openErr, notReady: tt.notReady, closed: make(chan struct{})}
+			p := newProxy(target, tr)
+			WithRecorder(rec)(p)
+			if tt.required {
+				RequireRecording()(p)
+			}
+			info := &request.RequestInfo{IsResourceRequest: true, Verb: "create", Resource: "pods",
+				Subresource: tt.subresource, Namespace: "ns", Name: "pod"}
+			if tt.subresource == "" {
+				info.Verb = "get"
+			}
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				chainTo(p, certUser, false).ServeHTTP(w, r.WithContext(request.WithRequestInfo(r.Context(), info)))
+			}))
+			t.Cleanup(front.Close)
+			conn, err := net.Dial("tcp", front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = conn.Close() }()
+			_ = conn.SetDeadline(time.Now().Add(time.Minute))
+			reqLine := "GET /api/v1/namespaces/ns/pods/pod HTTP/1.1\r\nHost: kip\r\n\r\n"
+			if tt.subresource != "" {
+				reqLine = "GET /api/v1/namespaces/ns/pods/pod/" + tt.subresource +
+					" HTTP/1.1\r\nHost: kip\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+			}
+			if _, err := io.WriteString(conn, reqLine); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(io.LimitReader(res.Body, 4<<10))
+			_ = res.Body.Close()
+			_ = conn.Close()
+			front.Close()
+			if res.StatusCode != tt.wantCode {
+				t.Fatalf("status %d (%s), want %d", res.StatusCode, body, tt.wantCode)
+			}
+			if tt.wantCode == http.StatusServiceUnavailable {
+				var status metav1.Status
+				if json.Unmarshal(body, &status) != nil || status.Kind != "Status" || status.Code != http.StatusServiceUnavailable ||
+					!strings.Contains(status.Message, "must record this session") {
+					t.Errorf("a 503 without the Status that says why: %s", body)
+				}
+				if strings.Contains(string(body), "KiB free") {
+					t.Errorf("the caller learned what failed in kip's storage: %s", body)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if (len(seen) > 0) != tt.wantUpstream {
+				t.Errorf("the upstream saw %q, want a request: %v", seen, tt.wantUpstream)
 			}
 		})
 	}

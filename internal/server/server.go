@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,6 +58,32 @@ type Config struct {
 	// Sessions, when set, is where kip reads recordings back to serve the
 	// sessions.kip.dev API; without it, that API answers 404.
 	Sessions sessions.Store
+	// RecordingRequired refuses exec, attach and port-forward with 503
+	// while Recorder is not Ready, rather than run them unrecorded.
+	RecordingRequired bool
+	// Metrics is where kip's metrics are counted; nil builds one. Options
+	// build it ahead when a part they build (the recorder) counts into it.
+	Metrics *metrics.Recorder
+	// Background is work that runs while kip serves and ends with it,
+	// such as uploading finished recordings.
+	Background []func(context.Context)
+}
+
+// NewMetrics is the metrics of a kip serving clusters: in gateway mode,
+// request metrics carry the cluster each request was routed to.
+func NewMetrics(clusters ClustersConfig) *metrics.Recorder {
+	if clusters.Enabled() {
+		return metrics.NewRecorder(metrics.WithClusterOf(gateway.ClusterFrom))
+	}
+	return metrics.NewRecorder()
+}
+
+// metrics is c.Metrics, or new ones when the options built none.
+func (c Config) metrics() *metrics.Recorder {
+	if c.Metrics != nil {
+		return c.Metrics
+	}
+	return NewMetrics(c.Clusters)
 }
 
 // proxyOptions are the options every proxy kip builds shares, before
@@ -64,6 +91,9 @@ type Config struct {
 func (c Config) proxyOptions(more ...proxy.Option) []proxy.Option {
 	if c.Recorder != nil {
 		more = append(more, proxy.WithRecorder(c.Recorder))
+		if c.RecordingRequired {
+			more = append(more, proxy.RequireRecording())
+		}
 	}
 	return more
 }
@@ -86,6 +116,7 @@ type Server struct {
 	metrics         http.Handler
 	profiling       bool
 	stopping        chan struct{}
+	background      []func(context.Context)
 	// gateway is set when kip fronts many clusters.
 	gateway *clusterGateway
 }
@@ -143,7 +174,7 @@ func New(cfg Config) (*Server, error) {
 // first, each piece once, then handed to the generic server by
 // newGenericServer.
 func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (*Server, error) {
-	rec := metrics.NewRecorder()
+	rec := cfg.metrics()
 	sec, err := newSecurity(lifecycle, cfg, client, rec)
 	if err != nil {
 		return nil, err
@@ -177,6 +208,7 @@ func newServer(cfg Config, generic *genericapiserver.GenericAPIServer, sec *secu
 		metrics:     rec.Handler(sec.expiry(cfg.Generic.SecureServing.Cert)),
 		profiling:   cfg.Profiling,
 		stopping:    stopping,
+		background:  cfg.Background,
 	}
 }
 
@@ -186,7 +218,7 @@ func newServer(cfg Config, generic *genericapiserver.GenericAPIServer, sec *secu
 // proxies as the last step. Readiness is about kip itself: its
 // credentials and its cluster sources, never a cluster.
 func buildGateway(lifecycle context.Context, cfg Config, home kubernetes.Interface) (*Server, error) {
-	rec := metrics.NewRecorder(metrics.WithClusterOf(gateway.ClusterFrom))
+	rec := cfg.metrics()
 	gw, sec, err := newClusterGateway(lifecycle, cfg, home, rec)
 	if err != nil {
 		return nil, err
@@ -274,6 +306,13 @@ func (s *Server) Run(ctx context.Context) error {
 		<-ctx.Done()
 		close(s.stopping)
 	}()
+	// Background work ends with serving, also when serving fails early.
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	defer func() { stopBackground(); background.Wait() }()
+	for _, work := range s.background {
+		background.Go(func() { work(bgCtx) })
+	}
 	err := s.generic.PrepareRun().RunWithContext(ctx)
 	if serr := sourceFailed(); serr != nil {
 		err = fmt.Errorf("a cluster source failed: %w", serr)

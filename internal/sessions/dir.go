@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -17,24 +18,47 @@ import (
 
 	"github.com/kip-proxy/kip/internal/caller"
 	"github.com/kip-proxy/kip/internal/gateway"
+	"github.com/kip-proxy/kip/internal/metrics"
 	"github.com/kip-proxy/kip/internal/proxy"
 	"github.com/kip-proxy/kip/internal/recording"
 )
 
-// Dir writes each session's recording to <root>/<yyyy-mm-dd>/<session>.cast.
+// Dir writes each session's recording to <root>/<yyyy-mm-dd>/<session>.cast,
+// and, given a bucket, uploads each once it is finished.
 type Dir struct {
 	root      string
 	signer    crypto.Signer
 	replica   string
 	publicKey string
 	now       func() time.Time
+
+	metrics *metrics.Recordings
+	bucket  *Bucket
+	// uploads is nil without a bucket.
+	uploads *uploads
+	// minFree is the free space below which the directory is not ready.
+	minFree uint64
+
+	readyMu  sync.Mutex
+	readyAt  time.Time
+	readyErr error
 }
 
 var _ proxy.Recorder = (*Dir)(nil)
 
+// Option configures a Dir.
+type Option func(*Dir)
+
+// WithMetrics makes the Dir count its recordings and failures into m.
+func WithMetrics(m *metrics.Recordings) Option { return func(d *Dir) { d.metrics = m } }
+
+// WithBucket makes the Dir upload each finished recording to b, and then
+// delete it from disk; see Run.
+func WithBucket(b *Bucket) Option { return func(d *Dir) { d.bucket = b } }
+
 // NewDir returns a Dir that seals recordings with signer, creating root
 // and writing signer's public key under root/keys.
-func NewDir(root string, signer crypto.Signer) (*Dir, error) {
+func NewDir(root string, signer crypto.Signer, opts ...Option) (*Dir, error) {
 	if root == "" {
 		return nil, errors.New("recordings need a directory")
 	}
@@ -52,7 +76,14 @@ func NewDir(root string, signer crypto.Signer) (*Dir, error) {
 	if err != nil {
 		replica = ""
 	}
-	return &Dir{root: root, signer: signer, replica: replica, publicKey: pub, now: time.Now}, nil
+	d := &Dir{root: root, signer: signer, replica: replica, publicKey: pub, now: time.Now, minFree: defaultMinFree}
+	for _, opt := range opts {
+		opt(d)
+	}
+	if d.bucket != nil {
+		d.uploads = newUploads(root, d.bucket, d.metrics)
+	}
+	return d, nil
 }
 
 // PublicKeyFile is the file that verifies this Dir's recordings.
@@ -68,21 +99,42 @@ const AuditAnnotation = "kip.dev/recording"
 func (d *Dir) Open(r *http.Request) (proxy.Recording, error) {
 	h, err := d.header(r)
 	if err != nil {
+		d.metrics.Failed(metrics.StageOpen)
 		return nil, err
 	}
-	f, err := d.create(&h)
+	rec, err := d.open(&h)
 	if err != nil {
+		d.metrics.Failed(metrics.StageOpen)
+		// The next Ready looks again rather than trust a second-old yes.
+		d.forgetReady()
 		return nil, err
 	}
-	w, err := recording.NewWriter(f, h, d.signer)
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("starting the recording %s: %w", f.Name(), err)
-	}
+	d.metrics.Recorded(h.Identity.Subresource)
 	// Before the upgrade's 101 goes out, so that the ResponseStarted event
 	// of a long-running request carries it too.
 	audit.AddAuditAnnotation(r.Context(), AuditAnnotation, h.Identity.SessionID)
-	return &file{Writer: w, f: f}, nil
+	return rec, nil
+}
+
+func (d *Dir) open(h *recording.Header) (*file, error) {
+	f, err := d.create(h)
+	if err != nil {
+		return nil, err
+	}
+	if d.uploads != nil {
+		d.uploads.opened(f.Name())
+	}
+	w, err := recording.NewWriter(f, *h, d.signer)
+	if err != nil {
+		_ = f.Close()
+		// What was begun is evidence that the session happened: it
+		// goes to the bucket like any finished recording.
+		if d.uploads != nil {
+			d.uploads.finished(f.Name())
+		}
+		return nil, fmt.Errorf("starting the recording %s: %w", f.Name(), err)
+	}
+	return &file{Writer: w, f: f, dir: d}, nil
 }
 
 // header is the session as the chain authenticated and routed it.
@@ -141,16 +193,32 @@ func (d *Dir) create(h *recording.Header) (*os.File, error) {
 // file is a recording and the file it goes to; Close seals and closes it.
 type file struct {
 	*recording.Writer
-	f *os.File
+	f   *os.File
+	dir *Dir
 }
 
+// Close seals the recording, counts what failed, and hands the file to
+// the uploads, sealed or not: a partial recording is still evidence.
 func (f *file) Close() error {
+	writeErr := f.Err()
 	err := f.Writer.Close()
 	if serr := f.f.Sync(); err == nil {
 		err = serr
 	}
 	if cerr := f.f.Close(); err == nil {
 		err = cerr
+	}
+	switch {
+	case writeErr != nil:
+		f.dir.metrics.Failed(metrics.StageWrite)
+	case err != nil:
+		f.dir.metrics.Failed(metrics.StageSeal)
+	}
+	if err != nil {
+		f.dir.forgetReady()
+	}
+	if f.dir.uploads != nil {
+		f.dir.uploads.finished(f.f.Name())
 	}
 	return err
 }

@@ -248,6 +248,20 @@ type Recording struct {
 	// KeyFile is --recording-key-file, the PEM Ed25519 or ECDSA private key
 	// that seals recordings; kip generates one at start when empty.
 	KeyFile string `json:"keyFile,omitempty"`
+	// Required is --recording-required: refuse exec, attach and
+	// port-forward with 503 while recordings cannot be kept.
+	Required bool `json:"required,omitempty"`
+	// Bucket is --recording-bucket, s3://BUCKET[/PREFIX], where finished
+	// recordings are uploaded; empty keeps them in Dir.
+	Bucket string `json:"bucket,omitempty"`
+	// BucketEndpoint is --recording-bucket-endpoint, https://host[:port];
+	// empty means AWS S3.
+	BucketEndpoint string `json:"bucketEndpoint,omitempty"`
+	// BucketRegion is --recording-bucket-region.
+	BucketRegion string `json:"bucketRegion,omitempty"`
+	// BucketCAFile is --recording-bucket-ca-file, the PEM CAs that verify
+	// BucketEndpoint instead of the system's.
+	BucketCAFile string `json:"bucketCAFile,omitempty"`
 }
 
 // Limits bound concurrency and time.
