@@ -1,7 +1,8 @@
 # kip's routine commands. `make dev` and `make test` are all a fresh machine
-# needs: the first run builds the pinned etcd, kube-apiserver, kubectl and
-# Ory Hydra (12 to 20 minutes on 2 cores) into .cache/bin, later runs reuse
-# them. `make test` also installs Debian's chromium for the sign-in tests.
+# needs: the first run builds the pinned etcd, kube-apiserver, kubectl,
+# Ory Hydra and versitygw (15 to 25 minutes on 2 cores) into .cache/bin,
+# later runs reuse them. `make test` also installs Debian's chromium for the
+# sign-in tests.
 
 GO ?= go
 TEST_TIMEOUT ?= 80m

@@ -77,10 +77,13 @@ func (r *Recorder) declareRecordings() {
 		}),
 	}
 	r.registry.MustRegister(rec.total, rec.failures, rec.up, rec.pending)
-	// Every stage is exposed from the start, so that a rate() over a
-	// failure that never happened reads 0, not absent.
+	// Every stage and subresource is exposed from the start, so that a
+	// rate() over what never happened reads 0, not absent.
 	for _, stage := range []RecordingStage{StageOpen, StageWrite, StageSeal, StageUpload} {
 		rec.failures.WithLabelValues(string(stage))
+	}
+	for subresource := range recordedSubresources {
+		rec.total.WithLabelValues(subresource)
 	}
 	r.recordings = rec
 }

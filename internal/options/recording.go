@@ -43,7 +43,7 @@ func (o *Recording) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Required, "recording-required", o.Required,
 		"Refuse exec, attach and port-forward with 503 while recordings cannot be kept (--recording-dir full or not writable, --recording-bucket unreachable), instead of running them unrecorded.")
 	fs.StringVar(&o.Bucket, "recording-bucket", o.Bucket,
-		"S3 bucket, s3://BUCKET[/PREFIX], that each finished recording is uploaded to, as PREFIX/<yyyy-mm-dd>/<session>.cast with the public keys in PREFIX/keys; a recording leaves --recording-dir once uploaded. Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the AWS shared files, or the pod's IAM role (IRSA).")
+		"S3 bucket, s3://BUCKET[/PREFIX], that each finished recording is uploaded to, as PREFIX/<yyyy-mm-dd>/<session>.cast with the public keys in PREFIX/keys; a recording leaves --recording-dir once uploaded, and recordings found there at start are uploaded too, so each kip needs a --recording-dir of its own. Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the AWS shared files, or the pod's IAM role (IRSA).")
 	fs.StringVar(&o.BucketEndpoint, "recording-bucket-endpoint", o.BucketEndpoint,
 		"URL of the S3-compatible server, https://host[:port]. Empty means AWS S3.")
 	fs.StringVar(&o.BucketRegion, "recording-bucket-region", o.BucketRegion,

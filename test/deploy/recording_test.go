@@ -134,6 +134,8 @@ func TestChartRefusesRecordingThatCannotWork(t *testing.T) {
 		{"a bucket URL that is not s3://", "recording: {enabled: true, bucket: {url: https://bucket.example.com}}", "/recording/bucket/url"},
 		{"an unknown access mode", "recording: {enabled: true, persistence: {accessModes: [ReadOnlyMany]}}", "accessModes"},
 		{"a size without digits", "recording: {enabled: true, persistence: {size: big}}", "/recording/persistence/size"},
+		{"a bucket with many replicas on one volume", "recording: {enabled: true, persistence: {accessModes: [ReadWriteMany]}, bucket: {url: s3://kip-recordings}}", "set recording.persistence.enabled=false"},
+		{"a bucket with one replica on a volume", "replicas: 1\nrecording: {enabled: true, bucket: {url: s3://kip-recordings}}", ""},
 		{"many replicas sharing a ReadWriteMany volume", "recording: {enabled: true, persistence: {accessModes: [ReadWriteMany]}}", ""},
 	}
 	for _, tt := range tests {

@@ -276,12 +276,7 @@ func execTarget(t *testing.T, url string) (ns, pod, kubeconfig string) {
 	user := harness.UniqueName("stored")
 	grant(t, ns, userSubject(user), streamingRules...)
 	kubeconfig = kubeconfigAt(t, url, user)
-	harness.Eventually(t, 30*time.Second, func() error {
-		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=exec", "-n", ns); res.ExitCode != 0 {
-			return errorf("can-i create pods/exec: %s%s", res.Stdout, res.Stderr)
-		}
-		return nil
-	})
+	waitCanCreate(t, kubeconfig, ns, "exec")
 	pod = harness.UniqueName("stored")
 	runPod(t, ns, nodeFor(t, nodeModes[0]), podWith(pod))
 	return ns, pod, kubeconfig

@@ -36,12 +36,7 @@ func TestRecordingExec(t *testing.T) {
 	grant(t, ns, userSubject(user), streamingRules...)
 	dir, auditLog, kipURL := startRecordingKip(t)
 	kubeconfig := kubeconfigAt(t, kipURL, user)
-	harness.Eventually(t, 30*time.Second, func() error {
-		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=exec", "-n", ns); res.ExitCode != 0 {
-			return errorf("can-i create pods/exec: %s%s", res.Stdout, res.Stderr)
-		}
-		return nil
-	})
+	waitCanCreate(t, kubeconfig, ns, "exec")
 	pod := harness.UniqueName("rec")
 	runPod(t, ns, nodeFor(t, nodeModes[0]), podWith(pod))
 	pub := recordingKey(t, dir)
@@ -88,12 +83,7 @@ func TestRecordingAttach(t *testing.T) {
 	dir := t.TempDir()
 	kipURL := harness.StartInProcess(t, stack, "--recording-dir="+dir)
 	kubeconfig := kubeconfigAt(t, kipURL, user)
-	harness.Eventually(t, 30*time.Second, func() error {
-		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=attach", "-n", ns); res.ExitCode != 0 {
-			return errorf("can-i create pods/attach: %s%s", res.Stdout, res.Stderr)
-		}
-		return nil
-	})
+	waitCanCreate(t, kubeconfig, ns, "attach")
 	pub := recordingKey(t, dir)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
@@ -133,12 +123,7 @@ func TestRecordingPortForward(t *testing.T) {
 	grant(t, ns, userSubject(user), streamingRules...)
 	dir, auditLog, kipURL := startRecordingKip(t)
 	kubeconfig := kubeconfigAt(t, kipURL, user)
-	harness.Eventually(t, 30*time.Second, func() error {
-		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=portforward", "-n", ns); res.ExitCode != 0 {
-			return errorf("can-i create pods/portforward: %s%s", res.Stdout, res.Stderr)
-		}
-		return nil
-	})
+	waitCanCreate(t, kubeconfig, ns, "portforward")
 	pub := recordingKey(t, dir)
 	echo := harness.StartEchoServer(t)
 	pod := harness.UniqueName("rec-forward")
@@ -323,12 +308,7 @@ func TestRecordingTerminal(t *testing.T) {
 	grant(t, ns, userSubject(user), streamingRules...)
 	dir, _, kipURL := startRecordingKip(t)
 	kubeconfig := kubeconfigAt(t, kipURL, user)
-	harness.Eventually(t, 30*time.Second, func() error {
-		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource=attach", "-n", ns); res.ExitCode != 0 {
-			return errorf("can-i create pods/attach: %s%s", res.Stdout, res.Stderr)
-		}
-		return nil
-	})
+	waitCanCreate(t, kubeconfig, ns, "attach")
 	pub := recordingKey(t, dir)
 	node := nodeFor(t, nodeModes[0])
 	// Each line is answered with "got LINE" and the terminal's size; quit
@@ -503,4 +483,17 @@ func checkTerminalRecording(t *testing.T, c cast, k *kubectlProcess, typed, kube
 	if _, ok := c.streams["e"]; ok {
 		t.Errorf("a terminal session recorded stderr apart: %q", c.streams["e"])
 	}
+}
+
+// waitCanCreate waits until kubeconfig's user may create pods/subresource
+// in ns through kip, as the RBAC just granted reaches the cluster's
+// authorizer.
+func waitCanCreate(t *testing.T, kubeconfig, ns, subresource string) {
+	t.Helper()
+	harness.Eventually(t, 30*time.Second, func() error {
+		if res := kubectl(t, kubeconfig, "auth", "can-i", "create", "pods", "--subresource="+subresource, "-n", ns); res.ExitCode != 0 {
+			return errorf("can-i create pods/%s: %s%s", subresource, res.Stdout, res.Stderr)
+		}
+		return nil
+	})
 }

@@ -43,12 +43,7 @@ func TestSessionsAPI(t *testing.T) {
 	runnerConfig := kubeconfigAt(t, kipURL, runner)
 	readerConfig := kubeconfigAt(t, kipURL, reader)
 	nobodyConfig := kubeconfigAt(t, kipURL, nobody)
-	harness.Eventually(t, 30*time.Second, func() error {
-		if res := kubectl(t, runnerConfig, "auth", "can-i", "create", "pods", "--subresource=exec", "-n", ns); res.ExitCode != 0 {
-			return errorf("can-i create pods/exec: %s%s", res.Stdout, res.Stderr)
-		}
-		return nil
-	})
+	waitCanCreate(t, runnerConfig, ns, "exec")
 
 	pod := harness.UniqueName("sessions")
 	runPod(t, ns, nodeFor(t, nodeModes[0]), podWith(pod))

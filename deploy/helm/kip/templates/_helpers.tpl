@@ -100,6 +100,9 @@ found out when the first recording is lost.
 {{- if and $r.persistence.enabled (not $r.persistence.existingClaim) (gt (int .Values.replicas) 1) (not (has "ReadWriteMany" $r.persistence.accessModes)) }}
 {{- fail (printf "recording.persistence: %d replicas cannot share one %s volume; set recording.persistence.accessModes to [ReadWriteMany], give an existingClaim every replica can mount, set replicas: 1, or turn persistence off and set recording.bucket.url" (int .Values.replicas) (join "," $r.persistence.accessModes)) }}
 {{- end }}
+{{- if and $r.bucket.url $r.persistence.enabled (gt (int .Values.replicas) 1) }}
+{{- fail (printf "recording.bucket.url with %d replicas on one recording volume: each kip uploads, then deletes, the recordings it finds in its directory at start, another replica's running ones too; set recording.persistence.enabled=false so each replica spools on a disk of its own, or replicas: 1" (int .Values.replicas)) }}
+{{- end }}
 {{- if and (or $r.bucket.endpoint $r.bucket.region $r.bucket.credentialsSecret) (not $r.bucket.url) }}
 {{- fail "recording.bucket.endpoint, region and credentialsSecret describe a bucket, and recording.bucket.url names none: set recording.bucket.url (s3://BUCKET[/PREFIX])" }}
 {{- end }}
