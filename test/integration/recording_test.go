@@ -6,10 +6,12 @@ import (
 	"crypto"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -497,3 +499,56 @@ func waitCanCreate(t *testing.T, kubeconfig, ns, subresource string) {
 		return nil
 	})
 }
+
+// TestRecordingSurvivesAKilledKip kills kip with SIGKILL in the middle of a
+// recorded exec, as an OOM kill or a lost node would: what kip relayed up
+// to a second before is in the recording, the file is still readable, and
+// Verify says it is unsealed rather than accept it or call it tampered.
+func TestRecordingSurvivesAKilledKip(t *testing.T) {
+	ns := createNamespace(t)
+	user := harness.UniqueName("killed")
+	grant(t, ns, userSubject(user), streamingRules...)
+	dir := t.TempDir()
+	k := harness.StartKip(t, harness.KipOptions{Stack: stack, Args: []string{"--recording-dir=" + dir}})
+	kubeconfig := kubeconfigAt(t, k.URL, user)
+	waitCanCreate(t, kubeconfig, ns, "exec")
+	pod := harness.UniqueName("rec-killed")
+	runPod(t, ns, nodeFor(t, nodeModes[0]), podWith(pod))
+	pub := recordingKey(t, dir)
+
+	exec := startKubectl(t, kubeconfig, nil, "exec", "-n", ns, pod, "--",
+		"sh", "-c", `i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.1; done`)
+	exec.WaitForOutput(t, "tick 10\n")
+	// Two flush intervals: what was relayed by now must be on disk.
+	time.Sleep(2 * time.Second)
+	if err := k.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-k.Exited()
+
+	files := castFiles(t, dir)
+	if len(files) != 1 {
+		t.Fatalf("recordings %v, want the one of the killed session", files)
+	}
+	data := readFile(t, files[0])
+	if err := recording.Verify(bytes.NewReader(data), pub); !errors.Is(err, recording.ErrUnsealed) {
+		t.Errorf("Verify of the killed session's recording = %v, want ErrUnsealed", err)
+	}
+	info, err := recording.ReadInfo(bytes.NewReader(data), int64(len(data)))
+	if err != nil || info.Header.Identity.User != user || info.Header.Identity.Pod != pod || info.Sealed {
+		t.Fatalf("ReadInfo = %+v, %v; want the header of %s's session in %s, unsealed", info, err, user, pod)
+	}
+	// A write cut by the kill may leave half a line at the end: a reader
+	// takes the whole lines.
+	whole := data[:bytes.LastIndexByte(data, '\n')+1]
+	_, streams := readCast(t, whole)
+	var want strings.Builder
+	for i := 1; i <= 10; i++ {
+		fmt.Fprintf(&want, "tick %d\n", i)
+	}
+	if !strings.HasPrefix(streams["o"], want.String()) {
+		t.Errorf("the recording's stdout starts %q, want every tick up to 10 relayed before the kill:\n%q", firstBytes(streams["o"], 200), want.String())
+	}
+}
+
+func firstBytes(s string, n int) string { return s[:min(len(s), n)] }
