@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/kip-proxy/kip/internal/rig/binaries"
 	"github.com/kip-proxy/kip/internal/rig/objectstore"
 )
 
@@ -41,17 +39,9 @@ func TestBucketStore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts versitygw")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	s3 := objectstore.StartForTest(t, "recordings")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin, err := binaries.EnsureVersityGW(ctx, binaries.Options{Log: os.Stderr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s3, err := objectstore.Start(ctx, bin, t.TempDir(), "recordings")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s3.Stop() })
 	counting := &countingTransport{RoundTripper: http.DefaultTransport}
 	client, err := minio.New(strings.TrimPrefix(s3.Endpoint, "http://"), &minio.Options{
 		Creds: credentials.NewStaticV4(objectstore.AccessKey, objectstore.SecretKey, ""), Region: objectstore.Region,

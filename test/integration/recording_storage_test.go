@@ -19,7 +19,6 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/kip-proxy/kip/internal/recording"
-	"github.com/kip-proxy/kip/internal/rig/binaries"
 	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/localcluster"
 	"github.com/kip-proxy/kip/internal/rig/objectstore"
@@ -235,21 +234,7 @@ func (k recordingKip) waitFor(t *testing.T, name string, labels map[string]strin
 // through the environment, as minio-go's credential chain reads them.
 func startBucket(t *testing.T) *objectstore.Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	bin, err := binaries.EnsureVersityGW(ctx, binaries.Options{Log: os.Stderr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s3, err := objectstore.Start(ctx, bin, t.TempDir(), "recordings")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s3.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	s3 := objectstore.StartForTest(t, "recordings")
 	for _, kv := range objectstore.Env() {
 		name, value, _ := strings.Cut(kv, "=")
 		t.Setenv(name, value)

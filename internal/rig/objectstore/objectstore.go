@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/kip-proxy/kip/internal/rig/binaries"
 	"github.com/kip-proxy/kip/internal/rig/childproc"
 	"github.com/kip-proxy/kip/internal/rig/localcluster"
 )
@@ -152,4 +154,27 @@ func (s *Server) LogTail() string {
 		return "versitygw never started"
 	}
 	return s.last.LogTail()
+}
+
+// StartForTest starts versitygw with bucket for a test, building it first
+// if it is not cached (minutes, the first time), and stops it when the
+// test ends.
+func StartForTest(t testing.TB, bucket string) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	bin, err := binaries.EnsureVersityGW(ctx, binaries.Options{Log: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(ctx, bin, t.TempDir(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
 }

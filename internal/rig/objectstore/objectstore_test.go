@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-
-	"github.com/kip-proxy/kip/internal/rig/binaries"
 )
 
 // The server keeps its objects across a stop, and refuses connections
@@ -20,21 +17,9 @@ func TestServerStopsAndRestartsWithItsObjects(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts versitygw")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bin, err := binaries.EnsureVersityGW(ctx, binaries.Options{Log: os.Stderr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Start(ctx, bin, t.TempDir(), "recordings")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	s := StartForTest(t, "recordings")
 	client, err := s.Client()
 	if err != nil {
 		t.Fatal(err)
