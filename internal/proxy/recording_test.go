@@ -148,17 +148,7 @@ func TestProxyRecordsSessions(t *testing.T) {
 			WithRecorder(rec)(p)
 			info := &request.RequestInfo{IsResourceRequest: true, Verb: "create", Resource: "pods",
 				Subresource: tt.subresource, Namespace: "ns", Name: "pod"}
-			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				chainTo(p, certUser, false).ServeHTTP(w, r.WithContext(request.WithRequestInfo(r.Context(), info)))
-			}))
-			t.Cleanup(front.Close)
-
-			conn, err := net.Dial("tcp", front.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = conn.Close() }()
-			_ = conn.SetDeadline(time.Now().Add(time.Minute))
+			conn, front := dialChain(t, p, info)
 			if _, err := fmt.Fprintf(conn, "GET /api/v1/namespaces/ns/pods/pod/%s?%s HTTP/1.1\r\nHost: kip\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n",
 				tt.subresource, tt.query, tt.upgrade); err != nil {
 				t.Fatal(err)
@@ -280,16 +270,7 @@ func TestProxyRequiresRecording(t *testing.T) {
 			if tt.subresource == "" {
 				info.Verb = "get"
 			}
-			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				chainTo(p, certUser, false).ServeHTTP(w, r.WithContext(request.WithRequestInfo(r.Context(), info)))
-			}))
-			t.Cleanup(front.Close)
-			conn, err := net.Dial("tcp", front.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = conn.Close() }()
-			_ = conn.SetDeadline(time.Now().Add(time.Minute))
+			conn, front := dialChain(t, p, info)
 			reqLine := "GET /api/v1/namespaces/ns/pods/pod HTTP/1.1\r\nHost: kip\r\n\r\n"
 			if tt.subresource != "" {
 				reqLine = "GET /api/v1/namespaces/ns/pods/pod/" + tt.subresource +
@@ -326,4 +307,22 @@ func TestProxyRequiresRecording(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dialChain serves p behind the chain as certUser, with info as the
+// request's info, and returns a raw connection to it and the server, both
+// closed when the test ends.
+func dialChain(t *testing.T, p *Proxy, info *request.RequestInfo) (net.Conn, *httptest.Server) {
+	t.Helper()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chainTo(p, certUser, false).ServeHTTP(w, r.WithContext(request.WithRequestInfo(r.Context(), info)))
+	}))
+	t.Cleanup(front.Close)
+	conn, err := net.Dial("tcp", front.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(time.Minute))
+	return conn, front
 }
