@@ -149,7 +149,7 @@ func transferSection(b *strings.Builder, rec *results.Recording, plots map[strin
 		}
 	}
 	if rec.ExecStdoutBytes > 0 {
-		fmt.Fprintf(b, "kip-recorded wrote %d recordings, %s in all, for %s of exec stdout (and port-forward, which it does not record): %.2f bytes of recording per byte of output.\n\n",
+		fmt.Fprintf(b, "kip-recorded wrote %d recordings, %s in all, for %s of exec stdout (port-forward sessions are only logged, as ports and byte counts): %.2f bytes of recording per byte of output.\n\n",
 			rec.RecordedFiles, mib(float64(rec.RecordedBytes)), mib(float64(rec.ExecStdoutBytes)), float64(rec.RecordedBytes)/float64(rec.ExecStdoutBytes))
 	}
 	image(b, plots, "recording-throughput", "throughput with recording on and off")
