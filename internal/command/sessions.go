@@ -64,17 +64,16 @@ func newSessionsList(shared *options.Sessions) *cobra.Command {
 		Short: "List recorded sessions, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
+			if err := o.Validate(shared.Dir); err != nil {
 				return err
 			}
 			src, ns, err := sessionSource(shared)
 			if err != nil {
 				return err
 			}
-			since, _ := options.ParseSince(o.Since, time.Now())
 			ctx, stop := interruptible(cmd.Context())
 			defer stop()
-			items, err := src.List(ctx, ns, sessions.Filter{User: o.User, Pod: o.Pod, Since: since, Limit: o.Limit})
+			items, err := src.List(ctx, ns, o.Filter(time.Now()))
 			if err != nil {
 				return err
 			}

@@ -109,6 +109,17 @@ func TestSessionsCommandsOnADirectory(t *testing.T) {
 		t.Errorf("kip sessions list -n payments -o json = %s, %v; want exec1 alone", out, err)
 	}
 
+	// A gateway's cluster, and a window of start times, select sessions
+	// in a directory too.
+	out, _, err = kipSessions("list", "--dir", dir, "--cluster", "prod-eu", "-o", "json")
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list.Items) != 0 {
+		t.Errorf("kip sessions list --cluster prod-eu = %s, %v; want none: these sessions were recorded by a kip without clusters", out, err)
+	}
+	out, _, err = kipSessions("list", "--dir", dir, "--until", "59m30s", "-o", "json")
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list.Items) != 1 || list.Items[0].Name != "exec1" {
+		t.Errorf("kip sessions list --until 59m30s = %s, %v; want exec1 alone, which started an hour ago", out, err)
+	}
+
 	// A TTY session plays as its terminal showed it: all on stdout.
 	out, errOut, err := kipSessions("play", "--dir", dir, "--speed", "1000", "exec1")
 	if err != nil || out != "$ id\r\nuid=0\r\n" || errOut != "" {

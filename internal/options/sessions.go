@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/kip-proxy/kip/internal/sessions"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -80,11 +81,15 @@ func (o *Sessions) RemoteNamespace() (string, error) {
 
 // SessionsList is the option set of `kip sessions list`.
 type SessionsList struct {
-	User   string
-	Pod    string
-	Since  string
-	Limit  int
-	Output string
+	User  string
+	Pod   string
+	Since string
+	Until string
+	// Cluster selects a gateway's cluster in a recording directory; kip's
+	// API answers for the cluster the kubeconfig's server names.
+	Cluster string
+	Limit   int
+	Output  string
 }
 
 // AddFlags registers list's flags on fs; allNamespaces is the shared
@@ -94,12 +99,14 @@ func (o *SessionsList) AddFlags(fs *pflag.FlagSet, allNamespaces *bool) {
 	fs.StringVar(&o.User, "user", o.User, "Only the sessions of this user.")
 	fs.StringVar(&o.Pod, "pod", o.Pod, "Only the sessions in this pod.")
 	fs.StringVar(&o.Since, "since", o.Since, "Only the sessions started since then: a duration before now (2h, 30m) or an RFC 3339 time.")
+	fs.StringVar(&o.Until, "until", o.Until, "Only the sessions started until then: a duration before now or an RFC 3339 time.")
+	fs.StringVar(&o.Cluster, "cluster", o.Cluster, "With --dir, only the sessions of this cluster of a gateway. Through kip, the cluster is the one your kubeconfig's server names (https://kip/clusters/<name>).")
 	fs.IntVar(&o.Limit, "limit", o.Limit, "List at most this many sessions, the newest (0: kip's cap).")
 	fs.StringVarP(&o.Output, "output", "o", o.Output, "Output format: text (a table, the default) or json.")
 }
 
-// Validate reports every invalid list option.
-func (o *SessionsList) Validate() error {
+// Validate reports every invalid list option; dir is the shared --dir.
+func (o *SessionsList) Validate(dir string) error {
 	var errs []error
 	switch o.Output {
 	case "", "text", "json":
@@ -109,8 +116,20 @@ func (o *SessionsList) Validate() error {
 	if o.Limit < 0 {
 		errs = append(errs, fmt.Errorf("--limit must be 0 or more, not %d", o.Limit))
 	}
-	if _, err := ParseSince(o.Since, time.Now()); err != nil {
+	now := time.Now()
+	since, err := ParseSince(o.Since, now)
+	if err != nil {
 		errs = append(errs, err)
+	}
+	until, err := parseTimeBound("--until", o.Until, now)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if !since.IsZero() && !until.IsZero() && until.Before(since) {
+		errs = append(errs, fmt.Errorf("--until %s is before --since %s: no session can match", o.Until, o.Since))
+	}
+	if o.Cluster != "" && dir == "" {
+		errs = append(errs, errors.New("--cluster selects sessions in a recording directory (--dir); through kip, use a kubeconfig whose server names the cluster (https://kip/clusters/<name>)"))
 	}
 	return errors.Join(errs...)
 }
@@ -118,18 +137,32 @@ func (o *SessionsList) Validate() error {
 // ParseSince reads --since: empty (no bound), a duration before now, or
 // an RFC 3339 time.
 func ParseSince(s string, now time.Time) (time.Time, error) {
+	return parseTimeBound("--since", s, now)
+}
+
+// Filter is the selection the list options make, at now.
+func (o *SessionsList) Filter(now time.Time) sessions.Filter {
+	since, _ := ParseSince(o.Since, now)
+	until, _ := parseTimeBound("--until", o.Until, now)
+	return sessions.Filter{User: o.User, Pod: o.Pod, Cluster: o.Cluster, ExactCluster: o.Cluster != "",
+		Since: since, Until: until, Limit: o.Limit}
+}
+
+// parseTimeBound reads a time flag: empty (no bound), a duration before
+// now, or an RFC 3339 time.
+func parseTimeBound(flag, s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil {
 		if d < 0 {
-			return time.Time{}, fmt.Errorf("--since %s is in the future: give a positive duration, such as 2h", s)
+			return time.Time{}, fmt.Errorf("%s %s is in the future: give a positive duration, such as 2h", flag, s)
 		}
 		return now.Add(-d), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("--since %q is neither a duration (2h, 30m) nor an RFC 3339 time (2026-12-06T14:02:00Z)", s)
+		return time.Time{}, fmt.Errorf("%s %q is neither a duration (2h, 30m) nor an RFC 3339 time (2026-12-06T14:02:00Z)", flag, s)
 	}
 	return t, nil
 }

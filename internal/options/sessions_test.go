@@ -28,6 +28,7 @@ func TestSessionsListValidate(t *testing.T) {
 	tests := []struct {
 		name string
 		o    SessionsList
+		dir  string
 		want []string
 	}{
 		{name: "defaults"},
@@ -39,9 +40,15 @@ func TestSessionsListValidate(t *testing.T) {
 		{name: "since a date alone", o: SessionsList{Since: "2026-12-06"}, want: []string{"neither a duration"}},
 		{name: "since the future", o: SessionsList{Since: "-1h"}, want: []string{"in the future"}},
 		{name: "every error at once", o: SessionsList{Output: "x", Limit: -1, Since: "soon"}, want: []string{"--output", "--limit", "--since"}},
+		{name: "a window", o: SessionsList{Since: "2026-12-06T14:00:00Z", Until: "2026-12-06T15:00:00Z"}},
+		{name: "until a duration", o: SessionsList{Until: "30m"}},
+		{name: "until before since", o: SessionsList{Since: "1h", Until: "2h"}, want: []string{"--until 2h is before --since 1h"}},
+		{name: "until nonsense", o: SessionsList{Until: "yesterday"}, want: []string{`--until "yesterday" is neither`}},
+		{name: "a cluster in a directory", o: SessionsList{Cluster: "prod-eu"}, dir: "/var/lib/kip/recordings"},
+		{name: "a cluster through kip", o: SessionsList{Cluster: "prod-eu"}, want: []string{"--cluster selects sessions in a recording directory"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { checkErrors(t, tt.o.Validate(), tt.want) })
+		t.Run(tt.name, func(t *testing.T) { checkErrors(t, tt.o.Validate(tt.dir), tt.want) })
 	}
 }
 
@@ -76,5 +83,21 @@ func TestSessionsPlayValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkErrors(t, tt.o.Validate(), tt.want) })
+	}
+}
+
+// TestSessionsListFilter: the flags become the Filter a store applies; a
+// cluster named in a directory matches that cluster only, never the
+// sessions of a kip without clusters.
+func TestSessionsListFilter(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	o := SessionsList{User: "alice", Pod: "api", Since: "2h", Until: "1h", Cluster: "prod-eu", Limit: 5}
+	f := o.Filter(now)
+	if f.User != "alice" || f.Pod != "api" || f.Cluster != "prod-eu" || !f.ExactCluster || f.Limit != 5 ||
+		!f.Since.Equal(now.Add(-2*time.Hour)) || !f.Until.Equal(now.Add(-time.Hour)) {
+		t.Errorf("Filter = %+v", f)
+	}
+	if f := (&SessionsList{}).Filter(now); f.ExactCluster || !f.Since.IsZero() || !f.Until.IsZero() {
+		t.Errorf("the empty options filter %+v, want nothing", f)
 	}
 }
