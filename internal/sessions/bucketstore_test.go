@@ -1,3 +1,8 @@
+//go:build linux
+
+// The bucket tests run versitygw under the rig's child-process control,
+// which is Linux's alone (Pdeathsig), as CI is.
+
 package sessions
 
 import (
