@@ -21,6 +21,7 @@ import (
 	"github.com/kip-proxy/kip/bench/internal/load"
 	"github.com/kip-proxy/kip/bench/internal/results"
 	"github.com/kip-proxy/kip/internal/rig/childproc"
+	"github.com/kip-proxy/kip/internal/rig/harness"
 )
 
 // outputLine is what the exec stream repeats: text like a build log's, so
@@ -65,7 +66,9 @@ func execTransfer(t *load.Target, cfg *rest.Config, protocol string, size int64)
 			return err
 		}
 		var stdout counter
-		var stderr bytes.Buffer
+		// client-go may still be copying stderr when a cancelled stream
+		// returns, so the buffer is read under a lock.
+		var stderr harness.SyncBuffer
 		if err := exe.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr}); err != nil {
 			return fmt.Errorf("%w (stderr %q)", err, stderr.String())
 		}
