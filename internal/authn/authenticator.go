@@ -20,8 +20,11 @@ import (
 	"k8s.io/apiserver/plugin/pkg/authenticator/token/webhook"
 	authenticationv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
 
+	"github.com/kip-proxy/kip/internal/authlimit"
 	"github.com/kip-proxy/kip/internal/caller"
 	"github.com/kip-proxy/kip/internal/metrics"
+	"github.com/kip-proxy/kip/internal/revocation"
+	"github.com/kip-proxy/kip/internal/signer"
 )
 
 // certCacheTTL bounds how long a verified client certificate chain is
@@ -49,6 +52,15 @@ type Config struct {
 	TokenCacheTTL time.Duration
 	// TokenReviewTimeout bounds one TokenReview call.
 	TokenReviewTimeout time.Duration
+	// Revocations refuses the certificates the revocation list revokes,
+	// checked on every request, after any cached verification. Nil checks
+	// none. (kip's own tokens are checked where they are verified, so that
+	// the exchange checks them too.)
+	Revocations *revocation.Guard
+	// Limits bounds what a bearer token kip does not know may cost: its
+	// TokenReviews take a slot of the process's outbound reviews, and a
+	// token just refused is refused again from memory. Nil bounds nothing.
+	Limits *authlimit.Limits
 	// Metrics counts every credential checked. Nil counts nothing, for
 	// tests that do not look at metrics.
 	Metrics *metrics.Recorder
@@ -62,15 +74,18 @@ func New(cfg Config) (authenticator.Request, error) {
 	// kip's own certificates come first: they carry more of the identity
 	// than the subject that the other CAs' authenticator would read.
 	if cfg.SignerCertificates != nil && cfg.SignerCA != nil {
+		certs := newVerifiedCertificates(cfg.SignerCertificates, cfg.SignerCA, certCacheTTL)
 		parts = append(parts, group.NewAuthenticatedGroupAdder(cfg.Metrics.CountAcceptedCertificates(metrics.MethodX509Signer,
-			newVerifiedCertificates(cfg.SignerCertificates, cfg.SignerCA, certCacheTTL))))
+			cfg.Revocations.Certificates(certs, signer.Backdate))))
 	}
 	if cfg.ClientCA != nil {
 		// kip itself vouches for certificate users, so it adds
 		// system:authenticated the way kube-apiserver does.
 		certs := newVerifiedCertificates(
 			x509.NewDynamic(cfg.ClientCA.VerifyOptions, x509.CommonNameUserConversion), cfg.ClientCA, certCacheTTL)
-		parts = append(parts, group.NewAuthenticatedGroupAdder(cfg.Metrics.CountAcceptedCertificates(metrics.MethodX509ClientCA, certs)))
+		// Other CAs' NotBefore is read at face value.
+		parts = append(parts, group.NewAuthenticatedGroupAdder(cfg.Metrics.CountAcceptedCertificates(metrics.MethodX509ClientCA,
+			cfg.Revocations.Certificates(certs, 0))))
 	}
 	tokens, err := bearerTokens(cfg)
 	if err != nil {
@@ -108,7 +123,9 @@ func bearerTokens(cfg Config) (authenticator.Token, error) {
 	if len(tokens) == 0 {
 		return nil, nil
 	}
-	return tokenunion.NewFailOnError(tokens...), nil
+	// Remembered for this authenticator alone: in a gateway, a token one
+	// cluster refuses may be good at another.
+	return cfg.Limits.RememberRefusals(tokenunion.NewFailOnError(tokens...)), nil
 }
 
 // upstreamTokens verifies bearer tokens with a TokenReview against the
@@ -120,7 +137,8 @@ func upstreamTokens(cfg Config) (authenticator.Token, error) {
 		return nil, fmt.Errorf("building the TokenReview authenticator: %w", err)
 	}
 	// Errors are not cached: an upstream hiccup must not lock a user out.
-	cached := cache.New(review, false, cfg.TokenCacheTTL, cfg.TokenCacheTTL)
+	// A review takes a slot inside the cache, so a cached answer takes none.
+	cached := cache.New(cfg.Limits.LimitReviews(metrics.ReviewTokenReview, review), false, cfg.TokenCacheTTL, cfg.TokenCacheTTL)
 	// The upstream is asked last, so its "no" is final.
 	return cfg.Metrics.CountTokens(metrics.MethodTokenReview, caller.UpstreamVerified(cached), metrics.ReviewResult, true), nil
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/request/union"
 	x509request "k8s.io/apiserver/pkg/authentication/request/x509"
 	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kip-proxy/kip/internal/gateway"
@@ -56,7 +57,16 @@ func newFakeGateway(t *testing.T, tokens map[string]string, reachable map[string
 	exchange.Transport = g.kip.Server.Client().Transport
 
 	mux := http.NewServeMux()
-	mux.Handle(gateway.ListPath, gateway.NewClusterList(union.New(certs, bearer), func(u user.Info) []string { return reachable[u.GetName()] }))
+	// kip puts the list behind an authentication filter; this one is as
+	// small as a fake can have it.
+	auth := union.New(certs, bearer)
+	list := gateway.NewClusterList(func(u user.Info) []string { return reachable[u.GetName()] })
+	mux.HandleFunc(gateway.ListPath, func(w http.ResponseWriter, r *http.Request) {
+		if resp, ok, _ := auth.AuthenticateRequest(r); ok {
+			r = r.WithContext(request.WithUser(r.Context(), resp.User))
+		}
+		list.ServeHTTP(w, r)
+	})
 	mux.Handle(logintest.ExchangePath, exchange)
 	mux.HandleFunc("/clusters/", func(w http.ResponseWriter, _ *http.Request) {
 		g.toClusters.Add(1)

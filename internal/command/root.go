@@ -20,7 +20,7 @@ its own credentials plus Impersonate-* headers, so the API server applies its
 RBAC, admission and audit to the real user.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(newServe(), newLogin(), newKubeconfig(), newWhoami(), newSessions(), newVersion())
+	root.AddCommand(newServe(), newLogin(), newLogout(), newKubeconfig(), newWhoami(), newSessions(), newRevoke(), newVersion())
 	root.AddCommand(more...)
 	if options.InvokedAsPlugin(os.Args[0]) {
 		// Help and usage lines say what the user typed: kubectl kip login.

@@ -50,9 +50,10 @@
 //   - Guessing is rate limited per client address. Each token check takes
 //     one unit from the address's failure budget before it starts and gives
 //     it back unless the token failed, so concurrent requests cannot run
-//     more checks than the budget holds, and successes and malformed input
-//     cost nothing. An empty budget answers 429 with Retry-After until it
-//     refills. The address is the connection's RemoteAddr, never
+//     more checks than the budget holds. Successes and malformed input cost
+//     nothing, and neither does a token kip had no outbound review slot to
+//     check (429 with Retry-After: 1; the client tries again). An empty
+//     budget answers 429 with Retry-After until it refills. The address is the connection's RemoteAddr, never
 //     X-Forwarded-For, which the caller writes; IPv6 addresses are keyed by
 //     their /64, which one client usually holds whole. The table of budgets
 //     is a bounded LRU and keeps only addresses that have failed recently,

@@ -11,8 +11,10 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/klog/v2"
 
+	"github.com/kip-proxy/kip/internal/authlimit"
 	"github.com/kip-proxy/kip/internal/headers"
 	"github.com/kip-proxy/kip/internal/metrics"
+	"github.com/kip-proxy/kip/internal/ratelimit"
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 
@@ -24,7 +26,7 @@ type handler struct {
 	ttl          time.Duration
 	tokenTimeout time.Duration
 	decoder      runtime.Decoder
-	failures     *failureLimiter
+	failures     *ratelimit.Failures
 	outcomes     Outcomes
 }
 
@@ -40,7 +42,7 @@ func newHandler(c Config) (*handler, error) {
 		ttl:          c.TTL,
 		tokenTimeout: c.TokenTimeout,
 		decoder:      decoder,
-		failures:     newFailureLimiter(c.FailureBurst, c.FailureInterval, c.MaxClients, c.Clock),
+		failures:     ratelimit.NewFailures(c.FailureBurst, c.FailureInterval, c.MaxClients, c.Clock),
 		outcomes:     c.Outcomes,
 	}, nil
 }
@@ -52,6 +54,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A credential must not be kept by any cache, and neither should the
 	// answer that none was issued.
 	w.Header().Set("Cache-Control", "no-store")
+	if r.ProtoMajor == 2 {
+		// The caller is not authenticated, and an HTTP/2 connection costs
+		// a server more than HTTP/1.1's and is prone to abuse
+		// (CVE-2023-44487, CVE-2023-39325). As kube-apiserver does for
+		// unauthenticated callers (UnauthenticatedHTTP2DOSMitigation), the
+		// connection serves this one request: Go's server answers, then
+		// sends GOAWAY and closes it. A client loses nothing: with its new
+		// certificate it needs a new connection anyway.
+		w.Header().Set("Connection", "close")
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeStatus(w, apierrors.NewMethodNotSupported(loginv1alpha1.SchemeGroupVersion.WithResource(loginv1alpha1.Resource).GroupResource(), r.Method))
@@ -63,8 +75,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.outcomes.ExchangeFailed(metrics.ExchangeInvalid)
 		return
 	}
-	client := clientKey(r.RemoteAddr)
-	if wait, ok := h.failures.take(client); !ok {
+	client := ratelimit.ClientKey(r.RemoteAddr)
+	if wait, ok := h.failures.Take(client); !ok {
 		writeStatus(w, tooManyFailures(wait))
 		h.outcomes.ExchangeFailed(metrics.ExchangeRateLimited)
 		return
@@ -72,7 +84,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	answer, tokenFailed, err := h.exchange(w, r)
 	h.recordOutcome(tokenFailed, err)
 	if !tokenFailed {
-		h.failures.refund(client)
+		h.failures.Refund(client)
 	}
 	if err != nil {
 		writeStatus(w, err)
@@ -93,8 +105,17 @@ func (h *handler) exchange(w http.ResponseWriter, r *http.Request) (answer *logi
 		return nil, false, se
 	}
 	u, err := h.authenticate(r.Context(), req.Spec.Token)
+	if errors.Is(err, authlimit.ErrBusy) {
+		// The token was not checked: kip had no outbound review slot free
+		// in time. A 429 lets the client retry (client-go does so by
+		// itself) instead of telling its user that they failed to sign in,
+		// and costs the address nothing.
+		auditNotIssued(r.Context(), outcomeNotChecked)
+		return nil, false, authlimit.BusyStatus()
+	}
 	if err != nil {
 		logTokenFailure(r, err)
+		auditNotIssued(r.Context(), outcomeRefused)
 		return refused(req), true, nil
 	}
 	cred, err := h.issue(u, pub)
@@ -103,5 +124,6 @@ func (h *handler) exchange(w http.ResponseWriter, r *http.Request) (answer *logi
 		return nil, false, apierrors.NewInternalError(errors.New("kip could not sign a certificate; try again, and if it persists ask kip's operator, whose log has the cause"))
 	}
 	klog.InfoS("Credential exchange issued a certificate", "user", u.GetName(), "expires", cred.ExpirationTimestamp.Time, "generatedKey", pub == nil, "remoteAddr", r.RemoteAddr)
+	auditIssued(r.Context(), u, []byte(cred.ClientCertificateData))
 	return succeeded(req, cred), false, nil
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"k8s.io/klog/v2"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/kip-proxy/kip/internal/authlimit"
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
 
@@ -36,6 +38,7 @@ const (
 	goodToken      = "good-token"
 	badToken       = "bad-token"
 	brokenToken    = "idp-unreachable"
+	busyToken      = "no-review-slot-free"
 	namelessToken  = "accepted-without-user"
 	otherAudToken  = "token-for-another-audience"
 	testPeer       = "192.0.2.10:40000"
@@ -81,6 +84,8 @@ func (f *fakeTokens) AuthenticateToken(ctx context.Context, token string) (*auth
 		}}, true, nil
 	case brokenToken:
 		return nil, false, errors.New("dial tcp 192.0.2.99:443: connect: connection refused")
+	case busyToken:
+		return nil, false, fmt.Errorf("webhook: %w", authlimit.ErrBusy)
 	case namelessToken:
 		return &authenticator.Response{User: &user.DefaultInfo{}}, true, nil
 	case otherAudToken:

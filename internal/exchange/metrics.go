@@ -27,6 +27,8 @@ func (h *handler) recordOutcome(tokenFailed bool, err *apierrors.StatusError) {
 	switch {
 	case err != nil && err.ErrStatus.Code >= http.StatusInternalServerError:
 		h.outcomes.ExchangeFailed(metrics.ExchangeInternal)
+	case err != nil && err.ErrStatus.Code == http.StatusTooManyRequests:
+		h.outcomes.ExchangeFailed(metrics.ExchangeRateLimited)
 	case err != nil:
 		h.outcomes.ExchangeFailed(metrics.ExchangeInvalid)
 	case tokenFailed:

@@ -3,7 +3,6 @@ package exchange
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -15,27 +14,6 @@ import (
 
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
-
-func TestClientKey(t *testing.T) {
-	cases := []struct{ remoteAddr, want string }{
-		{"192.0.2.10:40000", "192.0.2.10"},
-		{"192.0.2.10:1", "192.0.2.10"},
-		{"[::ffff:192.0.2.10]:40000", "192.0.2.10"},
-		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
-		{"[2001:db8:1:2:ffff:ffff:ffff:ffff]:1", "2001:db8:1:2::/64"},
-		{"[2001:db8:1:3::1]:1", "2001:db8:1:3::/64"},
-		{"[fe80::1%eth0]:1", "fe80::/64"},
-		{"[::1]:1", "::/64"},
-		{"@", "@"},
-		{"", ""},
-		{"not an address", "not an address"},
-	}
-	for _, tc := range cases {
-		if got := clientKey(tc.remoteAddr); got != tc.want {
-			t.Errorf("clientKey(%q) = %q, want %q", tc.remoteAddr, got, tc.want)
-		}
-	}
-}
 
 // TestFailureRateLimit walks one limiter through a sequence of requests:
 // with a burst of 3 and a unit back every 10s.
@@ -68,6 +46,10 @@ func TestFailureRateLimit(t *testing.T) {
 		{name: "malformed input costs nothing (2)", from: a, malformed: true, want: 422},
 		{name: "malformed input costs nothing (3)", from: a, malformed: true, want: 422},
 		{name: "malformed input costs nothing (4)", from: a, malformed: true, want: 422},
+		{name: "no review slot: try again, at no cost (1)", from: a, token: busyToken, want: 429, retryAfter: 1},
+		{name: "no review slot: try again, at no cost (2)", from: a, token: busyToken, want: 429, retryAfter: 1},
+		{name: "no review slot: try again, at no cost (3)", from: a, token: busyToken, want: 429, retryAfter: 1},
+		{name: "no review slot: try again, at no cost (4)", from: a, token: busyToken, want: 429, retryAfter: 1},
 		{name: "failure 1", from: a, token: badToken, want: 201},
 		{name: "failure 2, another port", from: aAgain, token: badToken, want: 201},
 		{name: "failure 3, authenticator error", from: a, token: brokenToken, want: 201},
@@ -123,26 +105,6 @@ func TestFailureRateLimit(t *testing.T) {
 		if status.Reason != metav1.StatusReasonTooManyRequests || status.Details == nil || int(status.Details.RetryAfterSeconds) != s.retryAfter {
 			t.Errorf("%s: status %+v, want TooManyRequests with retryAfterSeconds %d", s.name, status, s.retryAfter)
 		}
-	}
-}
-
-// TestFailureTableBounded: a flood of failing addresses keeps at most
-// MaxClients budgets, and an address that is back to a full budget is
-// dropped.
-func TestFailureTableBounded(t *testing.T) {
-	l := newFailureLimiter(2, time.Second, 3, newFixture(t, nil).clock)
-	for i := range 100 {
-		client := clientKey(fmt.Sprintf("198.51.100.%d:1", i))
-		if _, ok := l.take(client); !ok {
-			t.Fatalf("%s has a fresh budget", client)
-		}
-		if n := l.buckets.Len(); n > 3 {
-			t.Fatalf("%d budgets kept, want at most 3", n)
-		}
-	}
-	l.refund("198.51.100.99")
-	if n := l.buckets.Len(); n != 2 {
-		t.Errorf("%d budgets kept after a refund filled one, want 2", n)
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/klog/v2"
-	"k8s.io/streaming/pkg/httpstream"
 )
 
 // AuditAnnotation is the key under which kip's audit events name the
@@ -61,7 +60,6 @@ func (u *Upstreams) WithBackend(h http.Handler) http.Handler {
 		// The route is this request's own, so setting its backend here,
 		// before the request goes on, is seen by every later step.
 		rt.m, rt.b = m, b
-		ctx := r.Context()
 		if u.longRunning != nil && !u.longRunning(r) {
 			// A short request ends on its own deadline; tying it to the
 			// cluster's lifetime would cost every request a context and a
@@ -69,17 +67,11 @@ func (u *Upstreams) WithBackend(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		if !httpstream.IsUpgradeRequest(r) {
-			// A stream ends as a finished response, so that a watch
-			// starts over and learns the cluster is gone.
-			h.ServeHTTP(w, r.WithContext(proxy.WithEnd(ctx, m.ctx)))
-			return
-		}
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		stop := context.AfterFunc(m.ctx, cancel)
+		// A stream ends as a finished response, so that a watch starts
+		// over and learns the cluster is gone.
+		r, stop := proxy.EndWith(r, m.ctx, u.removedEnded)
 		defer stop()
-		h.ServeHTTP(w, r.WithContext(ctx))
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -176,6 +176,11 @@ func TestRouting(t *testing.T) {
 		{"/clusters//b/api", 404, nil, ""},
 		{"/api/v1/pods", 404, nil, ""},
 		{"/b/api", 404, nil, ""},
+		// kip's own API has one spelling, at kip's root: under a cluster
+		// it would reach the unauthenticated exchange by another path.
+		{"/clusters/a/apis/login.kip.dev/v1alpha1/tokencredentialrequests", 404, nil, ""},
+		{"/clusters/a/apis/login.kip.dev/v1alpha1/clusters", 404, nil, ""},
+		{"/clusters/a/apis%2Flogin.kip.dev/v1alpha1/tokencredentialrequests", 404, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

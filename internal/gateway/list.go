@@ -5,10 +5,9 @@ import (
 	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
-	"k8s.io/klog/v2"
+	"k8s.io/apiserver/pkg/endpoints/request"
 
 	loginv1alpha1 "github.com/kip-proxy/kip/pkg/apis/login/v1alpha1"
 )
@@ -17,31 +16,29 @@ import (
 const ListPath = "/apis/" + loginv1alpha1.GroupName + "/v1alpha1/" + loginv1alpha1.ClustersResource
 
 // NewClusterList serves GET ListPath: a ClusterList of the clusters the
-// caller may reach, sorted by name. It authenticates the caller itself
-// with auth, which must accept only identities valid for every cluster
-// (kip's certificates, OIDC and webhook tokens, --client-ca-file): a
-// cluster's own client CA or a token only one cluster can review says
-// nothing about the others. reachable says which clusters the policy lets
-// a user reach; nothing else is listed, so a refused cluster's name is
-// never shown to a caller it refuses.
-func NewClusterList(auth authenticator.Request, reachable func(user.Info) []string) http.Handler {
-	if auth == nil || reachable == nil {
+// caller may reach, sorted by name. It goes behind an authentication
+// filter of its own whose authenticator accepts only identities valid for
+// every cluster (kip's certificates, OIDC and webhook tokens,
+// --client-ca-file): a cluster's own client CA or a token only one cluster
+// can review says nothing about the others. A request that reaches it
+// without an authenticated user is refused. reachable says which clusters
+// the policy lets a user reach; nothing else is listed, so a refused
+// cluster's name is never shown to a caller it refuses.
+func NewClusterList(reachable func(user.Info) []string) http.Handler {
+	if reachable == nil {
 		// Fail closed at construction, not with the first caller.
-		panic("gateway: the cluster list needs an authenticator and a policy")
+		panic("gateway: the cluster list needs a policy")
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != ListPath {
-			notFound(w, "the path names no kip resource")
-			return
-		}
 		// Authentication comes first, so that an anonymous caller learns
 		// nothing, not even which methods exist.
-		resp, ok, err := auth.AuthenticateRequest(r)
-		if err != nil {
-			klog.V(2).InfoS("Refusing a caller of the cluster list", "err", err)
-		}
-		if err != nil || !ok || resp == nil || resp.User == nil {
+		u, ok := request.UserFrom(r.Context())
+		if !ok || u == nil || u.GetName() == "" {
 			writeStatus(w, http.StatusUnauthorized, metav1.StatusReasonUnauthorized, "Unauthorized")
+			return
+		}
+		if r.URL.Path != ListPath {
+			notFound(w, "the path names no kip resource")
 			return
 		}
 		if r.Method != http.MethodGet {
@@ -52,7 +49,7 @@ func NewClusterList(auth authenticator.Request, reachable func(user.Info) []stri
 		}
 		// The answer is this caller's own: no shared cache may keep it.
 		w.Header().Set("Cache-Control", "no-cache, private")
-		responsewriters.WriteRawJSON(http.StatusOK, clusterList(reachable(resp.User)), w)
+		responsewriters.WriteRawJSON(http.StatusOK, clusterList(reachable(u)), w)
 	})
 }
 

@@ -41,8 +41,8 @@ func ClusterFrom(ctx context.Context) (string, bool) {
 // known reports, records the cluster, and hands the request on. A path
 // that passthrough accepts (kip's own endpoints, such as the credential
 // exchange) goes on unchanged and without a cluster. Anything else gets a
-// 404 Status: an unknown cluster, a name that is not one, or a path
-// outside /clusters/.
+// 404 Status: an unknown cluster, a name that is not one, a path outside
+// /clusters/, or one of kip's own paths under /clusters/<name>/.
 func WithRouting(handler http.Handler, known func(string) bool, passthrough func(path string) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if passthrough(r.URL.Path) {
@@ -60,6 +60,13 @@ func WithRouting(handler http.Handler, known func(string) bool, passthrough func
 			return
 		case !known(name):
 			notFound(w, fmt.Sprintf("kip fronts no cluster %q", name))
+			return
+		case passthrough(u.Path):
+			// kip's own endpoints have one spelling, at kip's root:
+			// stripped of /clusters/<name>, the unauthenticated
+			// exchange would be reached by a second path, with a
+			// cluster recorded that it has nothing to do with.
+			notFound(w, "kip's own API is served at kip's root, not under "+clusters.PathPrefix+name)
 			return
 		}
 		routed := r.WithContext(WithCluster(r.Context(), name))

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kip-proxy/kip/internal/clusters"
+	"github.com/kip-proxy/kip/internal/proxy"
 )
 
 // Upstreams is every registered cluster and what kip holds for each. A
@@ -26,6 +27,8 @@ type Upstreams struct {
 	// they are ended for it: watches, exec, attach, logs -f. Nil treats
 	// every request as long-running.
 	longRunning func(*http.Request) bool
+	// removedEnded counts the requests a removal ended; nil counts none.
+	removedEnded func()
 	// observe hears of registrations and of each cluster's health; never nil.
 	observe Observer
 
@@ -61,6 +64,9 @@ type Options struct {
 	// ended by their cluster's removal, the others end on their own
 	// deadline. Nil treats every request as long-running.
 	LongRunning func(*http.Request) bool
+	// Ended hears of each long-running request a cluster's removal ended,
+	// with proxy.EndClusterRemoved; nil when nobody counts them.
+	Ended func(reason string)
 }
 
 // NewUpstreams returns an empty registry whose backends build makes.
@@ -68,7 +74,11 @@ func NewUpstreams(build Build, opts Options) *Upstreams {
 	if opts.Observe == nil {
 		opts.Observe = noObserver{}
 	}
-	return &Upstreams{build: build, eager: opts.Eager, observe: opts.Observe, longRunning: opts.LongRunning, byName: map[string]*member{}}
+	u := &Upstreams{build: build, eager: opts.Eager, observe: opts.Observe, longRunning: opts.LongRunning, byName: map[string]*member{}}
+	if ended := opts.Ended; ended != nil {
+		u.removedEnded = func() { ended(proxy.EndClusterRemoved) }
+	}
+	return u
 }
 
 // Apply makes the registry the snapshot's clusters. A cluster whose entry

@@ -12,4 +12,9 @@
 // For a cluster of a kip gateway (https://kip.example.com/clusters/<name>)
 // the exchange goes to kip's root and the cache entry is kip's, so one
 // sign-in serves every cluster of that kip.
+//
+// `kip logout` takes the same flags and removes the entries that
+// configuration uses (at every kip unless one is named), each under its
+// lock, then revokes their refresh tokens at the provider. The local entry
+// goes first and whatever the provider answers.
 package login

@@ -48,6 +48,9 @@ type Config struct {
 	ExpiryMargin time.Duration
 	// MaxRetryWait replaces exchange.DefaultMaxRetryWait when positive.
 	MaxRetryWait time.Duration
+	// Caller is the pid of the process that ran kip login (kubectl's,
+	// os.Getppid); 0 when unknown. See askedAgain.
+	Caller int
 }
 
 // Plugin answers kubectl exec credential calls.
@@ -112,7 +115,9 @@ func (p *Plugin) Credential(ctx context.Context, req execcredential.Request) (*c
 			// cache and no expiry to tell.
 			return &clientauthv1.ExecCredentialStatus{Token: string(s)}, nil
 		}
-		return p.withEntry(ctx, key, p.tokenCredential)
+		return p.withEntry(ctx, key, func(ctx context.Context, h *cache.Handle, e *cache.Entry) (*clientauthv1.ExecCredentialStatus, error) {
+			return p.tokenCredential(ctx, h, e, callerOf(p.cfg.Caller, req))
+		})
 	}
 	kip, err := p.kipConfig(req)
 	if err != nil {
@@ -120,7 +125,7 @@ func (p *Plugin) Credential(ctx context.Context, req execcredential.Request) (*c
 	}
 	key.KipServer = kip.Host
 	return p.withEntry(ctx, key, func(ctx context.Context, h *cache.Handle, e *cache.Entry) (*clientauthv1.ExecCredentialStatus, error) {
-		return p.certificateCredential(ctx, h, e, kip)
+		return p.certificateCredential(ctx, h, e, kip, callerOf(p.cfg.Caller, req))
 	})
 }
 

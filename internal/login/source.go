@@ -16,6 +16,9 @@ type tokenSource interface {
 	// if it is still fresh; cached reports whether it did. It records
 	// what it obtained in e.
 	token(ctx context.Context, p *Plugin, e *cache.Entry, allowCached bool) (tok string, exp time.Time, cached bool, err error)
+	// revoker revokes the tokens it obtained at their issuer; nil when
+	// there is nothing to revoke.
+	revoker() Revoker
 }
 
 type staticSource string
@@ -23,6 +26,8 @@ type staticSource string
 func (s staticSource) key() cache.Key {
 	return cache.Key{Kind: "static", TokenSHA256: sha256Hex(string(s))}
 }
+
+func (staticSource) revoker() Revoker { return nil }
 
 func (s staticSource) token(context.Context, *Plugin, *cache.Entry, bool) (string, time.Time, bool, error) {
 	return string(s), time.Time{}, false, nil
@@ -37,6 +42,8 @@ type oidcSource struct {
 func (s *oidcSource) key() cache.Key {
 	return cache.Key{Kind: "oidc", Issuer: s.flow.Issuer, ClientID: s.flow.ClientID, Scopes: s.flow.Scopes}
 }
+
+func (s *oidcSource) revoker() Revoker { return s.client }
 
 // token prefers, in order: the cached ID token, a refresh, a new sign-in.
 func (s *oidcSource) token(ctx context.Context, p *Plugin, e *cache.Entry, allowCached bool) (string, time.Time, bool, error) {

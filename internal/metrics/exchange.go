@@ -9,7 +9,8 @@ const (
 	ExchangeAuthentication ExchangeFailure = "authentication"
 	// ExchangeInvalid: the request was malformed.
 	ExchangeInvalid ExchangeFailure = "invalid"
-	// ExchangeRateLimited: the address had spent its failure budget.
+	// ExchangeRateLimited: the address had spent its failure budget, or
+	// kip had no outbound review slot free to check the token.
 	ExchangeRateLimited ExchangeFailure = "rate_limited"
 	// ExchangeInternal: kip could not sign.
 	ExchangeInternal ExchangeFailure = "internal"

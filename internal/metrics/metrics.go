@@ -49,9 +49,13 @@ type Recorder struct {
 	// single-cluster mode.
 	clusterOf func(context.Context) (string, bool)
 
-	requests   *Requests
-	clusters   *Clusters
-	recordings *Recordings
+	requests    *Requests
+	clusters    *Clusters
+	recordings  *Recordings
+	revocations *Revocations
+	authLimits  *AuthLimits
+
+	longRunningEnds *LongRunningEnds
 }
 
 // Option configures a Recorder.
@@ -83,6 +87,9 @@ func NewRecorder(opts ...Option) *Recorder {
 	r.declareExpiry()
 	r.declareClusters()
 	r.declareRecordings()
+	r.declareRevocations()
+	r.declareLongRunningEnds()
+	r.declareAuthLimits()
 	r.requests = newRequests(r.clusterOf, r.requestsTotal, r.upstreamDuration, r.longRunning)
 	r.clusters = &Clusters{
 		up: r.clusterUp, entries: r.clusterEntries, refused: r.clusterEntriesRefused,

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	certutil "k8s.io/client-go/util/cert"
+	basemetrics "k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/testutil"
 )
 
 // exposed scrapes h and returns each family's help text, by name.
@@ -78,6 +80,14 @@ func TestRecorderExposition(t *testing.T) {
 		"kip_recording_failures_total":                     "Failures to record a session, by stage: open (not begun; the session ran unrecorded or, with --recording-required, was refused), write (events lost, e.g. a full disk), seal, upload (one failed attempt; the recording stays on disk and is tried again).",
 		"kip_recording_storage_up":                         "1 if the recordings' storage worked at its last check, 0 if not, by store: dir (--recording-dir writable with space left) or bucket (--recording-bucket reachable).",
 		"kip_recording_uploads_pending":                    "Finished recordings on disk waiting to be uploaded to --recording-bucket.",
+		"kip_revocation_refusals_total":                    "Credentials refused because the revocation list revokes them, by the kind of entry: user, uid, group, credential.",
+		"kip_revocation_entries":                           "Entries of the revocation list that apply now, as this replica last read it.",
+		"kip_longrunning_ended_total":                      "Long-running requests kip ended itself, by reason: write-deadline (a write of a streamed answer, such as a watch or logs -f, took longer than --stream-write-timeout: the caller stopped reading), shutdown (kip began draining; the client resumes on another replica), revoked (the revocation list came to cover the caller), cluster-removed (a gateway stopped serving the cluster), ca-untrusted (kip stopped trusting the CA of the caller's certificate). The last three count exec, attach and port-forward sessions too.",
+		"kip_authentication_throttled_total":               "Requests with a bearer token answered 429 instead of being authenticated, by reason: failure_budget (the address had spent its budget of failed authentication; no credential was checked) or reviews_busy (no slot for an outbound review came free in time).",
+		"kip_authentication_refused_cache_hits_total":      "Bearer tokens refused from the cache of tokens just refused, without asking the webhook or the upstream again.",
+		"kip_authentication_outbound_reviews_total":        "TokenReviews kip sent to authenticate callers, by kind: webhook (the token webhook) or tokenreview (the upstream). Retries within one review are not counted again.",
+		"kip_authentication_outbound_reviews_in_flight":    "TokenReviews to authenticate callers in flight now, by kind: webhook or tokenreview. Bounded together by --max-outbound-authentication-reviews.",
+		"kip_authentication_outbound_reviews_waiting":      "Callers waiting for a slot to send a TokenReview, because --max-outbound-authentication-reviews are in flight.",
 	}
 	for name, text := range want {
 		if got := help[name]; got != "[ALPHA] "+text {
@@ -173,4 +183,62 @@ func TestRecordingsBoundTheirLabels(t *testing.T) {
 			t.Errorf("%s = %s, want %s", series, got, want)
 		}
 	}
+}
+
+// TestAuthLimits counts what bounds failed authentication, and a nil
+// recorder counts nothing without failing.
+func TestAuthLimits(t *testing.T) {
+	var none *Recorder
+	none.AuthLimits().Throttled(ThrottledFailureBudget)
+	none.AuthLimits().ReviewStarted(ReviewWebhook)
+
+	a := NewRecorder().AuthLimits()
+	a.Throttled(ThrottledFailureBudget)
+	a.Throttled(ThrottledFailureBudget)
+	a.Throttled(ThrottledReviewsBusy)
+	a.Throttled("invented")
+	a.RefusedCacheHit()
+	a.ReviewStarted(ReviewWebhook)
+	a.ReviewStarted(ReviewTokenReview)
+	a.ReviewEnded(ReviewTokenReview)
+	a.ReviewStarted("invented")
+	a.Waiting(2)
+	a.Waiting(-1)
+	for _, c := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"throttled, failure budget", metricValue(t, a.throttledBudget), 2},
+		{"throttled, reviews busy", metricValue(t, a.throttledBusy), 1},
+		{"refused cache hits", metricValue(t, a.cacheHits), 1},
+		{"webhook reviews", metricValue(t, a.kinds[ReviewWebhook].total), 1},
+		{"webhook reviews in flight", metricValue(t, a.kinds[ReviewWebhook].inFlight), 1},
+		{"TokenReviews", metricValue(t, a.kinds[ReviewTokenReview].total), 1},
+		{"TokenReviews in flight", metricValue(t, a.kinds[ReviewTokenReview].inFlight), 0},
+		{"waiting", metricValue(t, a.waiting), 1},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// metricValue reads one counter's or gauge's value.
+func metricValue(t *testing.T, m any) float64 {
+	t.Helper()
+	var v float64
+	var err error
+	switch m := m.(type) {
+	case basemetrics.GaugeMetric: // first: a gauge is a CounterMetric too
+		v, err = testutil.GetGaugeMetricValue(m)
+	case basemetrics.CounterMetric:
+		v, err = testutil.GetCounterMetricValue(m)
+	default:
+		t.Fatalf("%T is neither a counter nor a gauge", m)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -144,6 +144,7 @@ func (o *Serve) authenticationFields(a *configv1alpha1.Authentication) []configF
 		{"authentication-token-webhook-config-file", func() { id.WebhookConfigFile = a.TokenWebhook.ConfigFile }},
 		{"authentication-token-webhook-cache-ttl", func() { id.WebhookCacheTTL = a.TokenWebhook.CacheTTL.Duration }},
 		{"allowed-reserved-groups", func() { id.AllowedReservedGroups = a.AllowedReservedGroups }},
+		{"revocation-configmap", func() { id.RevocationConfigMap = a.RevocationConfigMap }},
 	}
 }
 
@@ -235,12 +236,13 @@ func (o *Serve) recordingFields(r *configv1alpha1.Recording) []configField {
 }
 
 func (o *Serve) limitFields(l *configv1alpha1.Limits) []configField {
-	return []configField{
+	return append(o.FailedAuthentication.fields(&l.FailedAuthentication), []configField{
 		{"max-requests-inflight", func() { o.MaxRequestsInFlight = int(*l.MaxRequestsInFlight) }},
 		{"max-mutating-requests-inflight", func() { o.MaxMutatingRequestsInFlight = int(*l.MaxMutatingRequestsInFlight) }},
 		{"request-timeout", func() { o.RequestTimeout = l.RequestTimeout.Duration }},
 		{"shutdown-delay-duration", func() { o.ShutdownDelay = l.ShutdownDelayDuration.Duration }},
-	}
+		{"stream-write-timeout", func() { o.StreamWriteTimeout = l.StreamWriteTimeout.Duration }},
+	}...)
 }
 
 // loggingFields are component-base's logging flags, as logsapi.AddFlags

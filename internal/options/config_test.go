@@ -203,6 +203,7 @@ func TestLoadConfigFileRefuses(t *testing.T) {
 		{"in flight", header + "limits: {maxMutatingRequestsInFlight: -1}\n", []string{"limits.maxMutatingRequestsInFlight: Invalid value: -1"}},
 		{"request timeout", header + "limits: {requestTimeout: -1s}\n", []string{"limits.requestTimeout: Invalid value"}},
 		{"shutdown delay", header + "limits: {shutdownDelayDuration: -1s}\n", []string{"limits.shutdownDelayDuration: Invalid value"}},
+		{"stream write timeout", header + "limits: {streamWriteTimeout: 10ms}\n", []string{"limits.streamWriteTimeout: Invalid value", "0s (no limit) or at least 1s"}},
 		{"logging format", header + "logging: {format: xml}\n", []string{"logging.format: Invalid value: \"xml\""}},
 		{"two errors at once", header + "serving: {port: 0}\nobservability: {probePort: 70000}\n", []string{"serving.port", "observability.probePort"}},
 	}

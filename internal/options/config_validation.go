@@ -154,6 +154,26 @@ func validateLimits(l *configv1alpha1.Limits, p *field.Path) field.ErrorList {
 	if d := l.ShutdownDelayDuration.Duration; d < 0 {
 		errs = append(errs, field.Invalid(p.Child("shutdownDelayDuration"), d.String(), "must not be negative"))
 	}
+	if d := l.StreamWriteTimeout.Duration; d != 0 && d < minStreamWriteTimeout {
+		errs = append(errs, field.Invalid(p.Child("streamWriteTimeout"), d.String(), "must be 0s (no limit) or at least 1s"))
+	}
+	return append(errs, validateFailedAuthentication(&l.FailedAuthentication, p.Child("failedAuthentication"))...)
+}
+
+func validateFailedAuthentication(f *configv1alpha1.FailedAuthenticationLimits, p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if *f.Burst < 0 {
+		errs = append(errs, field.Invalid(p.Child("burst"), *f.Burst, "must not be negative; 0 turns the budget off"))
+	}
+	if *f.Burst > 0 {
+		errs = append(errs, validatePositive(f.RefillInterval.Duration, p.Child("refillInterval"))...)
+	}
+	if d := f.RefusedTokenCacheTTL.Duration; d < 0 || d > time.Minute {
+		errs = append(errs, field.Invalid(p.Child("refusedTokenCacheTTL"), d.String(), "must be between 0 and 1m"))
+	}
+	if *f.MaxOutboundReviews < 0 {
+		errs = append(errs, field.Invalid(p.Child("maxOutboundReviews"), *f.MaxOutboundReviews, "must not be negative; 0 means no limit"))
+	}
 	return errs
 }
 

@@ -31,6 +31,10 @@ type Credentials struct {
 	WebhookCacheTTL          time.Duration
 	AllowedReservedGroups    []string
 
+	// RevocationConfigMap is namespace/name of the revocation list's
+	// ConfigMap on the home cluster.
+	RevocationConfigMap string
+
 	// SignerLease decides which replica rotates a Secret-held signer CA.
 	SignerLease *SignerLease
 }
@@ -58,6 +62,8 @@ func (o *Credentials) AddFlags(fs *pflag.FlagSet) {
 		"How long the token webhook's answers are reused.")
 	fs.StringSliceVar(&o.AllowedReservedGroups, "allowed-reserved-groups", o.AllowedReservedGroups,
 		"system: groups that an OIDC or webhook identity may carry; any other system: user or group is refused.")
+	fs.StringVar(&o.RevocationConfigMap, "revocation-configmap", o.RevocationConfigMap,
+		"namespace/name of the ConfigMap holding the revocation list that kip revoke writes; every replica follows it and refuses the credentials it revokes. Empty: no revocation list.")
 	o.SignerLease.AddFlags(fs)
 }
 
@@ -74,6 +80,11 @@ func (o *Credentials) Validate() []error {
 			if _, err := os.Stat(path); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", flag, err))
 			}
+		}
+	}
+	if o.RevocationConfigMap != "" {
+		if _, _, err := SplitNamespacedName(o.RevocationConfigMap); err != nil {
+			errs = append(errs, fmt.Errorf("--revocation-configmap: %w", err))
 		}
 	}
 	if o.WebhookCacheTTL < 0 {
@@ -102,8 +113,8 @@ func (o *Credentials) validateSigner() []error {
 			errs = append(errs, fmt.Errorf("--signer-ca-secret: %w", err))
 		}
 	}
-	// An exchanged certificate cannot be revoked, so its lifetime is what
-	// bounds a leaked one; a day is already generous.
+	// An exchanged certificate's lifetime bounds a leaked one that nobody
+	// has revoked yet; a day is already generous.
 	if o.CredentialTTL < time.Minute || o.CredentialTTL > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("--credential-ttl must be between 1m and 24h, not %s", o.CredentialTTL))
 	}
@@ -142,6 +153,9 @@ func (o *Credentials) config() server.CredentialsConfig {
 	if o.SignerCASecret != "" {
 		// Validate has already refused a malformed name.
 		cfg.SignerCASecret.Namespace, cfg.SignerCASecret.Name, _ = SplitNamespacedName(o.SignerCASecret)
+	}
+	if o.RevocationConfigMap != "" {
+		cfg.Revocations.Namespace, cfg.Revocations.Name, _ = SplitNamespacedName(o.RevocationConfigMap)
 	}
 	o.SignerLease.ApplyTo(&cfg)
 	return cfg

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kip-proxy/kip/internal/kubeconfig"
 	"github.com/kip-proxy/kip/internal/login"
+	"github.com/kip-proxy/kip/internal/login/oidcflow"
 )
 
 // Kubeconfig is the option set of `kip kubeconfig`. The login flags are
@@ -97,7 +98,7 @@ func (o *Kubeconfig) Validate() error {
 	var errs []error
 	if o.Server == "" {
 		errs = append(errs, errors.New("--server is required"))
-	} else if err := checkHTTPSURL(o.Server, false); err != nil {
+	} else if err := oidcflow.CheckURL(o.Server, false); err != nil {
 		errs = append(errs, fmt.Errorf("--server: %w", err))
 	} else if o.AllClusters {
 		errs = appendIfErr(errs, checkGatewayRoot(o.Server))

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,7 +173,7 @@ func (o *KipFallback) validate(mode string) []error {
 		if mode == string(login.ModeToken) {
 			errs = append(errs, errors.New("--kip-server is only used with --mode certificate"))
 		}
-		if err := checkHTTPSURL(o.KipServer, false); err != nil {
+		if err := oidcflow.CheckURL(o.KipServer, false); err != nil {
 			errs = append(errs, fmt.Errorf("--kip-server: %w", err))
 		}
 	}
@@ -191,7 +190,7 @@ func (o *OIDCFlags) validate() []error {
 	var errs []error
 	if o.Issuer == "" {
 		errs = append(errs, errors.New("--issuer is required"))
-	} else if err := checkHTTPSURL(o.Issuer, true); err != nil {
+	} else if err := oidcflow.CheckURL(o.Issuer, true); err != nil {
 		errs = append(errs, fmt.Errorf("--issuer: %w", err))
 	}
 	if o.ClientID == "" {
@@ -233,24 +232,6 @@ func (o *StaticFlags) validate() []error {
 	return nil
 }
 
-// checkHTTPSURL accepts an absolute https URL; http only for a loopback
-// host when allowLoopbackHTTP, for local test providers.
-func checkHTTPSURL(s string, allowLoopbackHTTP bool) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return err
-	}
-	switch {
-	case u.Host == "":
-		return fmt.Errorf("%q is not an absolute URL", s)
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme == "http" && allowLoopbackHTTP && isLoopbackHost(u.Hostname()):
-		return nil
-	}
-	return fmt.Errorf("%q must be an https URL", s)
-}
-
 // checkLoopbackAddress keeps the callback, which receives the
 // authorization code, off every interface but the loopback one.
 func checkLoopbackAddress(addr string) error {
@@ -258,21 +239,13 @@ func checkLoopbackAddress(addr string) error {
 	if err != nil {
 		return fmt.Errorf("--listen-address %q must be host:port: %w", addr, err)
 	}
-	if !isLoopbackHost(host) {
+	if !oidcflow.IsLoopbackHost(host) {
 		return fmt.Errorf("--listen-address %q must be on the loopback interface (127.0.0.1, [::1] or localhost)", addr)
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		return fmt.Errorf("--listen-address %q: %w", addr, err)
 	}
 	return nil
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 func checkFile(flag, path string) error {
@@ -341,6 +314,12 @@ func (o *LoginCommon) pluginConfig(stderr io.Writer, execInfo string, fb KipFall
 		ExecInfo:  execInfo,
 		KipServer: fb.KipServer,
 		Stderr:    stderr,
+	}
+	if execInfo != "" {
+		// Run by client-go as its exec plugin: the parent is kubectl, or
+		// whichever client-go program asks. kip kubeconfig, which asks
+		// in-process once per cluster, has no exec info and no caller.
+		cfg.Caller = os.Getppid()
 	}
 	if fb.KipCAFile != "" {
 		ca, err := os.ReadFile(fb.KipCAFile)

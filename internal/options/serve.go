@@ -53,6 +53,8 @@ type Serve struct {
 	MaxMutatingRequestsInFlight int
 	RequestTimeout              time.Duration
 	ShutdownDelay               time.Duration
+	StreamWriteTimeout          time.Duration
+	FailedAuthentication        FailedAuthentication
 }
 
 // NewServe returns the defaults.
@@ -79,6 +81,8 @@ func NewServe() *Serve {
 		MaxRequestsInFlight:         400,
 		MaxMutatingRequestsInFlight: 200,
 		RequestTimeout:              60 * time.Second,
+		StreamWriteTimeout:          configv1alpha1.DefaultStreamWriteTimeout,
+		FailedAuthentication:        NewFailedAuthentication(),
 	}
 }
 
@@ -156,8 +160,15 @@ func (o *Serve) addLimitFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout,
 		"Longest time a short request may take, and the longest wait for in-flight short requests on shutdown; watch, exec, attach, port-forward, proxy and logs are exempt.")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay-duration", o.ShutdownDelay,
-		"Time to keep serving after SIGTERM while /readyz already fails, so load balancers can stop sending traffic.")
+		"Time to keep serving after SIGTERM while /readyz already fails, so load balancers can stop sending traffic; then open watches and other streams end, so their clients resume on another replica.")
+	fs.DurationVar(&o.StreamWriteTimeout, "stream-write-timeout", o.StreamWriteTimeout,
+		"Longest time one write of a watch, logs -f or other streamed answer may wait for its client to read; a client that reads nothing for this long has its stream ended and kip's buffers for it freed. 0 means no limit.")
+	o.FailedAuthentication.AddFlags(fs)
 }
+
+// minStreamWriteTimeout is the shortest --stream-write-timeout: below
+// it, a client on a slow or briefly stalled network loses its watches.
+const minStreamWriteTimeout = time.Second
 
 // Validate reports every invalid option at once.
 func (o *Serve) Validate() error {
@@ -167,6 +178,7 @@ func (o *Serve) Validate() error {
 	errs = append(errs, o.Clusters.Validate()...)
 	errs = append(errs, o.Observability.Validate()...)
 	errs = append(errs, o.Recording.Validate()...)
+	errs = append(errs, o.FailedAuthentication.Validate()...)
 	if lerrs := logsapi.Validate(o.Logs, nil, field.NewPath("logging")); len(lerrs) > 0 {
 		errs = append(errs, lerrs.ToAggregate())
 	}
@@ -194,6 +206,9 @@ func (o *Serve) Validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, not %s", name, d))
 		}
+	}
+	if d := o.StreamWriteTimeout; d != 0 && d < minStreamWriteTimeout {
+		errs = append(errs, fmt.Errorf("--stream-write-timeout %s would end streams whose client only paused; give 0 (no limit) or at least %s", d, minStreamWriteTimeout))
 	}
 	if o.MaxRequestsInFlight < 0 || o.MaxMutatingRequestsInFlight < 0 {
 		errs = append(errs, errors.New("--max-requests-inflight and --max-mutating-requests-inflight must not be negative"))
@@ -232,8 +247,10 @@ func (o *Serve) Config() (server.Config, error) {
 		Credentials:          o.Credentials.config(),
 		Clusters:             o.Clusters.config(),
 		Profiling:            o.Profiling,
+		StreamWriteTimeout:   o.StreamWriteTimeout,
 	}
 	o.Observability.ApplyTo(&cfg)
+	o.FailedAuthentication.ApplyTo(&cfg)
 	if err := o.Recording.ApplyTo(&cfg); err != nil {
 		return server.Config{}, fmt.Errorf("configuring session recording: %w", err)
 	}

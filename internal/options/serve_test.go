@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	logsapi "k8s.io/component-base/logs/api/v1"
@@ -181,5 +182,23 @@ current-context: x
 				t.Fatalf("upstreamConfig() = %v, want an error with %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestStreamWriteTimeout: 0 turns the bound off, anything from a second
+// on is a bound, and less would end streams whose client only paused.
+func TestStreamWriteTimeout(t *testing.T) {
+	if got := NewServe().StreamWriteTimeout; got != time.Minute {
+		t.Errorf("default --stream-write-timeout = %v, want 1m", got)
+	}
+	for value, wantErr := range map[string]bool{"0": false, "1s": false, "5m": false, "500ms": true, "-1s": true} {
+		o := NewServe()
+		if err := allFlags(o).Parse([]string{"--stream-write-timeout=" + value}); err != nil {
+			t.Fatal(err)
+		}
+		err := o.Validate()
+		if got := err != nil && strings.Contains(err.Error(), "--stream-write-timeout"); got != wantErr {
+			t.Errorf("--stream-write-timeout=%s: Validate() = %v, want an error: %v", value, err, wantErr)
+		}
 	}
 }

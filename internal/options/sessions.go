@@ -8,16 +8,13 @@ import (
 
 	"github.com/kip-proxy/kip/internal/sessions"
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Sessions is what every `kip sessions` command shares: where the
 // recordings are read from, kip (through a kubeconfig) or a recording
 // directory, and which namespace.
 type Sessions struct {
-	Kubeconfig    string
-	Context       string
+	ClientConfig
 	Namespace     string
 	AllNamespaces bool
 	// Dir, when set, is a recording directory read directly, without kip.
@@ -26,8 +23,7 @@ type Sessions struct {
 
 // AddFlags registers the shared flags on fs.
 func (o *Sessions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig to reach kip with (default: $KUBECONFIG, else ~/.kube/config).")
-	fs.StringVar(&o.Context, "context", o.Context, "Kubeconfig context to use (default: the current context).")
+	o.ClientConfig.AddFlags(fs, "kip")
 	fs.StringVarP(&o.Namespace, "namespace", "n", o.Namespace, "Namespace of the sessions (default: the context's namespace; with --dir, every namespace).")
 	fs.StringVar(&o.Dir, "dir", o.Dir, "Read this recording directory (kip serve's --recording-dir) directly instead of asking kip.")
 }
@@ -44,24 +40,6 @@ func (o *Sessions) Validate() error {
 	return errors.Join(errs...)
 }
 
-// clientConfig is the kubeconfig with kubectl's loading rules.
-func (o *Sessions) clientConfig() clientcmd.ClientConfig {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.Kubeconfig
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.Context}
-	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
-}
-
-// RESTConfig loads the kubeconfig, so an exec plugin such as kip login
-// runs as it would for kubectl.
-func (o *Sessions) RESTConfig() (*rest.Config, error) {
-	cfg, err := o.clientConfig().ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
-	}
-	return cfg, nil
-}
-
 // RemoteNamespace is the namespace to ask kip about: --namespace, else
 // the context's ("default" when it names none); "" with
 // --all-namespaces.
@@ -72,7 +50,7 @@ func (o *Sessions) RemoteNamespace() (string, error) {
 	if o.Namespace != "" {
 		return o.Namespace, nil
 	}
-	ns, _, err := o.clientConfig().Namespace()
+	ns, _, err := o.loader().Namespace()
 	if err != nil {
 		return "", fmt.Errorf("reading the kubeconfig's namespace: %w", err)
 	}

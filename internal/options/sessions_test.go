@@ -17,7 +17,7 @@ func TestSessionsValidate(t *testing.T) {
 		{name: "every namespace", o: Sessions{AllNamespaces: true}},
 		{name: "a directory", o: Sessions{Dir: "/var/lib/kip/recordings"}},
 		{name: "both -A and -n", o: Sessions{AllNamespaces: true, Namespace: "x"}, want: []string{"--all-namespaces and --namespace contradict"}},
-		{name: "a directory and a kubeconfig", o: Sessions{Dir: "/d", Kubeconfig: "/k"}, want: []string{"--dir reads recordings without kip"}},
+		{name: "a directory and a kubeconfig", o: Sessions{Dir: "/d", ClientConfig: ClientConfig{Kubeconfig: "/k"}}, want: []string{"--dir reads recordings without kip"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkErrors(t, tt.o.Validate(), tt.want) })

@@ -32,6 +32,8 @@ type Proxy struct {
 	recorder Recorder
 	// recordingRequired refuses sessions that cannot be recorded.
 	recordingRequired bool
+	// longRunning bounds requests without a deadline.
+	longRunning LongRunning
 }
 
 // Health hears of every answer from the upstream and every round trip
@@ -132,11 +134,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// on a caller that never reads: without a write deadline such a caller
 	// would hold its in-flight slot, and enough of them every user's. The
 	// grace leaves time to write the 504 that a deadline passing earns.
-	// Watches have no deadline and are not limited here.
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = http.NewResponseController(w).SetWriteDeadline(deadline.Add(writeGrace))
+	// Long-running requests have no deadline; serveLongRunning bounds
+	// each of their writes instead.
+	r = r.WithContext(contextWithHeaders(ctx, headers))
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		p.serveLongRunning(w, r)
+		return
 	}
-	p.reverseFor(ctx).ServeHTTP(w, r.WithContext(contextWithHeaders(ctx, headers)))
+	_ = http.NewResponseController(w).SetWriteDeadline(deadline.Add(writeGrace))
+	p.reverseFor(ctx).ServeHTTP(w, r)
 }
 
 // writeGrace is how long after a short request's deadline kip still
@@ -243,8 +250,8 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	if p.health != nil {
 		p.health.Succeeded()
 	}
-	if end := endFrom(res.Request.Context()); end != nil && res.StatusCode != http.StatusSwitchingProtocols {
-		res.Body = newEndingBody(res.Body, end)
+	if ends := endsFrom(res.Request.Context()); ends != nil && res.StatusCode != http.StatusSwitchingProtocols {
+		res.Body = newEndingBody(res.Body, ends)
 	}
 	if p.recorder != nil && isRecorded(res) {
 		if err := p.record(res); err != nil {

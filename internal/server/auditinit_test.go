@@ -80,7 +80,7 @@ func chainWith(t *testing.T, upstream *httptest.Server, configure func(*generica
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := httptest.NewServer(buildHandlerChain(p, nil, c, observability{}, gatewayLayers{}))
+	front := httptest.NewServer(buildHandlerChain(p, credentialLayers{}, c, observability{}, gatewayLayers{}))
 	t.Cleanup(front.Close)
 	return front
 }

@@ -4,15 +4,18 @@ import (
 	"net/http"
 	"slices"
 
+	"k8s.io/apiserver/pkg/authentication/authenticator"
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
 
+	"github.com/kip-proxy/kip/internal/authlimit"
 	"github.com/kip-proxy/kip/internal/caller"
 	"github.com/kip-proxy/kip/internal/exchange"
 	"github.com/kip-proxy/kip/internal/gateway"
 	"github.com/kip-proxy/kip/internal/metrics"
+	"github.com/kip-proxy/kip/internal/revocation"
 )
 
 // observability is what the chain records besides the audit log: metrics
@@ -70,7 +73,7 @@ type gatewayLayers struct {
 	// after authentication and before anything reaches the cluster.
 	policy func(http.Handler) http.Handler
 	// list answers the list of clusters the caller may reach.
-	list http.Handler
+	list clusterList
 	// clusterShare bounds each cluster's share of kip's in-flight limits.
 	clusterShare bool
 }
@@ -86,11 +89,39 @@ func (gw gatewayLayers) inFlightShare(c *genericapiserver.Config) func(http.Hand
 	}
 }
 
+// credentialLayers are the steps kip's own credentials add to the chain.
+type credentialLayers struct {
+	// exchange, when kip has one, answers the credential exchange before
+	// authentication: it is the one resource an unauthenticated caller
+	// may reach, and it authenticates the token in its body itself.
+	exchange http.Handler
+	// running are the long-running requests that a revocation, or kip
+	// ceasing to trust the CA of their certificate, ends.
+	running *revocation.Running
+	// runningEnded counts the requests running ended.
+	runningEnded func(reason string)
+	// budget, when kip has one, bounds failed authentication per address:
+	// it is taken just outside authentication, given back just inside,
+	// and its 429s are answered before any credential is checked.
+	budget *authlimit.Budget
+}
+
+// endWhenRevoked tracks long-running requests so that a revocation of
+// their caller, or kip ceasing to trust their certificate's CA, ends them.
+func (cl credentialLayers) endWhenRevoked(c *genericapiserver.Config) func(http.Handler) http.Handler {
+	if cl.running == nil {
+		return nil
+	}
+	return func(h http.Handler) http.Handler {
+		return withRevocableRequests(h, cl.running, longRunning(c.LongRunningFunc), cl.runningEnded)
+	}
+}
+
 // buildHandlerChain is kip's request path: proxy wrapped in every layer of
 // handlerLayers, so that a request meets the last layer first.
-func buildHandlerChain(proxy, exchangeHandler http.Handler, c *genericapiserver.Config, obs observability, gw gatewayLayers) http.Handler {
+func buildHandlerChain(proxy http.Handler, cl credentialLayers, c *genericapiserver.Config, obs observability, gw gatewayLayers) http.Handler {
 	h := proxy
-	for _, l := range handlerLayers(exchangeHandler, c, obs, gw) {
+	for _, l := range handlerLayers(cl, c, obs, gw) {
 		h = l.wrap(h)
 	}
 	return h
@@ -101,13 +132,15 @@ func buildHandlerChain(proxy, exchangeHandler http.Handler, c *genericapiserver.
 // It follows k8s.io/apiserver's DefaultBuildHandlerChain, without what only
 // a storage-backed server needs, and with the original caller remembered
 // before nested impersonation replaces it.
-//
-// exchange, when kip has one, answers the credential exchange before
-// authentication: it is the one resource an unauthenticated caller may
-// reach, and it authenticates the token in its body itself.
-func handlerLayers(exchangeHandler http.Handler, c *genericapiserver.Config, obs observability, gw gatewayLayers) []layer {
-	failed := genericapifilters.Unauthorized(c.Serializer)
-	failed = genericapifilters.WithFailedAuthenticationAudit(failed, c.AuditBackend, c.AuditPolicyRuleEvaluator)
+func handlerLayers(cl credentialLayers, c *genericapiserver.Config, obs observability, gw gatewayLayers) []layer {
+	// Refusals before authentication's end are audited as kube-apiserver
+	// audits a failed authentication: a 401, and kip's 429s for a spent
+	// budget or no free review slot.
+	auditRefusal := func(h http.Handler) http.Handler {
+		return genericapifilters.WithFailedAuthenticationAudit(h, c.AuditBackend, c.AuditPolicyRuleEvaluator)
+	}
+	limits := authLimitLayers(cl.budget, c, auditRefusal)
+	failed := auditRefusal(limits.failed(genericapifilters.Unauthorized(c.Serializer)))
 	layers := []layer{
 		{"measure upstream", obs.measureUpstream},
 		{"authorization", func(h http.Handler) http.Handler {
@@ -125,21 +158,26 @@ func handlerLayers(exchangeHandler http.Handler, c *genericapiserver.Config, obs
 		{"cluster access policy", gw.policy},
 		{"note user", obs.noteUser}, // the authenticated caller
 		{"original user", caller.WithOriginalUser},
+		{"end when revoked", cl.endWhenRevoked(c)},
 		{"audit", func(h http.Handler) http.Handler {
 			return genericapifilters.WithAudit(h, c.AuditBackend, c.AuditPolicyRuleEvaluator, c.LongRunningFunc)
 		}},
+		{"failed authentication budget returned", limits.succeeded},
 		// No front-proxy request-header configuration: kip never trusts
 		// X-Remote-* headers from anyone.
 		{"authentication", func(h http.Handler) http.Handler {
 			return genericapifilters.WithAuthentication(h, c.Authentication.Authenticator, failed, c.Authentication.APIAudiences, nil)
 		}},
+		{"failed authentication budget", limits.budget},
 		{"cluster backend", gw.backend},
 	}
-	if gw.list != nil {
-		layers = append(layers, layer{"cluster list", func(h http.Handler) http.Handler { return withPath(h, gateway.ListPath, gw.list) }})
-	}
-	if exchangeHandler != nil {
-		layers = append(layers, layer{"exchange", func(h http.Handler) http.Handler { return exchange.WithExchange(h, exchangeHandler) }})
+	layers = append(layers, layer{"cluster list", gw.list.layer(c, limits, failed)})
+	if cl.exchange != nil {
+		// The exchange answers before authentication, so its own audit
+		// step records it: an event without a user, whose annotations
+		// say what was issued to whom.
+		audited := genericapifilters.WithAudit(cl.exchange, c.AuditBackend, c.AuditPolicyRuleEvaluator, c.LongRunningFunc)
+		layers = append(layers, layer{"exchange", func(h http.Handler) http.Handler { return exchange.WithExchange(h, audited) }})
 	}
 	layers = append(layers,
 		layer{"warning recorder", genericapifilters.WithWarningRecorder},
@@ -167,6 +205,52 @@ func handlerLayers(exchangeHandler http.Handler, c *genericapiserver.Config, obs
 	// A layer without a filter (a gateway's, in single-cluster kip) is no
 	// layer at all.
 	return slices.DeleteFunc(layers, func(l layer) bool { return l.wrap == nil })
+}
+
+// clusterList is a gateway's list of the clusters a caller may reach, and
+// the authenticator of kip-wide identities in front of it.
+type clusterList struct {
+	handler http.Handler
+	auth    authenticator.Request
+}
+
+// layer serves the list at its path behind the same authentication steps
+// as every other request, with the list's own authenticator: the failure
+// budget, the 429s, refusals audited, the unauthenticated HTTP/2
+// connection ended. nil without a list.
+func (l clusterList) layer(c *genericapiserver.Config, limits authLimits, failed http.Handler) func(http.Handler) http.Handler {
+	if l.handler == nil {
+		return nil
+	}
+	list := genericapifilters.WithAuthentication(wrapWith(limits.succeeded, l.handler), l.auth, failed, c.Authentication.APIAudiences, nil)
+	list = wrapWith(limits.budget, list)
+	return func(h http.Handler) http.Handler { return withPath(h, gateway.ListPath, list) }
+}
+
+// wrapWith is wrap(h), or h when there is no wrap.
+func wrapWith(wrap func(http.Handler) http.Handler, h http.Handler) http.Handler {
+	if wrap == nil {
+		return h
+	}
+	return wrap(h)
+}
+
+// authLimits are the layers of the budget of failed authentication, and
+// the failed handler that answers 429 when no review slot came free.
+// Without a budget there are no layers and failed is the plain handler.
+type authLimits struct {
+	budget, succeeded, failed func(http.Handler) http.Handler
+}
+
+func authLimitLayers(b *authlimit.Budget, c *genericapiserver.Config, audit func(http.Handler) http.Handler) authLimits {
+	if b == nil {
+		return authLimits{failed: func(h http.Handler) http.Handler { return h }}
+	}
+	return authLimits{
+		budget:    func(h http.Handler) http.Handler { return authlimit.WithFailureBudget(h, b, c.Serializer, audit) },
+		succeeded: authlimit.WithSuccessNoted,
+		failed:    func(h http.Handler) http.Handler { return authlimit.WithFailureAnswer(h, b, c.Serializer) },
+	}
 }
 
 // withPath answers path with handler, and everything else with h.

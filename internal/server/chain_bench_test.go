@@ -49,7 +49,7 @@ var smallBody = []byte(`{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name"
 // n: the step from one line to the next is what that layer costs.
 func BenchmarkChainLayers(b *testing.B) {
 	c := benchConfig()
-	layers := handlerLayers(nil, c, observability{requests: metrics.NewRecorder().Requests()}, gatewayLayers{})
+	layers := handlerLayers(credentialLayers{}, c, observability{requests: metrics.NewRecorder().Requests()}, gatewayLayers{})
 	slices.Reverse(layers) // outermost first
 	for n := 0; n <= len(layers); n++ {
 		name := "none"
@@ -90,7 +90,7 @@ func BenchmarkGatewayChain(b *testing.B) {
 	write := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(smallBody) })
 	b.Run("single", func(b *testing.B) {
 		c := benchConfig()
-		serveSmallGets(b, buildHandlerChain(write, nil, c, observability{requests: metrics.NewRecorder().Requests()}, gatewayLayers{}))
+		serveSmallGets(b, buildHandlerChain(write, credentialLayers{}, c, observability{requests: metrics.NewRecorder().Requests()}, gatewayLayers{}))
 	})
 	b.Run("gateway", func(b *testing.B) {
 		c := benchConfig()
@@ -112,7 +112,7 @@ func BenchmarkGatewayChain(b *testing.B) {
 			backend: ups.WithBackend, policy: gateway.WithPolicy, clusterShare: true,
 		}
 		rec := metrics.NewRecorder(metrics.WithClusterOf(gateway.ClusterFrom))
-		h := buildHandlerChain(ups, nil, c, observability{requests: rec.Requests()}, gw)
+		h := buildHandlerChain(ups, credentialLayers{}, c, observability{requests: rec.Requests()}, gw)
 		req := httptest.NewRequest(http.MethodGet, "/clusters/a/api/v1/namespaces/default/configmaps/c", nil)
 		serveRequests(b, h, req)
 	})

@@ -66,7 +66,7 @@ func chainFor(t *testing.T, upstream *httptest.Server, requestTimeout time.Durat
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := httptest.NewServer(buildHandlerChain(p, nil, c, observability{}, gatewayLayers{}))
+	front := httptest.NewServer(buildHandlerChain(p, credentialLayers{}, c, observability{}, gatewayLayers{}))
 	t.Cleanup(front.Close)
 	return front
 }

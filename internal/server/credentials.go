@@ -12,10 +12,12 @@ import (
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kip-proxy/kip/internal/authlimit"
 	"github.com/kip-proxy/kip/internal/authn"
 	"github.com/kip-proxy/kip/internal/caller"
 	"github.com/kip-proxy/kip/internal/exchange"
 	"github.com/kip-proxy/kip/internal/metrics"
+	"github.com/kip-proxy/kip/internal/revocation"
 	"github.com/kip-proxy/kip/internal/signer"
 	"github.com/kip-proxy/kip/internal/tokenauth"
 )
@@ -35,6 +37,12 @@ type CredentialsConfig struct {
 	CredentialTTL time.Duration
 	// Tokens names kip's own token verifiers.
 	Tokens tokenauth.Config
+	// Revocations names the ConfigMap of the revocation list on the home
+	// cluster; empty: kip follows none.
+	Revocations types.NamespacedName
+	// FailedAuthentication bounds what bearer tokens kip cannot verify
+	// may cost, kip-wide: every cluster's authenticator shares it.
+	FailedAuthentication authlimit.Config
 }
 
 // kipCredentials are the verifiers of those credentials, built from
@@ -43,11 +51,23 @@ type kipCredentials struct {
 	signer   *signer.CA          // nil without a signer CA
 	tokens   *tokenauth.Verifier // nil without OIDC or webhook tokens
 	exchange http.Handler        // nil unless both are configured
+	// revoked refuses what the revocation list revokes, read from
+	// revocations; both nil without a list.
+	revoked     *revocation.Guard
+	revocations *revocationFollower
+	// running are the long-running requests that a revocation, or kip
+	// ceasing to trust a client CA, ends.
+	running *revocation.Running
+	// ended counts the requests running ended.
+	ended func(reason string)
 	// ownName is kip's own upstream username, learned from the upstream;
 	// no identity kip impersonates may take it. Nil in a gateway, where
 	// each cluster learns kip's name there.
 	ownName *caller.KipName
 	client  kubernetes.Interface
+	// limits bound failed authentication for every authenticator kip
+	// builds, and the chain's budget per address.
+	limits *authlimit.Limits
 }
 
 // newCredentials builds the signer CA, the token verifiers and, when kip has
@@ -55,7 +75,7 @@ type kipCredentials struct {
 // background work. reserved says which usernames no identity may take; nil
 // means kip's own name at its one upstream, learned from client.
 func newCredentials(ctx context.Context, cfg CredentialsConfig, client kubernetes.Interface, rec *metrics.Recorder, reserved func(string) string) (*kipCredentials, error) {
-	id := &kipCredentials{client: client}
+	id := &kipCredentials{client: client, limits: authlimit.New(cfg.FailedAuthentication, rec.AuthLimits())}
 	if reserved == nil {
 		id.ownName = &caller.KipName{}
 		reserved = id.ownName.Reason
@@ -64,15 +84,20 @@ func newCredentials(ctx context.Context, cfg CredentialsConfig, client kubernete
 	if id.signer, err = newSigner(ctx, cfg, client); err != nil {
 		return nil, err
 	}
+	id.running, id.ended = &revocation.Running{}, rec.LongRunningEnds().Ended
+	if id.revoked, id.revocations, err = newRevocations(cfg.Revocations, client, id.running, rec); err != nil {
+		return nil, err
+	}
 	// OIDC and webhook identities are checked here too, so that the
 	// exchange never signs a certificate for kip's own name.
 	cfg.Tokens.RefusedUsername = reserved
 	cfg.Tokens.Metrics = rec
+	cfg.Tokens.Limits = id.limits
 	if id.tokens, err = tokenauth.New(ctx, cfg.Tokens); err != nil {
 		return nil, err
 	}
 	if id.signer != nil && id.tokens != nil {
-		id.exchange, err = exchange.New(exchange.Config{Tokens: id.tokens, Issuer: id.signer, TTL: cfg.CredentialTTL, Outcomes: rec})
+		id.exchange, err = exchange.New(exchange.Config{Tokens: id.vouchedTokens(), Issuer: id.signer, TTL: cfg.CredentialTTL, Outcomes: rec})
 		if err != nil {
 			return nil, err
 		}
@@ -118,6 +143,9 @@ func (id *kipCredentials) readiness() []healthz.HealthChecker {
 	if id.tokens != nil {
 		checks = append(checks, healthz.NamedCheck("oidc-issuers", func(*http.Request) error { return id.tokens.HealthCheck() }))
 	}
+	if id.revoked != nil {
+		checks = append(checks, healthz.NamedCheck("revocation-list", id.revoked.Ready))
+	}
 	return checks
 }
 
@@ -131,14 +159,23 @@ func (id *kipCredentials) signerCA() dynamiccertificates.CAContentProvider {
 }
 
 // kipWide adds to c what kip verifies itself, the same at every cluster:
-// certificates its signer issued, and OIDC and webhook tokens.
+// certificates its signer issued, and OIDC and webhook tokens; and the
+// limits on failed authentication, which are kip's, not a cluster's.
 func (id *kipCredentials) kipWide(c *authn.Config) {
+	c.Limits = id.limits
 	if id.signer != nil {
 		c.SignerCA, c.SignerCertificates = id.signer, signer.NewAuthenticator(id.signer)
 	}
 	if id.tokens != nil {
-		c.KipTokens = id.tokens
+		c.KipTokens = id.vouchedTokens()
 	}
+	c.Revocations = id.revoked
+}
+
+// vouchedTokens are kip's own token verifiers, behind the revocation list
+// when kip has one: the proxy and the exchange both ask them.
+func (id *kipCredentials) vouchedTokens() authenticator.Token {
+	return id.revoked.Tokens(id.tokens)
 }
 
 // refuseKipName wraps kip's request authenticator so that no identity kip
@@ -159,4 +196,41 @@ func (id *kipCredentials) run(ctx context.Context) {
 	if id.tokens != nil {
 		go id.tokens.Run(ctx)
 	}
+	if id.revocations != nil {
+		go id.revocations.follow(ctx)
+	}
+}
+
+// revocationFollower keeps a revocation list current, and ends the
+// running requests of the subjects it revokes.
+type revocationFollower struct {
+	source  revocation.Source
+	list    *revocation.List
+	metrics *metrics.Revocations
+}
+
+// newRevocations builds the guard of the revocation list named by cm, and
+// what follows it; both nil without one. The list ends requests of running.
+func newRevocations(cm types.NamespacedName, client kubernetes.Interface, running *revocation.Running, rec *metrics.Recorder) (*revocation.Guard, *revocationFollower, error) {
+	if cm.Name == "" {
+		return nil, nil, nil
+	}
+	if client == nil {
+		return nil, nil, fmt.Errorf("the revocation list %s needs a home cluster to read it from: give --kubeconfig or run in a cluster", cm)
+	}
+	f := &revocationFollower{
+		source:  revocation.Source{Client: client, Namespace: cm.Namespace, Name: cm.Name},
+		list:    revocation.NewList(running),
+		metrics: rec.Revocations(),
+	}
+	return revocation.NewGuard(f.list, f.metrics), f, nil
+}
+
+func (f *revocationFollower) follow(ctx context.Context) {
+	f.source.Follow(ctx, f.list, f.metrics)
+}
+
+// layers are the chain's steps for kip's own credentials.
+func (id *kipCredentials) layers() credentialLayers {
+	return credentialLayers{exchange: id.exchange, budget: id.limits.Budget, running: id.running, runningEnded: id.ended}
 }

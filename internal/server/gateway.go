@@ -13,6 +13,7 @@ import (
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
+	authenticationv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/kip-proxy/kip/internal/authn"
@@ -70,6 +71,7 @@ func newClusterGateway(ctx context.Context, cfg Config, home kubernetes.Interfac
 		Eager:       cfg.TrustClusterClientCA,
 		Observe:     clusterMetrics{rec.Clusters()},
 		LongRunning: longRunning(cfg.Generic.LongRunningFunc),
+		Ended:       rec.LongRunningEnds().Ended,
 	})
 	id, err := newCredentials(ctx, cfg.Credentials, home, rec, g.ups.ReservedName)
 	if err != nil {
@@ -113,7 +115,11 @@ func (g *clusterGateway) backend(ctx context.Context, c clusters.Cluster, health
 		return nil, err
 	}
 	own := &caller.KipName{}
-	a, err := g.authenticator(client, subject)
+	reviews, err := tokenReviewClient(c.Config, client)
+	if err != nil {
+		return nil, err
+	}
+	a, err := g.authenticator(reviews, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -163,10 +169,10 @@ func (g *clusterGateway) subjectCAs(ctx context.Context, name string, client kub
 
 // authenticator accepts kip's own identities and those only this cluster
 // vouches for, with caches of its own.
-func (g *clusterGateway) authenticator(client kubernetes.Interface, subject dynamiccertificates.CAContentProvider) (authenticator.Request, error) {
+func (g *clusterGateway) authenticator(reviews authenticationv1client.AuthenticationV1Interface, subject dynamiccertificates.CAContentProvider) (authenticator.Request, error) {
 	c := authn.Config{
 		ClientCA:           subject,
-		TokenReview:        client.AuthenticationV1(),
+		TokenReview:        reviews,
 		TokenCacheTTL:      g.cfg.TokenCacheTTL,
 		TokenReviewTimeout: 10 * time.Second,
 		Metrics:            g.rec,
@@ -226,19 +232,19 @@ func (g *clusterGateway) listAuthenticator() (authenticator.Request, error) {
 	return authn.New(c)
 }
 
-// listHandler answers the list of the clusters the caller may reach. It
-// knows kip's own identities only: without a cluster there is no
-// TokenReview to ask and no cluster CA to trust. Without any, there is no
-// list.
-func (g *clusterGateway) listHandler() (http.Handler, error) {
+// clusterList answers the list of the clusters the caller may reach, and
+// is the authenticator in front of it. It knows kip's own identities only:
+// without a cluster there is no TokenReview to ask and no cluster CA to
+// trust. Without any, there is no list.
+func (g *clusterGateway) clusterList() (clusterList, error) {
 	if len(g.subject) == 0 && g.id.signer == nil && g.id.tokens == nil {
-		return nil, nil
+		return clusterList{}, nil
 	}
 	auth, err := g.listAuthenticator()
 	if err != nil {
-		return nil, err
+		return clusterList{}, err
 	}
-	return gateway.NewClusterList(auth, g.ups.Reachable), nil
+	return clusterList{handler: gateway.NewClusterList(g.ups.Reachable), auth: auth}, nil
 }
 
 // layers are the gateway's steps in kip's chain.

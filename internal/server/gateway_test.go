@@ -31,7 +31,7 @@ func TestGatewaySecurityIsWired(t *testing.T) {
 		t.Fatalf("the handshake CAs are a %T, not the gateway's growing set", sec.cas.handshake)
 	}
 	if _, err := newGenericServer(cfg.Generic, sec, func(c *genericapiserver.Config) http.Handler {
-		return buildHandlerChain(gw.ups, nil, c, observability{}, gw.layers())
+		return buildHandlerChain(gw.ups, credentialLayers{}, c, observability{}, gw.layers())
 	}); err != nil {
 		t.Fatalf("the gateway's security is not accepted as wired: %v", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
+	authenticationv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/kip-proxy/kip/internal/authn"
 	"github.com/kip-proxy/kip/internal/authz"
@@ -117,9 +119,13 @@ func (c clientCAs) all() []dynamiccertificates.CAContentProvider {
 // newAuthenticator is kip's request authenticator, wrapped so that no
 // identity kip impersonates takes kip's own upstream name.
 func newAuthenticator(cfg Config, client kubernetes.Interface, id *kipCredentials, subjectCAs dynamiccertificates.CAContentProvider, rec *metrics.Recorder) (*kipAuthenticator, error) {
+	reviews, err := tokenReviewClient(cfg.Upstream, client)
+	if err != nil {
+		return nil, err
+	}
 	c := authn.Config{
 		ClientCA:           subjectCAs,
-		TokenReview:        client.AuthenticationV1(),
+		TokenReview:        reviews,
 		TokenCacheTTL:      cfg.TokenCacheTTL,
 		TokenReviewTimeout: 10 * time.Second,
 		Metrics:            rec,
@@ -130,6 +136,21 @@ func newAuthenticator(cfg Config, client kubernetes.Interface, id *kipCredential
 		return nil, err
 	}
 	return &kipAuthenticator{id.refuseKipName(a)}, nil
+}
+
+// tokenReviewClient is the client of the TokenReviews kip makes for its
+// callers: a client of its own, so that a flood of unknown tokens waits in
+// its own client-side rate limit, not in the one kip's SubjectAccessReviews
+// and own-name checks share. Without a config (tests) it is client's.
+func tokenReviewClient(upstream *rest.Config, client kubernetes.Interface) (authenticationv1client.AuthenticationV1Interface, error) {
+	if upstream == nil {
+		return client.AuthenticationV1(), nil
+	}
+	own, err := kubernetes.NewForConfig(rest.CopyConfig(upstream))
+	if err != nil {
+		return nil, fmt.Errorf("building the TokenReview client: %w", err)
+	}
+	return own.AuthenticationV1(), nil
 }
 
 // checkWired fails unless the generic server, once completed, serves with

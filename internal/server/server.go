@@ -67,6 +67,13 @@ type Config struct {
 	// Background is work that runs while kip serves and ends with it,
 	// such as uploading finished recordings.
 	Background []func(context.Context)
+	// StreamWriteTimeout bounds each write of a watch or another
+	// streamed answer to its caller; 0: no bound. See proxy.LongRunning.
+	StreamWriteTimeout time.Duration
+
+	// drain is done once kip drains on shutdown, and ends every
+	// streamed answer; New sets it.
+	drain context.Context
 }
 
 // NewMetrics is the metrics of a kip serving clusters: in gateway mode,
@@ -89,6 +96,7 @@ func (c Config) metrics() *metrics.Recorder {
 // proxyOptions are the options every proxy kip builds shares, before
 // those of its cluster.
 func (c Config) proxyOptions(more ...proxy.Option) []proxy.Option {
+	more = append(more, proxy.WithLongRunning(c.streamLimits()))
 	if c.Recorder != nil {
 		more = append(more, proxy.WithRecorder(c.Recorder))
 		if c.RecordingRequired {
@@ -119,6 +127,10 @@ type Server struct {
 	background      []func(context.Context)
 	// gateway is set when kip fronts many clusters.
 	gateway *clusterGateway
+	// drain ends streamed answers once shutdown's delay has passed;
+	// drained tells that it has.
+	drain   func()
+	drained context.Context
 }
 
 // NewGenericConfig returns a generic server configuration with what kip needs
@@ -154,19 +166,26 @@ func New(cfg Config) (*Server, error) {
 		client = c
 	}
 	lifecycle, stopCredentials := context.WithCancel(context.Background())
+	// One recorder for every part, the proxies' stream ends included.
+	cfg.Metrics = cfg.metrics()
+	drained, drain := context.WithCancel(context.Background())
+	cfg.drain = drained
 	build := build
 	if cfg.Clusters.Enabled() {
 		build = buildGateway
 	} else if client == nil {
 		stopCredentials()
+		drain()
 		return nil, errors.New("kip needs an upstream: give --kubeconfig, run in a cluster, or front many clusters with --clusters-dir")
 	}
 	s, err := build(lifecycle, cfg, client)
 	if err != nil {
 		stopCredentials()
+		drain()
 		return nil, err
 	}
 	s.stopCredentials = stopCredentials
+	s.drain, s.drained = drain, drained
 	return s, nil
 }
 
@@ -185,7 +204,7 @@ func build(lifecycle context.Context, cfg Config, client kubernetes.Interface) (
 	}
 	obs := observability{requests: rec.Requests(), accessLog: cfg.AccessLog}
 	generic, err := newGenericServer(cfg.Generic, sec, func(c *genericapiserver.Config) http.Handler {
-		return buildHandlerChain(cfg.withSessionsAPI(p), sec.credentials.exchange, c, obs, gatewayLayers{})
+		return buildHandlerChain(cfg.withSessionsAPI(p), sec.credentials.layers(), c, obs, gatewayLayers{})
 	})
 	if err != nil {
 		return nil, err
@@ -223,7 +242,7 @@ func buildGateway(lifecycle context.Context, cfg Config, home kubernetes.Interfa
 	if err != nil {
 		return nil, err
 	}
-	list, err := gw.listHandler()
+	list, err := gw.clusterList()
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +250,7 @@ func buildGateway(lifecycle context.Context, cfg Config, home kubernetes.Interfa
 	generic, err := newGenericServer(cfg.Generic, sec, func(c *genericapiserver.Config) http.Handler {
 		layers := gw.layers()
 		layers.list = list
-		return buildHandlerChain(cfg.withSessionsAPI(gw.ups), sec.credentials.exchange, c, obs, layers)
+		return buildHandlerChain(cfg.withSessionsAPI(gw.ups), sec.credentials.layers(), c, obs, layers)
 	})
 	if err != nil {
 		return nil, err
@@ -264,6 +283,10 @@ func newGenericServer(g *genericapiserver.Config, sec *security, chain func(*gen
 	if err := sec.checkWired(g, generic.Authorizer); err != nil {
 		return nil, err
 	}
+	// A CA that leaves the handshake's set, now known to be there, is one
+	// no authenticator of kip trusts any more: the requests its
+	// certificates opened end.
+	sec.credentials.running.EndWhenUntrusted(sec.cas.handshake)
 	return generic, nil
 }
 
@@ -306,6 +329,8 @@ func (s *Server) Run(ctx context.Context) error {
 		<-ctx.Done()
 		close(s.stopping)
 	}()
+	defer s.drain()
+	drainAfter(ctx, s.generic.ShutdownDelayDuration, s.drained, s.drain)
 	// Background work ends with serving, also when serving fails early.
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	var background sync.WaitGroup

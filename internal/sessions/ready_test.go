@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kip-proxy/kip/internal/metrics"
+	"github.com/kip-proxy/kip/internal/metrics/metricstest"
 )
 
 func TestReady(t *testing.T) {
@@ -83,7 +84,7 @@ func TestReadyLooksOncePerSecond(t *testing.T) {
 	if err := d.Ready(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := metricValue(t, m, `kip_recording_storage_up{store="dir"}`); got != "1" {
+	if got := metricstest.Value(t, m, `kip_recording_storage_up{store="dir"}`); got != "1" {
 		t.Errorf("dir up = %s, want 1", got)
 	}
 	d.minFree = 1 << 62
@@ -95,7 +96,7 @@ func TestReadyLooksOncePerSecond(t *testing.T) {
 	if err := d.Ready(context.Background()); err == nil {
 		t.Fatal("Ready did not look again after a second")
 	}
-	if got := metricValue(t, m, `kip_recording_storage_up{store="dir"}`); got != "0" {
+	if got := metricstest.Value(t, m, `kip_recording_storage_up{store="dir"}`); got != "0" {
 		t.Errorf("dir up = %s, want 0", got)
 	}
 }

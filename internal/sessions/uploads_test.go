@@ -5,12 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/kip-proxy/kip/internal/metrics"
+	"github.com/kip-proxy/kip/internal/metrics/metricstest"
 	"github.com/kip-proxy/kip/internal/recording"
 )
 
@@ -150,19 +149,6 @@ func openSession(t *testing.T, d *Dir, id string) (*file, string) {
 	return f, filepath.ToSlash(rel)
 }
 
-// metricValue reads one series from m's /metrics.
-func metricValue(t *testing.T, m *metrics.Recorder, series string) string {
-	t.Helper()
-	w := httptest.NewRecorder()
-	m.Handler(metrics.Expiry{}).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	for _, line := range strings.Split(w.Body.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			return v
-		}
-	}
-	return "absent"
-}
-
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -199,16 +185,16 @@ func TestUploadsRetryAndDeleteOnlyOnceUploaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "two failed attempts were counted", func() bool {
-		n, _ := strconv.Atoi(metricValue(t, m, `kip_recording_failures_total{stage="upload"}`))
+		n, _ := strconv.Atoi(metricstest.Value(t, m, `kip_recording_failures_total{stage="upload"}`))
 		return n >= 2
 	})
 	if !exists(path) {
 		t.Fatal("the recording was deleted while the bucket was down")
 	}
-	if got := metricValue(t, m, `kip_recording_uploads_pending`); got != "1" {
+	if got := metricstest.Value(t, m, `kip_recording_uploads_pending`); got != "1" {
 		t.Errorf("uploads pending = %s, want 1", got)
 	}
-	if got := metricValue(t, m, `kip_recording_storage_up{store="bucket"}`); got != "0" {
+	if got := metricstest.Value(t, m, `kip_recording_storage_up{store="bucket"}`); got != "0" {
 		t.Errorf("bucket up = %s, want 0", got)
 	}
 	if d.Ready(context.Background()) == nil {
@@ -233,8 +219,8 @@ func TestUploadsRetryAndDeleteOnlyOnceUploaded(t *testing.T) {
 		t.Error("the public key left the disk; kip keeps it")
 	}
 	eventually(t, "the gauges recovered", func() bool {
-		return metricValue(t, m, `kip_recording_uploads_pending`) == "0" &&
-			metricValue(t, m, `kip_recording_storage_up{store="bucket"}`) == "1"
+		return metricstest.Value(t, m, `kip_recording_uploads_pending`) == "0" &&
+			metricstest.Value(t, m, `kip_recording_storage_up{store="bucket"}`) == "1"
 	})
 	if d.Ready(context.Background()) != nil {
 		t.Errorf("not Ready once the bucket is back: %v", d.Ready(context.Background()))

@@ -201,10 +201,10 @@ func extrasFromCertificate(leaf *x509.Certificate) (map[string][]string, error) 
 	return extras, nil
 }
 
-// credentialID names the certificate the way kube-apiserver's
+// CredentialID names a certificate, given as DER, the way kube-apiserver's
 // CommonNameUserConversion does, so audit logs match across both.
-func credentialID(leaf *x509.Certificate) string {
-	fp := sha256.Sum256(leaf.Raw)
+func CredentialID(der []byte) string {
+	fp := sha256.Sum256(der)
 	return "X509SHA256=" + hex.EncodeToString(fp[:])
 }
 
@@ -215,6 +215,6 @@ func withCredentialID(extras map[string][]string, leaf *x509.Certificate) map[st
 	if out == nil {
 		out = map[string][]string{}
 	}
-	out[user.CredentialIDKey] = []string{credentialID(leaf)}
+	out[user.CredentialIDKey] = []string{CredentialID(leaf.Raw)}
 	return out
 }

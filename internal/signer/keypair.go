@@ -22,6 +22,10 @@ import (
 // a verifier whose clock runs slightly behind kip's.
 const clockSkew = time.Minute
 
+// Backdate is how far before its issue a certificate kip signs says it
+// became valid: the revocation list reads its issue time back from it.
+const Backdate = clockSkew
+
 // signingCA is a CA kip can sign with.
 type signingCA struct {
 	cert    *x509.Certificate

@@ -29,13 +29,36 @@ const (
 	// last rotated the CA and when, for the operator.
 	RotatedByAnnotation = "kip.dev/rotated-by"
 	RotatedAtAnnotation = "kip.dev/rotated-at"
+	// DistrustRequestedAnnotation asks for a rotation that trusts nothing
+	// older: the signing CA and every retired one are dropped in the same
+	// write, so every certificate kip issued before is refused on every
+	// replica as soon as it reads the Secret. It is for a signer key that
+	// may have leaked, since whoever holds it can sign certificates with
+	// any issue time, which no revocation by time can catch. An ordinary
+	// rotation keeps the old CA for its window instead. It is honoured once
+	// per value, as RotateRequestedAnnotation is, and the value copied to
+	// DistrustHandledAnnotation; `kip revoke signer-ca` sets it and waits.
+	DistrustRequestedAnnotation = "kip.dev/distrust-requested-at"
+	DistrustHandledAnnotation   = "kip.dev/distrust-request-handled"
 )
 
-// rotationRequested reports whether an operator asked for a rotation that
-// has not happened yet.
+// rotationRequested reports whether an operator asked for a rotation,
+// plain or distrusting, that has not happened yet.
 func rotationRequested(secret *corev1.Secret) bool {
-	requested := secret.Annotations[RotateRequestedAnnotation]
-	return requested != "" && requested != secret.Annotations[RotateHandledAnnotation]
+	return pending(secret, RotateRequestedAnnotation, RotateHandledAnnotation) || distrustRequested(secret)
+}
+
+// distrustRequested reports whether an operator asked for a rotation that
+// trusts nothing older, and it has not happened yet.
+func distrustRequested(secret *corev1.Secret) bool {
+	return pending(secret, DistrustRequestedAnnotation, DistrustHandledAnnotation)
+}
+
+// pending reports whether the request annotation has a value its handled
+// annotation does not have yet.
+func pending(secret *corev1.Secret, requested, handled string) bool {
+	value := secret.Annotations[requested]
+	return value != "" && value != secret.Annotations[handled]
 }
 
 // rotate writes a fresh signing CA into the Secret and retires the current
@@ -56,7 +79,8 @@ func (s *secretSource) rotate(ctx context.Context, onlyIfDue bool) error {
 	if written != nil {
 		klog.InfoS("Rotated kip's signer CA", "secret", s.String(),
 			"newCA", s.ca.state.Load().signing.cert.Subject.CommonName,
-			"requested", written.Annotations[RotateHandledAnnotation])
+			"requested", written.Annotations[RotateHandledAnnotation],
+			"distrustRequested", written.Annotations[DistrustHandledAnnotation])
 	}
 	return nil
 }
@@ -84,8 +108,12 @@ func (s *secretSource) rotateOnce(ctx context.Context, onlyIfDue bool) (*corev1.
 	if err != nil {
 		return nil, err
 	}
-	// withSigning also drops retired CAs whose window has ended.
+	// withSigning also drops retired CAs whose window has ended; a
+	// distrust request keeps none at all.
 	next := t.withSigning(fresh, now, s.ca.opts.MaxCertificateTTL)
+	if distrustRequested(current) {
+		next = newTrust(fresh, nil, now)
+	}
 	updated := current.DeepCopy()
 	if err := writeSecret(updated, next); err != nil {
 		return nil, err
@@ -112,6 +140,9 @@ func markRotated(secret *corev1.Secret, by string, now time.Time) {
 	}
 	if requested := secret.Annotations[RotateRequestedAnnotation]; requested != "" {
 		secret.Annotations[RotateHandledAnnotation] = requested
+	}
+	if requested := secret.Annotations[DistrustRequestedAnnotation]; requested != "" {
+		secret.Annotations[DistrustHandledAnnotation] = requested
 	}
 	secret.Annotations[RotatedByAnnotation] = by
 	secret.Annotations[RotatedAtAnnotation] = now.UTC().Format(time.RFC3339)

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	tokenunion "k8s.io/apiserver/pkg/authentication/token/union"
 
+	"github.com/kip-proxy/kip/internal/authlimit"
 	"github.com/kip-proxy/kip/internal/metrics"
 )
 
@@ -33,6 +34,9 @@ type Config struct {
 	// username this way: an identity with that name would get kip's
 	// rights. Nil turns the check off.
 	RefusedUsername func(name string) string
+	// Limits bounds the webhook's calls in flight, with every other
+	// outbound review of the process. Nil bounds nothing.
+	Limits *authlimit.Limits
 	// Metrics counts the tokens each verifier decides on and the reloads
 	// of the authentication configuration. Nil counts nothing, for tests
 	// that do not look at metrics.
@@ -65,7 +69,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		cfg.Metrics.ConfigLoaded(metrics.ConfigAuthentication)
 	}
 	if cfg.WebhookConfigFile != "" {
-		w, err := newWebhookAuthenticator(cfg.WebhookConfigFile, cfg.WebhookCacheTTL)
+		w, err := newWebhookAuthenticator(cfg.WebhookConfigFile, cfg.WebhookCacheTTL, cfg.Limits)
 		if err != nil {
 			return nil, err
 		}

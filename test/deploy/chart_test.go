@@ -222,14 +222,18 @@ func TestSchemaRefusesBadExtraEnv(t *testing.T) {
 }
 
 // TestChartGrantsTheDeployedRights: in every value set, the chart grants
-// exactly deploy/rbac.yaml's rights (the signer CA Secret and Lease in
-// kip's own namespace), and nothing else cluster-wide. In gateway mode it
+// exactly deploy/rbac.yaml's rights (the signer CA Secret and Lease, and
+// reading the revocation list, in kip's own namespace), and nothing else
+// cluster-wide. The revokers' Role is deploy/rbac.yaml's too, bound to no
+// one unless the values name revokers. In gateway mode it
 // grants only the namespaced ones, and reading the Secrets of kip's
 // namespace.
 func TestChartGrantsTheDeployedRights(t *testing.T) {
 	deployed := decodeObjectsFile(t, filepath.Join(env.root, "deploy", "rbac.yaml"))
 	wantClusterRules := rules(t, find(t, deployed, "ClusterRole", "kip-proxy"))
 	wantSignerRules := rules(t, find(t, deployed, "Role", "kip-signer-ca"))
+	wantRevocationRules := rules(t, find(t, deployed, "Role", "kip-revocations"))
+	wantRevokerRules := rules(t, find(t, deployed, "Role", "kip-revoker"))
 	const ns = "kip-rights"
 	for _, set := range valueSets {
 		t.Run(set.name, func(t *testing.T) {
@@ -259,8 +263,16 @@ func TestChartGrantsTheDeployedRights(t *testing.T) {
 					if !reflect.DeepEqual(got, clusterSecretsRules) {
 						t.Errorf("Role kip-clusters has rules %+v, want %+v", got, clusterSecretsRules)
 					}
+				case r.GetName() == "kip-revocations":
+					if !reflect.DeepEqual(got, wantRevocationRules) {
+						t.Errorf("Role kip-revocations has rules %+v, want deploy/rbac.yaml's %+v", got, wantRevocationRules)
+					}
+				case r.GetName() == "kip-revoker":
+					if !reflect.DeepEqual(got, wantRevokerRules) {
+						t.Errorf("Role kip-revoker has rules %+v, want deploy/rbac.yaml's %+v", got, wantRevokerRules)
+					}
 				case r.GetName() != "kip-signer-ca" || !reflect.DeepEqual(got, wantSignerRules):
-					t.Errorf("Role %s has rules %+v, want only Role kip-signer-ca with deploy/rbac.yaml's rules (and kip-clusters in gateway mode)", r.GetName(), got)
+					t.Errorf("Role %s has rules %+v, want only Roles kip-signer-ca, kip-revocations and kip-revoker with deploy/rbac.yaml's rules (and kip-clusters in gateway mode)", r.GetName(), got)
 				}
 			}
 			// kip creates its signer CA; a CA rendered by the chart would be

@@ -14,10 +14,9 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kip-proxy/kip/internal/rig/pki"
+	"github.com/kip-proxy/kip/internal/rig/tokenwebhook"
 )
 
 // audience is the audience kip accepts in the test issuer's tokens.
@@ -75,44 +74,26 @@ func (i *issuer) token(t *testing.T, subject string) string {
 	return raw
 }
 
-// webhook is a TokenReview webhook in kube-apiserver's format that knows
-// one token.
+// webhook is the rig's token webhook vouching for one user.
 type webhook struct {
-	*httptest.Server
-	token string
-	user  authenticationv1.UserInfo
+	*tokenwebhook.Webhook
 	// kubeconfig is what an operator puts in the chart's tokenWebhook.kubeconfig.
 	kubeconfig string
 }
 
 func startWebhook(t *testing.T, token string, user authenticationv1.UserInfo) *webhook {
 	t.Helper()
-	ca := newCA(t, "kip chart test webhook CA")
-	w := &webhook{token: token, user: user}
-	w.Server = startTLS(t, ca, http.HandlerFunc(w.review))
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["webhook"] = &clientcmdapi.Cluster{Server: w.URL + "/review", CertificateAuthorityData: ca.CertPEM}
-	cfg.AuthInfos["kip"] = &clientcmdapi.AuthInfo{}
-	cfg.Contexts["webhook"] = &clientcmdapi.Context{Cluster: "webhook", AuthInfo: "kip"}
-	cfg.CurrentContext = "webhook"
-	data, err := clientcmd.Write(*cfg)
+	hook, err := tokenwebhook.Start(time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.kubeconfig = string(data)
-	return w
-}
-
-func (w *webhook) review(rw http.ResponseWriter, r *http.Request) {
-	var review authenticationv1.TokenReview
-	if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
-		http.Error(rw, err.Error(), http.StatusBadRequest)
-		return
+	t.Cleanup(hook.Close)
+	hook.Vouch(token, user)
+	data, err := hook.Kubeconfig()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if review.Spec.Token == w.token {
-		review.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: w.user}
-	}
-	writeJSON(rw, &review)
+	return &webhook{Webhook: hook, kubeconfig: string(data)}
 }
 
 func newCA(t *testing.T, name string) *pki.CA {

@@ -168,12 +168,19 @@ func testRemoveWhileWatched(t *testing.T) {
 	configMap(t, alpha, ns, "before")
 	other.waitFor(t, "before")
 
+	removedEnded := func() float64 {
+		return scrapeKip(t).Sample("kip_longrunning_ended_total", map[string]string{"reason": "cluster-removed"})
+	}
+	endedBefore := removedEnded()
 	if err := os.Remove(filepath.Join(gw.clustersDir, name+".kubeconfig")); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	doomed.waitForEnd(t, registryTimeout)
 	t.Logf("the watch through %s ended %s after its entry was removed", name, time.Since(start).Round(time.Millisecond))
+	if n := removedEnded() - endedBefore; n < 1 {
+		t.Errorf("kip counted %v requests ended by a cluster's removal, want the watch", n)
+	}
 	configMap(t, alpha, ns, "after")
 	other.waitFor(t, "after")
 	wantStatus(t, mustGet(t, gw.httpClient(userTLS(t, user), "h2"), "/clusters/"+name+configMapPath(ns, "probe"), ""), http.StatusNotFound)

@@ -59,6 +59,8 @@ type gateway struct {
 	// recordingDir is kip's --recording-dir: every exec and attach.
 	recordingDir string
 	kip          *harness.Kip
+	// another starts a second kip like kip, for a test to add flags to.
+	another harness.KipOptions
 	// signer is kip's signer CA: a certificate it signs is one of kip's own
 	// and valid at every cluster.
 	signer  *pki.CA
@@ -318,17 +320,24 @@ func (g *gateway) startKip(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.kip, err = harness.NewKip(harness.KipOptions{
-		Binary: bin, Dir: kipDir, CAPEM: servingCA.CertPEM,
+	// Another kip in front of the same clusters, as a test starts one, shares
+	// the clusters, the serving certificate and the signer: everything but
+	// the audit log and recordings.
+	g.another = harness.KipOptions{
+		Binary: bin, CAPEM: servingCA.CertPEM,
 		Args: []string{
 			"--clusters-dir=" + g.clustersDir,
 			"--tls-cert-file=" + certFile, "--tls-private-key-file=" + keyFile,
 			"--signer-ca-cert-file=" + signerCert, "--signer-ca-key-file=" + signerKeyFile,
 			"--trust-cluster-client-ca",
-			"--audit-policy-file=" + policy, "--audit-log-path=" + filepath.Join(kipDir, "audit.log"),
-			"--recording-dir=" + g.recordingDir,
 		},
-	})
+	}
+	opts := g.another
+	opts.Dir = kipDir
+	opts.Args = append(opts.Args[:len(opts.Args):len(opts.Args)],
+		"--audit-policy-file="+policy, "--audit-log-path="+filepath.Join(kipDir, "audit.log"),
+		"--recording-dir="+g.recordingDir)
+	g.kip, err = harness.NewKip(opts)
 	if err != nil {
 		return err
 	}

@@ -205,7 +205,7 @@ func TestExchangeRefusesMalformedRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reviews := env.webhook.count()
+			reviews := env.webhook.Reviews()
 			a := postExchange(t, kipConfig(), tt.body(), tt.header)
 			if a.code != tt.wantCode {
 				t.Fatalf("answer %d, want %d: %.300q", a.code, tt.wantCode, a.body)
@@ -220,7 +220,7 @@ func TestExchangeRefusesMalformedRequests(t *testing.T) {
 			if got := a.header.Get("Cache-Control"); got != "no-store" {
 				t.Errorf("Cache-Control %q, want no-store", got)
 			}
-			if env.webhook.count() != reviews {
+			if env.webhook.Reviews() != reviews {
 				t.Error("a token was checked although the request was malformed")
 			}
 		})
@@ -351,13 +351,13 @@ func TestExchangeCSRKeyTypes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			key := mustKey(t, tt.key)
-			reviews := env.webhook.count()
+			reviews := env.webhook.Reviews()
 			out, err := exchange(t, webhookToken, csrFor(t, &x509.CertificateRequest{}, key))
 			if !tt.accept {
 				if statusCode(err) != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), "spec.certificateSigningRequest") {
 					t.Fatalf("exchange = %v (code %d), want 422 naming spec.certificateSigningRequest", err, statusCode(err))
 				}
-				if env.webhook.count() != reviews {
+				if env.webhook.Reviews() != reviews {
 					t.Error("the token was checked although the CSR was refused")
 				}
 				return
@@ -577,12 +577,12 @@ func TestExchangeRefusesCSRsWithoutProofOfPossession(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reviews := env.webhook.count()
+			reviews := env.webhook.Reviews()
 			_, err := exchange(t, webhookToken, tt.csr)
 			if statusCode(err) != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), "spec.certificateSigningRequest") {
 				t.Fatalf("exchange = %v (code %d), want 422 naming spec.certificateSigningRequest", err, statusCode(err))
 			}
-			if env.webhook.count() != reviews {
+			if env.webhook.Reviews() != reviews {
 				t.Error("the token was checked although the CSR proves nothing")
 			}
 		})
@@ -594,7 +594,7 @@ func TestExchangeRefusesCSRsWithoutProofOfPossession(t *testing.T) {
 func floodKip(t *testing.T) *rest.Config {
 	t.Helper()
 	ns := createNamespace(t)
-	applyDeployedSignerRole(t, ns)
+	applyDeployedRole(t, ns, signerSecret)
 	r, err := startReplica(t, ns, 0, "--authentication-token-webhook-config-file="+env.webhook.kubeconfig)
 	if err != nil {
 		t.Fatal(err)

@@ -41,6 +41,10 @@ var env struct {
 // clientID is the OIDC client kip's users sign in with.
 const clientID = "kip-cli"
 
+// confidential is a client with a secret (client_secret_basic), for the
+// providers that give even a CLI one; kip accepts its ID tokens too.
+var confidential = oidcClient{id: "kip-cli-confidential", secret: "a-secret-for-kip-cli-confidential-0123456789"}
+
 func TestMain(m *testing.M) {
 	os.Exit(harness.Main(m, "identity", setUp))
 }
@@ -68,7 +72,7 @@ func setUp(ctx context.Context, dir string) (harness.Shared, error) {
 	}
 	env.idp, err = devstack.StartIdentityProvider(ctx, devstack.IdentityOptions{
 		HydraBinary: bins.Hydra, Dir: dir, Log: os.Stderr, ClientID: clientID, RedirectURIs: redirects, KeepDir: harness.KeepDir(),
-		ExtraAudiences: []string{shortLivedClient},
+		ExtraAudiences: []string{shortLivedClient, confidential.id},
 	})
 	if err != nil {
 		return shared, err
@@ -115,13 +119,16 @@ func tearDown() error {
 
 // registerRefusalClients adds the OIDC clients whose tokens kip must
 // refuse: one whose ID tokens expire after a second, one for an audience
-// kip does not accept.
+// kip does not accept; and the confidential client.
 func registerRefusalClients(ctx context.Context, redirects []string) error {
 	admin := env.idp.Hydra.Admin
 	for _, id := range []string{shortLivedClient, otherAudienceClient} {
 		if _, err := admin.CreateClient(ctx, hydra.Client{ID: id, RedirectURIs: redirects}); err != nil {
 			return err
 		}
+	}
+	if _, err := admin.CreateClient(ctx, hydra.Client{ID: confidential.id, Secret: confidential.secret, RedirectURIs: redirects}); err != nil {
+		return err
 	}
 	body := strings.NewReader(`{"authorization_code_grant_id_token_lifespan":"1s"}`)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, env.idp.Hydra.AdminURL+"/admin/clients/"+shortLivedClient+"/lifespans", body)

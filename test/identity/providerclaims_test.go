@@ -3,27 +3,23 @@ package identity
 import (
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/json"
 	"maps"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/hydra"
-	"github.com/kip-proxy/kip/internal/rig/pki"
+	"github.com/kip-proxy/kip/internal/rig/jwtconfig"
+	"github.com/kip-proxy/kip/internal/rig/tokenwebhook"
 )
 
 // Rule 4 of docs/security.md: identity providers may not claim system:
@@ -31,42 +27,23 @@ import (
 // reserved names, reserved extras or values no header can carry, are
 // refused, and the rest reach the upstream exactly as vouched for.
 
-// usersWebhook is a TokenReview webhook that answers each token it was
-// given with exactly the user it was given, whatever that user is: the
+// usersWebhook is the rig's token webhook, which answers each token it
+// was given with exactly the user it was given, whatever that user is: the
 // identity provider an attacker controls, or one that is merely careless.
 type usersWebhook struct {
-	*httptest.Server
+	*tokenwebhook.Webhook
 	kubeconfig string
-
-	mu      sync.Mutex
-	users   map[string]authenticationv1.UserInfo
-	reviews map[string]int
 }
 
 func startUsersWebhook(t *testing.T) *usersWebhook {
 	t.Helper()
-	w := &usersWebhook{users: map[string]authenticationv1.UserInfo{}, reviews: map[string]int{}}
-	ca, err := pki.NewCA("kip test users webhook CA", time.Hour)
+	hook, err := tokenwebhook.Start(time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := ca.IssueServing([]string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Server = httptest.NewUnstartedServer(http.HandlerFunc(w.review))
-	if w.TLS, err = serverTLS(certPEM, keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	w.StartTLS()
-	t.Cleanup(w.Close)
-	w.kubeconfig = filepath.Join(t.TempDir(), "users-webhook.kubeconfig")
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["webhook"] = &clientcmdapi.Cluster{Server: w.URL + "/review", CertificateAuthorityData: ca.CertPEM}
-	cfg.AuthInfos["kip"] = &clientcmdapi.AuthInfo{}
-	cfg.Contexts["webhook"] = &clientcmdapi.Context{Cluster: "webhook", AuthInfo: "kip"}
-	cfg.CurrentContext = "webhook"
-	if err := clientcmd.WriteToFile(*cfg, w.kubeconfig); err != nil {
+	t.Cleanup(hook.Close)
+	w := &usersWebhook{Webhook: hook, kubeconfig: filepath.Join(t.TempDir(), "users-webhook.kubeconfig")}
+	if err := hook.WriteKubeconfig(w.kubeconfig); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -75,34 +52,8 @@ func startUsersWebhook(t *testing.T) *usersWebhook {
 // tokenFor returns a new token the webhook answers with u.
 func (w *usersWebhook) tokenFor(u authenticationv1.UserInfo) string {
 	token := harness.UniqueName("users-webhook-token")
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.users[token] = u
+	w.Vouch(token, u)
 	return token
-}
-
-// reviewsOf counts the reviews the webhook answered for token.
-func (w *usersWebhook) reviewsOf(token string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.reviews[token]
-}
-
-func (w *usersWebhook) review(rw http.ResponseWriter, r *http.Request) {
-	var review authenticationv1.TokenReview
-	if err := json.NewDecoder(r.Body).Decode(&review); err != nil {
-		http.Error(rw, err.Error(), http.StatusBadRequest)
-		return
-	}
-	w.mu.Lock()
-	w.reviews[review.Spec.Token]++
-	u, ok := w.users[review.Spec.Token]
-	w.mu.Unlock()
-	if ok {
-		review.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: u}
-	}
-	rw.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(rw).Encode(&review)
 }
 
 // percentClaimKey is an extra key the test's authentication configuration
@@ -115,21 +66,17 @@ const percentClaimKey = "idp.kip.dev/100%25-%"
 // trusts Hydra with one more extra mapping, percentClaimKey.
 func identityKip(t *testing.T, w *usersWebhook) *replica {
 	t.Helper()
-	base, err := os.ReadFile(env.idp.AuthenticationConfigFile)
+	data, err := jwtconfig.File(env.idp.Hydra.IssuerURL, env.idp.Audiences, env.idp.Hydra.CAPEM,
+		apiserverv1.ExtraMapping{Key: percentClaimKey, ValueExpression: "claims.pct"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const last = "      valueExpression: claims.iss\n"
-	if !strings.HasSuffix(string(base), last) {
-		t.Fatalf("the identity provider's authentication configuration no longer ends with the issuer extra:\n%s", base)
-	}
 	config := filepath.Join(t.TempDir(), "authentication.yaml")
-	extra := "    - key: " + percentClaimKey + "\n      valueExpression: claims.pct\n"
-	if err := os.WriteFile(config, append(base, extra...), 0o600); err != nil {
+	if err := os.WriteFile(config, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ns := createNamespace(t)
-	applyDeployedSignerRole(t, ns)
+	applyDeployedRole(t, ns, signerSecret)
 	r, err := startReplica(t, ns, 0, "--authentication-token-webhook-config-file="+w.kubeconfig, "--authentication-config="+config)
 	if err != nil {
 		t.Fatal(err)

@@ -93,7 +93,7 @@ func TestRefusedIDTokens(t *testing.T) {
 	logs := captureKlog(t)
 	for _, tt := range refusedTokens(t) {
 		t.Run(tt.name, func(t *testing.T) {
-			reviews := env.webhook.count()
+			reviews := env.webhook.Reviews()
 			_, err := whoami(t, bearerConfig(tt.token))
 			if !apierrors.IsUnauthorized(err) {
 				t.Errorf("as a bearer token: %v, want 401 Unauthorized", err)
@@ -105,7 +105,7 @@ func TestRefusedIDTokens(t *testing.T) {
 			if upstreamSaw(t, tt.user) {
 				t.Errorf("the upstream saw a request as %s", tt.user)
 			}
-			if offered := env.webhook.count() > reviews; offered != tt.unrecognised {
+			if offered := env.webhook.Reviews() > reviews; offered != tt.unrecognised {
 				t.Errorf("token offered to the webhook: %v, want %v", offered, tt.unrecognised)
 			}
 			if tt.logs != "" && !strings.Contains(logs.String(), tt.logs) {

@@ -67,11 +67,11 @@ func newReplica(t *testing.T, ns string, i int, extra ...string) *replica {
 	return r
 }
 
-// applyDeployedSignerRole applies deploy/rbac.yaml's signer Role in ns and
+// applyDeployedRole applies deploy/rbac.yaml's Role called name in ns and
 // binds it to the identity kip runs as.
-func applyDeployedSignerRole(t *testing.T, ns string) {
+func applyDeployedRole(t *testing.T, ns, name string) {
 	t.Helper()
-	role, err := harness.DeployedRole(signerSecret)
+	role, err := harness.DeployedRole(name)
 	if err != nil {
 		t.Fatal(err)
 	}

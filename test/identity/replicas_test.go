@@ -46,7 +46,7 @@ func fastLease(int) []string {
 // Such a request is lost only if its retry fails.
 func TestReplicasSurviveTheLeaderDyingDuringRotation(t *testing.T) {
 	ns := createNamespace(t)
-	applyDeployedSignerRole(t, ns)
+	applyDeployedRole(t, ns, signerSecret)
 	replicas := startReplicas(t, ns, 3, fastLease)
 	oldCA := parseCert(t, string(getSecret(t, ns).Data[corev1.TLSCertKey]))
 

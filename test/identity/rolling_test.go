@@ -34,7 +34,11 @@ import (
 // resumes from the last resourceVersion it saw, as a reflector does. The
 // replicas are then restarted one after the other: SIGTERM, during whose
 // --shutdown-delay-duration /readyz fails and the balancer stops sending
-// the replica new connections; exit; start again; ready; then the other.
+// the replica new connections; once the delay has passed, kip ends its
+// watches as finished responses; exit; start again; ready; then the other.
+// --request-timeout is two minutes: each replica must exit within a
+// quarter of it, which it could not if it still waited for its open
+// watches, and the test logs when each did.
 // Before, during and after each step the test writes a marker ConfigMap
 // (straight to the upstream).
 //
@@ -59,15 +63,20 @@ import (
 // the test proved nothing.
 func TestRollingRestart(t *testing.T) {
 	const (
-		clients        = 32
-		shutdownDelay  = 2 * time.Second
-		requestTimeout = 10 * time.Second
-		// kip waits up to --request-timeout for open watches when it
-		// stops; this is the liveness bound on its exit, not a speed claim.
-		exitBound = shutdownDelay + requestTimeout + 30*time.Second
+		clients       = 32
+		shutdownDelay = 2 * time.Second
+		// requestTimeout is long, so that an exit that waited for it (as
+		// kip's did while a watch was open) cannot pass for one that
+		// did not.
+		requestTimeout = 2 * time.Minute
+		// Once the shutdown delay has passed, kip ends its watches and
+		// exits when its short requests have drained. exitBound is a
+		// correctness bound far from waiting out requestTimeout, not a
+		// speed claim.
+		exitBound = shutdownDelay + requestTimeout/4
 	)
 	ns := createNamespace(t)
-	applyDeployedSignerRole(t, ns)
+	applyDeployedRole(t, ns, signerSecret)
 	group := harness.UniqueName("rolling-readers")
 	grantConfigMapReaders(t, ns, group)
 	createTarget(t, ns)
@@ -88,14 +97,18 @@ func TestRollingRestart(t *testing.T) {
 	load.waitForProgress(t, "the load started")
 
 	markers.write(t, "before the restart")
+	var exits []string
 	for _, r := range replicas {
-		r.restart(t, markers, exitBound)
+		exited := r.restart(t, markers, exitBound)
+		exits = append(exits, exited.Round(10*time.Millisecond).String())
 		load.waitForProgress(t, fmt.Sprintf("replica %d restarted", r.index))
 	}
 	markers.write(t, "after the restart")
 	load.waitForMarkers(t, len(markers.phases))
 
 	stats := load.stop()
+	t.Logf("with open watches, the replicas exited %s after SIGTERM (--shutdown-delay-duration %v, --request-timeout %v, bound %v)",
+		strings.Join(exits, " and "), shutdownDelay, requestTimeout, exitBound)
 	t.Logf("%d clients: %d short requests answered first time, %d after one retry by client-go (%s), %d failed; "+
 		"%d watch requests (%d answered with an error or not at all, retried by the RetryWatcher); balancer: %d connections to replica 0, %d to replica 1, %d with no backend",
 		clients, stats.answered, stats.retried, stats.retryReasons(), len(stats.failed),
@@ -169,20 +182,23 @@ func startRollingReplicas(t *testing.T, ns string, n int, extra ...string) []*ro
 }
 
 // restart stops the replica with SIGTERM and starts it again once it has
-// exited, writing a marker at each step.
-func (r *rollingReplica) restart(t *testing.T, m *markers, exitBound time.Duration) {
+// exited, writing a marker at each step. It returns how long the replica
+// took to exit.
+func (r *rollingReplica) restart(t *testing.T, m *markers, exitBound time.Duration) time.Duration {
 	t.Helper()
 	sigterm := r.terminate(t)
 	m.write(t, fmt.Sprintf("replica %d told to stop", r.index))
 	r.waitOutOfRotation(t)
 	r.waitForExit(t, sigterm.Add(exitBound))
-	t.Logf("replica %d exited %v after SIGTERM", r.index, time.Since(sigterm).Round(10*time.Millisecond))
+	exited := time.Since(sigterm)
+	t.Logf("replica %d exited %v after SIGTERM", r.index, exited.Round(10*time.Millisecond))
 	m.write(t, fmt.Sprintf("replica %d stopped", r.index))
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, time.Minute, fmt.Sprintf("the balancer never saw replica %d ready again", r.index), func() bool { return r.lb.Ready(r.index) })
 	m.write(t, fmt.Sprintf("replica %d back", r.index))
+	return exited
 }
 
 // terminate sends SIGTERM, as the kubelet does to a pod being replaced,

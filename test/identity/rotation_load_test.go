@@ -58,7 +58,7 @@ const loadPause = 50 * time.Millisecond
 // connection error, a non-200 answer or the wrong object is a failure.
 func TestRotationsUnderLoad(t *testing.T) {
 	ns := createNamespace(t)
-	applyDeployedSignerRole(t, ns)
+	applyDeployedRole(t, ns, signerSecret)
 	group := harness.UniqueName("load-readers")
 	grantConfigMapReaders(t, ns, group)
 	createTarget(t, ns)

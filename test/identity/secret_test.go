@@ -17,7 +17,7 @@ import (
 // them issued is accepted by the other.
 func TestSignerCASecretSharedByReplicas(t *testing.T) {
 	ns := createNamespace(t)
-	applyDeployedSignerRole(t, ns)
+	applyDeployedRole(t, ns, signerSecret)
 
 	replicas := startReplicas(t, ns, 2, nil)
 	for _, r := range replicas {

@@ -21,7 +21,7 @@ import (
 func TestWebhookReservedNamesAreRefused(t *testing.T) {
 	hook := startUsersWebhook(t)
 	ns := createNamespace(t)
-	applyDeployedSignerRole(t, ns)
+	applyDeployedRole(t, ns, signerSecret)
 	kip, err := startReplica(t, ns, 0, "--authentication-token-webhook-config-file="+hook.kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func TestWebhookReservedNamesAreRefused(t *testing.T) {
 			if err != nil || out.Status.Credential != nil || ptrString(out.Status.Message) != "authentication failed" {
 				t.Errorf("exchange = %+v, %v; want only the message \"authentication failed\"", out.Status, err)
 			}
-			if hook.reviewsOf(token) == 0 {
+			if hook.ReviewsOf(token) == 0 {
 				t.Error("the webhook was never asked, so its answer was not what kip refused")
 			}
 			if upstreamSaw(t, tt.user.Username) {

@@ -40,12 +40,12 @@ func TestServiceAccountTokensSkipTheWebhook(t *testing.T) {
 	saUser := "system:serviceaccount:" + ns + ":robot"
 
 	t.Run("served as the ServiceAccount, never shown to the webhook", func(t *testing.T) {
-		before := env.webhook.count()
+		before := env.webhook.Reviews()
 		got, err := whoami(t, bearerConfig(saToken))
 		if err != nil || got.Username != saUser {
 			t.Fatalf("whoami = %+v, %v; want %s", got, err, saUser)
 		}
-		if n := env.webhook.count() - before; n != 0 {
+		if n := env.webhook.Reviews() - before; n != 0 {
 			t.Errorf("the webhook saw %d reviews, want 0", n)
 		}
 	})
@@ -54,30 +54,30 @@ func TestServiceAccountTokensSkipTheWebhook(t *testing.T) {
 		claims := decodeClaims(t, parts[1])
 		claims["sub"] = "system:serviceaccount:" + ns + ":admin"
 		forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString(mustJSON(t, claims)) + "." + parts[2]
-		before := env.webhook.count()
+		before := env.webhook.Reviews()
 		if _, err := whoami(t, bearerConfig(forged)); !apierrors.IsUnauthorized(err) {
 			t.Errorf("forged token: %v, want 401 Unauthorized", err)
 		}
-		if n := env.webhook.count() - before; n != 0 {
+		if n := env.webhook.Reviews() - before; n != 0 {
 			t.Errorf("the webhook saw %d reviews, want 0", n)
 		}
 	})
 	t.Run("the exchange does not take it, nor ask the webhook", func(t *testing.T) {
-		before := env.webhook.count()
+		before := env.webhook.Reviews()
 		out, err := exchange(t, saToken, nil)
 		if err != nil || out.Status.Credential != nil || ptrString(out.Status.Message) != "authentication failed" {
 			t.Errorf("exchange = %+v, %v; want only the message \"authentication failed\"", out.Status, err)
 		}
-		if n := env.webhook.count() - before; n != 0 {
+		if n := env.webhook.Reviews() - before; n != 0 {
 			t.Errorf("the webhook saw %d reviews, want 0", n)
 		}
 	})
 	t.Run("control: a token kip cannot place goes to the webhook", func(t *testing.T) {
-		before := env.webhook.count()
+		before := env.webhook.Reviews()
 		if _, err := whoami(t, bearerConfig(harness.UniqueName("opaque-token"))); !apierrors.IsUnauthorized(err) {
 			t.Errorf("opaque token: %v, want 401 Unauthorized", err)
 		}
-		if env.webhook.count() == before {
+		if env.webhook.Reviews() == before {
 			t.Error("the webhook saw no review for an opaque token, so its count proves nothing")
 		}
 	})

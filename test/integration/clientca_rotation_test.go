@@ -16,6 +16,7 @@ import (
 
 	"github.com/kip-proxy/kip/internal/rig/harness"
 	"github.com/kip-proxy/kip/internal/rig/pki"
+	rbacv1 "k8s.io/api/rbac/v1"
 )
 
 // clientCACutOff bounds how long kip may take to refuse a certificate whose
@@ -28,9 +29,11 @@ const clientCACutOff = 30 * time.Second
 // TestClientCARotationCutsOffOpenConnections keeps one HTTP/2 connection
 // open to kip with a certificate from a CA in --client-ca-file, removes that
 // CA from the file, and checks that a request on the very same connection
-// is refused as soon as kip has reloaded the file. The refusal also ends
-// the connection (an unauthenticated HTTP/2 client may not keep one open),
-// so the CA is then put back and a new connection is served again.
+// is refused as soon as kip has reloaded the file. A watch that the
+// certificate opened before ends too, while one of a certificate of the CA
+// that stays goes on. The refusal also ends the connection (an
+// unauthenticated HTTP/2 client may not keep one open), so the CA is then
+// put back and a new connection is served again.
 func TestClientCARotationCutsOffOpenConnections(t *testing.T) {
 	removable, err := pki.NewCA("kip-removable-client-ca", 24*time.Hour)
 	if err != nil {
@@ -44,8 +47,9 @@ func TestClientCARotationCutsOffOpenConnections(t *testing.T) {
 	writeAtomically(t, caFile, string(unrelated.CertPEM)+string(removable.CertPEM))
 	kipURL := harness.StartKip(t, harness.KipOptions{Stack: stack, Args: []string{"--client-ca-file=" + caFile}, Ready: harness.Started}).URL
 
-	user := harness.UniqueName("ca-removal")
-	client, dials := oneConnectionClient(t, rawClientCert(t, removable, pki.ClientCertRequest{CommonName: user}))
+	user, bystander := harness.UniqueName("ca-removal"), harness.UniqueName("ca-kept")
+	cert := rawClientCert(t, removable, pki.ClientCertRequest{CommonName: user})
+	client, dials := oneConnectionClient(t, cert)
 	harness.Eventually(t, time.Minute, func() error { return expectStatus(client, kipURL, http.StatusCreated) })
 	// Dials before this were attempts while kip was starting.
 	opened := dials.Load()
@@ -55,7 +59,23 @@ func TestClientCARotationCutsOffOpenConnections(t *testing.T) {
 		}
 	}
 
+	ns := createNamespace(t)
+	removedWatch := watchUntilEnded(t, kipURL, ns, cert, user)
+	keptWatch := watchUntilEnded(t, kipURL, ns, rawClientCert(t, unrelated, pki.ClientCertRequest{CommonName: bystander}), bystander)
+
 	writeAtomically(t, caFile, string(unrelated.CertPEM))
+	removed := time.Now()
+	select {
+	case <-removedWatch:
+		t.Logf("the watch of the removed CA's certificate ended %v after the file changed", time.Since(removed).Round(time.Millisecond))
+	case <-time.After(clientCACutOff):
+		t.Fatalf("the watch of the removed CA's certificate was still open %v after the file changed", clientCACutOff)
+	}
+	select {
+	case <-keptWatch:
+		t.Fatal("the watch of the other CA's certificate was ended too")
+	default:
+	}
 	var redialled int32
 	harness.Eventually(t, clientCACutOff, func() error {
 		err := expectStatus(client, kipURL, http.StatusUnauthorized)
@@ -68,6 +88,41 @@ func TestClientCARotationCutsOffOpenConnections(t *testing.T) {
 
 	writeAtomically(t, caFile, string(unrelated.CertPEM)+string(removable.CertPEM))
 	harness.Eventually(t, clientCACutOff, func() error { return expectStatus(client, kipURL, http.StatusCreated) })
+}
+
+// watchUntilEnded starts a watch of ConfigMaps in ns as user, on a
+// connection of its own with cert, and returns a channel closed when the
+// watch ends.
+func watchUntilEnded(t *testing.T, kipURL, ns string, cert *tls.Certificate, user string) <-chan struct{} {
+	t.Helper()
+	grant(t, ns, rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"list", "watch"}})
+	client, _ := oneConnectionClient(t, cert)
+	client.Timeout = 0 // the watch lasts as long as kip lets it
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var resp *http.Response
+	harness.Eventually(t, time.Minute, func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, kipURL+"/api/v1/namespaces/"+ns+"/configmaps?watch=1&timeoutSeconds=600", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err = client.Do(req); err != nil { //nolint:bodyclose // the goroutine below closes it when the watch ends
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			_ = resp.Body.Close()
+			return fmt.Errorf("watch as %s: %s", user, resp.Status)
+		}
+		return nil
+	})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}()
+	return ended
 }
 
 // oneConnectionClient is an HTTP/2 client with cert that keeps its

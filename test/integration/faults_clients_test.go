@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -208,18 +209,36 @@ func grantNamespaceGet(t *testing.T, user string) {
 	})
 }
 
-// testUnreadWatch opens a watch through kip and never reads a byte of its
-// events, while ConfigMap updates produce about 62 MiB of them. Another
-// client's watch through the same kip must see every update, normal GETs
-// must be served, and kip's memory must grow far less than the events
-// produced: kip may hold what flow control lets in for the stuck watch,
-// not everything the upstream sends.
+// namespaceReader is a new user who may GET namespaces: their client
+// certificate, and an HTTP/2 client presenting it, the normal client of
+// the abuse tests.
+func namespaceReader(t *testing.T, name string) (*tls.Certificate, *http.Client) {
+	t.Helper()
+	user := harness.UniqueName(name)
+	grantNamespaceGet(t, user)
+	cert := rawUserCert(t, user)
+	return cert, rawClient(t, rawHTTP2, cert)
+}
+
+// testUnreadWatch opens two watches through kip, one over HTTP/1.1 and
+// one over HTTP/2, and never reads a byte of their events, while ConfigMap
+// updates produce about 62 MiB of them. Another client's watch through the
+// same kip must see every update, normal GETs must be served, and kip's
+// memory must grow far less than the events produced: kip may hold what
+// flow control lets in for a stuck watch, not everything the upstream
+// sends. Then kip must end both stuck watches at --stream-write-timeout,
+// once a write to them has waited that long, and give back what they held:
+// its live heap goes back to where it was before they opened.
 func testUnreadWatch(t *testing.T) {
 	const (
 		objects, rounds, size = 8, 8, 1000 << 10 // 64 updates of ~1 MB
 		growthBound           = 32 << 10         // KiB, half of what is produced
+		writeTimeout          = 5 * time.Second
+		// heapSlack is what kip's live heap may differ by once the stuck
+		// watches ended; each held 4 MiB or more while it was open.
+		heapSlack = 3 << 20
 	)
-	kip := startKipProc(t)
+	kip := startKipProc(t, "--stream-write-timeout="+writeTimeout.String())
 	ns := createNamespace(t)
 	user := harness.UniqueName("unread")
 	grant(t, ns, userSubject(user), configMapRules...)
@@ -227,31 +246,122 @@ func testUnreadWatch(t *testing.T) {
 	cert := rawUserCert(t, user)
 	normal := rawClient(t, rawHTTP2, cert)
 	watchPath := "/api/v1/namespaces/" + ns + "/configmaps?watch=true"
+	reader := startReadingWatch(t, rawClient(t, rawHTTP2, cert), kip.URL+watchPath)
+	baseHeap := kip.liveHeap(t)
 
 	stuck := openUnreadWatch(t, kip.URL, watchPath, cert)
 	defer func() { _ = stuck.Close() }()
-	reader := startReadingWatch(t, rawClient(t, rawHTTP2, cert), kip.URL+watchPath)
+	stuckH2 := openUnreadWatchH2(t, rawClient(t, rawHTTP2, cert), kip.URL+watchPath)
+	defer func() { _ = stuckH2.Close() }()
 
 	baseRSS := kip.rssKiB(t)
 	sampler := procstat.StartSampler(kip.Pid(), 100*time.Millisecond)
 	produced := updateConfigMaps(t, ns, objects, rounds, size)
 	harness.Eventually(t, time.Minute, func() error { return reader.sawAtLeast(produced * 9 / 10) })
 	if err := responsive(normal, kip.URL+"/api/v1/namespaces/default"); err != nil {
-		t.Fatalf("with a watch that is never read: %v", err)
+		t.Fatalf("with watches that are never read: %v", err)
 	}
 	peakRSS := max(int64(baseRSS), sampler.Stop()>>10)
-	withStuck := kip.rssKiB(t)
-	_ = stuck.Close()
-	time.Sleep(2 * time.Second)
-	afterClose := kip.rssKiB(t)
-
 	t.Logf("produced %.1f MiB of ConfigMap updates; a reading watch through the same kip received %.1f MiB; "+
-		"kip's RSS: %d KiB before, peak %d KiB (growth %d KiB, bound %d KiB), %d KiB at the end with the unread watch open, %d KiB 2 s after it closed",
+		"kip's RSS: %d KiB before, peak %d KiB (growth %d KiB, bound %d KiB)",
 		float64(produced)/(1<<20), float64(reader.bytes.Load())/(1<<20),
-		baseRSS, peakRSS, peakRSS-int64(baseRSS), growthBound, withStuck, afterClose)
+		baseRSS, peakRSS, peakRSS-int64(baseRSS), growthBound)
 	if growth := peakRSS - int64(baseRSS); growth > growthBound {
-		t.Errorf("kip's RSS grew by %d KiB while %d MiB of events went to a watch that is never read: it holds what it cannot send", growth, produced>>20)
+		t.Errorf("kip's RSS grew by %d KiB while %d MiB of events went to watches that are never read: it holds what it cannot send", growth, produced>>20)
 	}
+
+	withStuckHeap := kip.liveHeap(t)
+	endedEarly := scrape(t, kip.ProbeURL).Sample("kip_longrunning_ended_total", map[string]string{"reason": "write-deadline"})
+	t.Logf("kip's live heap: %d KiB before the stuck watches opened, %d KiB once the events were read (%v of them ended by then)",
+		baseHeap>>10, withStuckHeap>>10, endedEarly)
+
+	// Both stuck watches stalled while the events were produced; each is
+	// ended writeTimeout after its write stalled. The bound is generous.
+	harness.Eventually(t, writeTimeout+time.Minute, func() error {
+		m := scrape(t, kip.ProbeURL)
+		ended := m.Sample("kip_longrunning_ended_total", map[string]string{"reason": "write-deadline"})
+		open := m.Sample("kip_longrunning_requests", map[string]string{"kind": "watch"})
+		if ended != 2 || open != 1 {
+			return fmt.Errorf("kip ended %v watches at their write deadline and has %v open; want 2 ended and the reading one open", ended, open)
+		}
+		return nil
+	})
+	if err := closedByKip(stuck); err != nil {
+		t.Errorf("the stuck HTTP/1.1 watch: %v", err)
+	}
+	afterHeap := kip.liveHeap(t)
+	t.Logf("kip's live heap: %d KiB after kip ended the stuck watches", afterHeap>>10)
+	if afterHeap > baseHeap+heapSlack {
+		t.Errorf("kip's live heap is %d KiB after it ended the stuck watches, %d KiB before they opened: it still holds their buffers", afterHeap>>10, baseHeap>>10)
+	}
+	if err := reader.sawAtLeast(produced * 9 / 10); err != nil || reader.ended.Load() {
+		t.Errorf("the reading watch ended with the stuck ones (%v)", err)
+	}
+}
+
+// closedByKip reads what conn still holds and reports an error unless kip
+// has closed it: reads end, rather than waiting for more.
+func closedByKip(conn net.Conn) error {
+	if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		return err
+	}
+	n, err := io.Copy(io.Discard, conn)
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("still open: read %d bytes, then nothing for 30 s", n)
+	}
+	return nil
+}
+
+// openUnreadWatchH2 starts a watch over HTTP/2 with client, on a
+// connection of its own, and never reads its body: once the stream's flow
+// control window is full, kip's writes to it wait.
+func openUnreadWatchH2(t *testing.T, client *http.Client, url string) io.Closer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := (&http.Client{Transport: client.Transport}).Do(req) //nolint:bodyclose // the caller closes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+		_ = resp.Body.Close()
+		t.Fatalf("the HTTP/2 watch got %s %s", resp.Proto, resp.Status)
+	}
+	return resp.Body
+}
+
+// liveHeap is kip's heap in use after garbage collection, from its
+// /debug/pprof/heap (which collects first when asked with gc=1). It asks
+// twice: what a collection finds in a sync.Pool survives it once.
+func (k *kipProc) liveHeap(t *testing.T) int64 {
+	t.Helper()
+	if resp, err := http.Get(k.ProbeURL + "/debug/pprof/heap?gc=1"); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	resp, err := http.Get(k.ProbeURL + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no HeapAlloc in kip's heap profile: %.200s", body)
+	return 0
 }
 
 // openUnreadWatch starts a watch over HTTP/1.1 on a connection of its own,
@@ -289,6 +399,8 @@ func openUnreadWatch(t *testing.T, kipURL, path string, cert *tls.Certificate) n
 type readingWatch struct {
 	bytes  atomic.Int64
 	events atomic.Int64
+	// ended is set once its stream ended, for whatever reason.
+	ended atomic.Bool
 }
 
 // sawAtLeast reports an error until the watch has received n bytes.
@@ -321,6 +433,7 @@ func startReadingWatch(t *testing.T, client *http.Client, url string) *readingWa
 	w := &readingWatch{}
 	go func() {
 		defer func() { _ = resp.Body.Close() }()
+		defer w.ended.Store(true)
 		r := bufio.NewReaderSize(resp.Body, 64<<10)
 		for {
 			line, err := r.ReadSlice('\n')
@@ -373,10 +486,7 @@ const idleConnections = 5000
 func testIdleTLS(t *testing.T) {
 	const rssBound = 1 << 20 // KiB
 	kip := startKipProc(t)
-	user := harness.UniqueName("idle")
-	grantNamespaceGet(t, user)
-	cert := rawUserCert(t, user)
-	normal := rawClient(t, rawHTTP2, cert)
+	cert, normal := namespaceReader(t, "idle")
 	url := kip.URL + "/api/v1/namespaces/default"
 	if err := responsive(normal, url); err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kip-proxy/kip/internal/rig/harness"
+	"github.com/kip-proxy/kip/internal/rig/rawh2"
 )
 
 // headerLimit is the request header size kip accepts: the generic
@@ -167,10 +167,10 @@ func http2RawGet(addr string, cert *tls.Certificate, headers []rawHeader) (int, 
 	}
 	defer func() { _ = conn.Close() }()
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+	fr, err := rawh2.Start(conn)
+	if err != nil {
 		return 0, nil, err
 	}
-	fr := http2.NewFramer(conn, conn)
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	for _, f := range http2BaseFields(addr) {
@@ -182,19 +182,19 @@ func http2RawGet(addr string, cert *tls.Certificate, headers []rawHeader) (int, 
 	split := block.Len()
 	last := headers[len(headers)-1]
 	_ = enc.WriteField(hpack.HeaderField{Name: strings.ToLower(last.name), Value: last.value})
-	// Only this goroutine writes: a framer's writes are not safe for
-	// concurrent use, so the reader below acknowledges nothing.
-	go func() {
-		if fr.WriteSettings() == nil {
-			_ = writeHeaderBlock(fr, block.Bytes(), split)
-		}
-	}()
-	code, body, err := readHTTP2Answer(fr)
-	var goAway http2GoAway
-	if errors.As(err, &goAway) && goAway.code == http2.ErrCodeProtocol {
+	// Only this goroutine writes, so the reader below writes nothing: a
+	// framer's writes are not safe for concurrent use.
+	go func() { _ = writeHeaderBlock(fr, block.Bytes(), split) }()
+	a, err := rawh2.Reader{Framer: fr, Silent: true}.Answer(1)
+	switch {
+	case err != nil:
+		return 0, nil, err
+	case a.Closed() && a.GoAway.Code == http2.ErrCodeProtocol:
 		return connectionRefused, nil, nil
+	case a.Closed() || a.Reset:
+		return 0, nil, fmt.Errorf("kip's answer: %v", a)
 	}
-	return code, body, err
+	return a.Status, a.Body, nil
 }
 
 // http2BaseFields are the request's own fields: GET /api/v1/namespaces/default.
@@ -229,52 +229,6 @@ func writeHeaderBlock(fr *http2.Framer, block []byte, split int) error {
 		}
 	}
 	return nil
-}
-
-// http2GoAway is a connection the server closed.
-type http2GoAway struct {
-	code  http2.ErrCode
-	debug string
-}
-
-func (g http2GoAway) Error() string {
-	return fmt.Sprintf("kip closed the connection: %v %s", g.code, g.debug)
-}
-
-// readHTTP2Answer reads frames until stream 1 has its answer: the status
-// and the body.
-func readHTTP2Answer(fr *http2.Framer) (int, []byte, error) {
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	var code int
-	var body bytes.Buffer
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			return 0, nil, fmt.Errorf("reading kip's answer (status so far %d): %w", code, err)
-		}
-		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			if f.StreamID == 1 {
-				if code, err = strconv.Atoi(f.PseudoValue("status")); err != nil {
-					return 0, nil, fmt.Errorf("answer without a status: %w", err)
-				}
-				if f.StreamEnded() {
-					return code, body.Bytes(), nil
-				}
-			}
-		case *http2.DataFrame:
-			if f.StreamID == 1 {
-				body.Write(f.Data())
-				if f.StreamEnded() {
-					return code, body.Bytes(), nil
-				}
-			}
-		case *http2.RSTStreamFrame:
-			return 0, nil, fmt.Errorf("kip reset the stream: %v", f.ErrCode)
-		case *http2.GoAwayFrame:
-			return 0, nil, http2GoAway{code: f.ErrCode, debug: string(f.DebugData())}
-		}
-	}
 }
 
 // kipTLSConfig trusts kip's serving certificate, offers protos and

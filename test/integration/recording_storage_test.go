@@ -156,18 +156,7 @@ func TestRecordingStorageRequired(t *testing.T) {
 // with --recording-required on it refuses exec with a 503 instead. It
 // mounts a small tmpfs for the directory, which needs root.
 func TestRecordingStorageFullDisk(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs to fill needs root; run as root to test a full recording directory")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m,mode=0700"); err != nil {
-		t.Skipf("cannot mount a tmpfs to fill (%v); this test needs CAP_SYS_ADMIN", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmounting the test's tmpfs %s: %v", dir, err)
-		}
-	})
+	dir := smallTmpfs(t)
 	// Both kips write their keys at start, so they start before the fill.
 	k := startStorageKip(t, "--recording-dir="+dir)
 	required := startStorageKip(t, "--recording-dir="+dir, "--recording-required")

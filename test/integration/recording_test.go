@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
@@ -353,11 +352,11 @@ func TestRecordingTerminal(t *testing.T) {
 			// Nothing is said before the user types: wait for kubectl to
 			// take the terminal, or the terminal itself would echo.
 			harness.Eventually(t, time.Minute, func() error {
-				tio, err := unix.IoctlGetTermios(int(k.Term.Fd()), unix.TCGETS)
+				echo, err := echoing(int(k.Term.Fd()))
 				if err != nil {
 					return err
 				}
-				if tio.Lflag&unix.ECHO != 0 {
+				if echo {
 					return errorf("the terminal is not raw yet")
 				}
 				return nil

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"net/http"
@@ -11,9 +10,9 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/kip-proxy/kip/internal/rig/harness"
+	"github.com/kip-proxy/kip/internal/rig/rawh2"
 )
 
 // Rule 2 of docs/security.md, at the framing level: HTTP/1.1 requests whose
@@ -193,12 +192,8 @@ func dialKipH2(t *testing.T, cert *tls.Certificate) *h2Conn {
 		t.Fatalf("kip did not agree to HTTP/2: %q", conn.ConnectionState().NegotiatedProtocol)
 	}
 	_ = conn.SetDeadline(time.Now().Add(time.Minute)) // liveness only
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if err := fr.WriteSettings(); err != nil {
+	fr, err := rawh2.Start(conn)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return &h2Conn{conn: conn, fr: fr}
@@ -208,93 +203,20 @@ func dialKipH2(t *testing.T, cert *tls.Certificate) *h2Conn {
 // lower-cased, nothing dropped), then body.
 func (c *h2Conn) send(t *testing.T, id uint32, fields [][2]string, body string) {
 	t.Helper()
-	var block bytes.Buffer
-	enc := hpack.NewEncoder(&block)
-	for _, f := range fields {
-		if err := enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: body == ""}); err != nil {
+	if err := rawh2.Send(c.fr, id, fields, body); err != nil {
 		t.Fatal(err)
 	}
-	if body != "" {
-		if err := c.fr.WriteData(id, true, []byte(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
-// h2Answer is what came back on one stream: a response, a reset of the
-// stream, or the end of the whole connection.
-type h2Answer struct {
-	reset  http2.ErrCode // the stream's reset code, if it was reset
-	closed bool          // kip sent GOAWAY before the stream ended
-	goAway http2.ErrCode // its code
-	res    rawResponse
-}
-
-func (a h2Answer) String() string {
-	switch {
-	case a.closed:
-		return fmt.Sprintf("GOAWAY %v (answer %d so far)", a.goAway, a.res.code)
-	case a.reset != 0:
-		return fmt.Sprintf("RST_STREAM %v", a.reset)
-	}
-	return fmt.Sprintf("%d %.200s", a.res.code, a.res.body)
-}
-
-// answer reads frames until stream id ends or kip ends the connection,
-// answering the peer's SETTINGS and PINGs.
-func (c *h2Conn) answer(t *testing.T, id uint32) h2Answer {
+// answer reads stream id's answer, its reset, or the end of the whole
+// connection, answering the peer's SETTINGS and PINGs.
+func (c *h2Conn) answer(t *testing.T, id uint32) rawh2.Answer {
 	t.Helper()
-	var got h2Answer
-	for {
-		f, err := c.fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("reading stream %d: %v", id, err)
-		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				_ = c.fr.WriteSettingsAck()
-			}
-		case *http2.PingFrame:
-			if !f.IsAck() {
-				_ = c.fr.WritePing(true, f.Data)
-			}
-		case *http2.GoAwayFrame:
-			got.goAway, got.closed = f.ErrCode, true
-			return got
-		case *http2.RSTStreamFrame:
-			if f.StreamID == id {
-				got.reset = f.ErrCode
-				return got
-			}
-		case *http2.MetaHeadersFrame:
-			if f.StreamID != id {
-				continue
-			}
-			if got.res.code == 0 {
-				got.res.code, _ = strconv.Atoi(f.PseudoValue("status"))
-			}
-			if f.StreamEnded() {
-				return got
-			}
-		case *http2.DataFrame:
-			if f.StreamID != id {
-				continue
-			}
-			got.res.body = append(got.res.body, f.Data()...)
-			if len(f.Data()) > 0 {
-				_ = c.fr.WriteWindowUpdate(0, uint32(len(f.Data())))
-				_ = c.fr.WriteWindowUpdate(id, uint32(len(f.Data())))
-			}
-			if f.StreamEnded() {
-				return got
-			}
-		}
+	a, err := rawh2.Reader{Framer: c.fr}.Answer(id)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return a
 }
 
 // h2Review is a SelfSubjectReview on kip, as HTTP/2 fields, with extra
@@ -347,19 +269,19 @@ func TestAdversarialHTTP2Framing(t *testing.T) {
 			c.send(t, 1, tt.fields, "")
 			first := c.answer(t, 1)
 			switch {
-			case first.closed:
+			case first.Closed():
 				t.Fatalf("stream 1: %v, want the stream alone refused", first)
-			case tt.want == reset && first.reset != http2.ErrCodeProtocol:
+			case tt.want == reset && (!first.Reset || first.ResetCode != http2.ErrCodeProtocol):
 				t.Fatalf("stream 1: %v, want RST_STREAM PROTOCOL_ERROR", first)
-			case tt.want == badRequest && (first.reset != 0 || first.res.code != badRequest):
+			case tt.want == badRequest && (first.Reset || first.Status != badRequest):
 				t.Fatalf("stream 1: %v, want Go's 400", first)
 			}
 			c.send(t, 3, h2Review([2]string{"content-length", strconv.Itoa(len(ssrBody))}), ssrBody)
 			second := c.answer(t, 3)
-			if second.closed || second.reset != 0 {
+			if second.Closed() || second.Reset {
 				t.Fatalf("stream 3, well formed: %v", second)
 			}
-			if err := checkServedAs(second.res, caller); err != nil {
+			if err := checkServedAs(rawResponse{code: second.Status, body: second.Body}, caller); err != nil {
 				t.Fatalf("stream 3: %v", err)
 			}
 			if err := noMoreH2Answers(c); err != nil {

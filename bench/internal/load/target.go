@@ -52,6 +52,13 @@ func NewTarget(name, url string, tlsConfig *tls.Config, pid int) *Target {
 // Dials returns how many connections the target's client has opened.
 func (t *Target) Dials() int64 { return t.dials.Load() }
 
+// OneRequestPerConnection makes the client dial a new connection for each
+// request and close it after the answer, as a short-lived process such as
+// `kip login` does.
+func (t *Target) OneRequestPerConnection() {
+	t.Client.Transport.(*http.Transport).DisableKeepAlives = true
+}
+
 // CloseIdle closes the client's idle connections, so that the next
 // workload starts from the same state on every target.
 func (t *Target) CloseIdle() { t.Client.CloseIdleConnections() }

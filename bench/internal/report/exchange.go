@@ -82,11 +82,11 @@ func exchangeSection(b *strings.Builder, run *results.Run) {
 		return
 	}
 	fmt.Fprintf(b, "## %s\n\n", title)
-	b.WriteString("POSTs of a TokenCredentialRequest to a `kip serve` process of its own, without a client certificate, by closed-loop workers over one HTTP/2 connection per kind, each timed from before sending to after the last byte of kip's answer. Every answer must carry a credential; one per kind was first checked in full (the certificate chains to kip's signer CA, names the token's user, fits the key). " +
+	b.WriteString("POSTs of a TokenCredentialRequest to a `kip serve` process of its own, without a client certificate, by closed-loop workers over HTTP/2, each timed from before sending to after the last byte of kip's answer. Each exchange dials a connection of its own and pays a TLS handshake, as a fresh `kip login` process does; dials counts them. kip would end a shared connection after each exchange anyway (an unauthenticated caller gets one request per connection, as at kube-apiserver). Every answer must carry a credential; one per kind was first checked in full (the certificate chains to kip's signer CA, names the token's user, fits the key). " +
 		"`oidc-csr` is what `kip login` sends: an ID token from Ory Hydra and a CSR; kip verifies the token's signature and evaluates its claim mappings on every exchange (the OIDC verifier has no cache) and signs a certificate for the CSR's key. " +
 		"`webhook-csr` sends a token that a TokenReview webhook vouches for; kip caches the webhook's answers (--authentication-token-webhook-cache-ttl, 2m by default), so past the first exchange these rows measure that cache, as a client that retries or logs in again soon meets it, not a webhook round trip. " +
 		"`oidc-generated-key` sends no CSR, so kip also generates the key pair and returns the private key. " +
-		"kip CPU is read from /proc/<pid>/stat of that kip process; CPU seconds per 1,000 exchanges are milliseconds per exchange. A fresh `kip login` process also pays a TLS handshake, which is left out here, and kip logs one line per issued certificate at its default level.\n\n")
+		"kip CPU is read from /proc/<pid>/stat of that kip process; CPU seconds per 1,000 exchanges are milliseconds per exchange. kip logs one line per issued certificate at its default level, and writes no audit event without --audit-log-path.\n\n")
 	for _, c := range exchangeConcurrencies(run.Exchange) {
 		fmt.Fprintf(b, "### Concurrency %d\n\n", c)
 		t := newTable("kind", "sent", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "kip CPU ms/exchange", "certificate for", "dials", "errors")

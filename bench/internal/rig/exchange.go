@@ -15,6 +15,7 @@ import (
 	"github.com/kip-proxy/kip/internal/rig/childproc"
 	"github.com/kip-proxy/kip/internal/rig/devstack"
 	"github.com/kip-proxy/kip/internal/rig/hydra"
+	"github.com/kip-proxy/kip/internal/rig/tokenwebhook"
 )
 
 const (
@@ -44,7 +45,7 @@ type Exchange struct {
 
 	kipCAPEM []byte
 	idp      *devstack.IdentityProvider
-	webhook  *tokenWebhook
+	webhook  *tokenwebhook.Webhook
 	procs    group
 }
 
@@ -72,10 +73,11 @@ func (r *Rig) StartExchange(ctx context.Context) (_ *Exchange, err error) {
 		return nil, err
 	}
 	e.SignerCAPEM = e.idp.SignerCAPEM
-	if e.webhook, err = startTokenWebhook(r.Stack.ServingCA, dir); err != nil {
+	var webhookKubeconfig string
+	if e.webhook, webhookKubeconfig, err = startTokenWebhook(dir); err != nil {
 		return nil, err
 	}
-	args := append(e.idp.ServeArgs(), "--authentication-token-webhook-config-file="+e.webhook.kubeconfig)
+	args := append(e.idp.ServeArgs(), "--authentication-token-webhook-config-file="+webhookKubeconfig)
 	kip, probe, err := r.startKip(ctx, &e.procs, "kip-exchange", r.Stack.UpstreamKubeconfig, args)
 	if err != nil {
 		return nil, err
@@ -88,15 +90,20 @@ func (r *Rig) StartExchange(ctx context.Context) (_ *Exchange, err error) {
 	return e, waitOK(ctx, probe+"/readyz")
 }
 
-// NewTarget returns a client of kip's exchange with a connection of its
-// own, and no client certificate: the exchange is for callers that have
-// none yet.
+// NewTarget returns a client of kip's exchange with no client
+// certificate: the exchange is for callers that have none yet. Each
+// exchange has a connection of its own, as each `kip login` process has.
+// kip ends an exchange's HTTP/2 connection once it has answered; workers
+// sharing one would race that end, and a request refused by the GOAWAY
+// waits out Go's retry backoff (1 s, then 2 s), which measures the client.
 func (e *Exchange) NewTarget(name string) (*load.Target, error) {
 	tlsConfig, err := rest.TLSConfigFor(&rest.Config{TLSClientConfig: rest.TLSClientConfig{CAData: e.kipCAPEM}})
 	if err != nil {
 		return nil, err
 	}
-	return load.NewTarget(name, e.URL, tlsConfig, e.PID), nil
+	t := load.NewTarget(name, e.URL, tlsConfig, e.PID)
+	t.OneRequestPerConnection()
+	return t, nil
 }
 
 // IDToken signs in at Hydra as OIDCUser through the authorization code
@@ -108,13 +115,13 @@ func (e *Exchange) IDToken(ctx context.Context) (string, error) {
 }
 
 // WebhookReviews is how many TokenReviews the webhook has answered.
-func (e *Exchange) WebhookReviews() int64 { return e.webhook.reviews.Load() }
+func (e *Exchange) WebhookReviews() int64 { return int64(e.webhook.Reviews()) }
 
 // Stop stops kip, the webhook and Hydra.
 func (e *Exchange) Stop() error {
 	err := e.procs.stop()
 	if e.webhook != nil {
-		err = errors.Join(err, e.webhook.stop())
+		e.webhook.Close()
 	}
 	if e.idp != nil {
 		err = errors.Join(err, e.idp.Stop())

@@ -58,6 +58,9 @@ type Entry struct {
 	// machine and never sent anywhere.
 	Certificate string `json:"clientCertificateData,omitempty"`
 	PrivateKey  string `json:"clientKeyData,omitempty"`
+	// HandedTo names who was last handed the cached certificate or ID
+	// token: the process (kubectl, by pid) and the cluster it asked for.
+	HandedTo string `json:"handedTo,omitempty"`
 }
 
 // Store is a cache directory.

@@ -6,5 +6,6 @@
 // The cache holds credentials, so it is treated as hostile input: an entry
 // that is not a regular file owned by the current user and closed to
 // everyone else, that does not parse, or that was written for another
-// configuration is ignored and replaced, never used.
+// configuration is ignored and replaced, never used. Logout lists the
+// entries by the key each holds and removes them under the same lock.
 package cache

@@ -149,13 +149,44 @@ func (c *Client) oauth2Config(p *oidc.Provider, redirectURL string) *oauth2.Conf
 			scopes = append(scopes, s)
 		}
 	}
+	endpoint := p.Endpoint()
+	endpoint.AuthStyle = authStyle(p, c.cfg.ClientSecret)
 	return &oauth2.Config{
 		ClientID:     c.cfg.ClientID,
 		ClientSecret: c.cfg.ClientSecret,
-		Endpoint:     p.Endpoint(),
+		Endpoint:     endpoint,
 		RedirectURL:  redirectURL,
 		Scopes:       scopes,
 	}
+}
+
+// authStyle says how kip authenticates as the client at the token
+// endpoint. Left to guess, x/oauth2 sends Basic first and, when that is
+// refused, the body. A public client has no secret, so its guess would
+// cost a refused request on every refresh and device poll, which providers
+// log as failed client authentication and some count towards locking the
+// client: it sends its client_id in the body (RFC 6749 §2.3.1, as the
+// revocation does). A confidential client uses the one method the
+// provider offers, and the guess when it offers both or does not say,
+// since the client's registration, which kip cannot see, decides.
+func authStyle(p *oidc.Provider, secret string) oauth2.AuthStyle {
+	if secret == "" {
+		return oauth2.AuthStyleInParams
+	}
+	var doc struct {
+		Methods []string `json:"token_endpoint_auth_methods_supported"`
+	}
+	if err := p.Claims(&doc); err != nil {
+		return oauth2.AuthStyleAutoDetect
+	}
+	basic, post := slices.Contains(doc.Methods, "client_secret_basic"), slices.Contains(doc.Methods, "client_secret_post")
+	switch {
+	case post && !basic:
+		return oauth2.AuthStyleInParams
+	case basic && !post:
+		return oauth2.AuthStyleInHeader
+	}
+	return oauth2.AuthStyleAutoDetect
 }
 
 // tokensFrom verifies the ID token in a token response. nonce is checked

@@ -37,13 +37,9 @@ func Start(name, bin string, args, env []string, logPath string) (*Process, erro
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// A group of its own lets Stop signal everything the process started.
-		Setpgid: true,
-		// If the parent dies without calling Stop, take the child with it
-		// rather than leave a control plane running.
-		Pdeathsig: syscall.SIGKILL,
-	}
+	// A group of its own lets Stop signal everything the process started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithParent(cmd.SysProcAttr)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}

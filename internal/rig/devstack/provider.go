@@ -9,11 +9,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/kip-proxy/kip/internal/rig/devlogin"
 	"github.com/kip-proxy/kip/internal/rig/hydra"
+	"github.com/kip-proxy/kip/internal/rig/jwtconfig"
 	"github.com/kip-proxy/kip/internal/rig/pki"
 )
 
@@ -95,8 +95,14 @@ func StartIdentityProvider(ctx context.Context, opts IdentityOptions) (_ *Identi
 	if err := p.writeSigner(opts.Dir); err != nil {
 		return nil, err
 	}
+	// The file an operator would write for this provider, the same one
+	// kube-apiserver takes.
+	config, err := jwtconfig.File(p.Hydra.IssuerURL, p.Audiences, p.Hydra.CAPEM)
+	if err != nil {
+		return nil, err
+	}
 	p.AuthenticationConfigFile = filepath.Join(opts.Dir, "authentication-config.yaml")
-	return p, os.WriteFile(p.AuthenticationConfigFile, []byte(p.authenticationConfig()), 0o600)
+	return p, os.WriteFile(p.AuthenticationConfigFile, config, 0o600)
 }
 
 func (p *IdentityProvider) serveLogin(ln net.Listener, log io.Writer) error {
@@ -122,34 +128,6 @@ func (p *IdentityProvider) writeSigner(dir string) error {
 	p.SignerCAPEM = ca.CertPEM
 	p.SignerCACertFile, p.SignerCAKeyFile, err = pki.WriteFiles(filepath.Join(dir, "signer"), "signer-ca", ca.CertPEM, keyPEM)
 	return err
-}
-
-// authenticationConfig is the AuthenticationConfiguration an operator
-// would write for this provider, the same file kube-apiserver takes.
-func (p *IdentityProvider) authenticationConfig() string {
-	ca := strings.ReplaceAll(strings.TrimSpace(string(p.Hydra.CAPEM)), "\n", "\n      ")
-	return fmt.Sprintf(`apiVersion: apiserver.config.k8s.io/v1
-kind: AuthenticationConfiguration
-jwt:
-- issuer:
-    url: %s
-    audiences: [%s]
-    audienceMatchPolicy: MatchAny
-    certificateAuthority: |
-      %s
-  claimMappings:
-    username:
-      claim: email
-      prefix: ""
-    groups:
-      claim: groups
-      prefix: ""
-    uid:
-      claim: sub
-    extra:
-    - key: idp.kip.dev/issuer
-      valueExpression: claims.iss
-`, p.Hydra.IssuerURL, strings.Join(p.Audiences, ", "), ca)
 }
 
 // ServeArgs are the `kip serve` flags that trust this provider and sign

@@ -13,6 +13,6 @@
 // Hydra v2.3.0 has no device authorization grant (RFC 8628): its discovery
 // document names no device_authorization_endpoint and its token endpoint
 // rejects the device_code grant. It arrived in Hydra v25.4.0, which is not
-// published as a version of the github.com/ory/hydra/v2 module, so there is
-// no device flow here yet.
+// published as a version of the github.com/ory/hydra/v2 module; the device
+// flow is tested against internal/rig/deviceop instead.
 package hydra

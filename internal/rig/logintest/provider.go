@@ -31,7 +31,7 @@ const UserCode = "ABCD-EFGH"
 
 // Counts are what the provider was asked.
 type Counts struct {
-	Requests, Discoveries, Authorizations, CodeExchanges, Refreshes, DeviceAuths, DevicePolls int32
+	Requests, Discoveries, Authorizations, CodeExchanges, Refreshes, DeviceAuths, DevicePolls, Revocations int32
 }
 
 // Provider is a fake OIDC provider.
@@ -52,6 +52,8 @@ type Provider struct {
 	refresh                                                                                   map[string]bool
 	devices                                                                                   map[string]int
 	requests, discoveries, authorizations, codeExchanges, refreshes, deviceAuths, devicePolls atomic.Int32
+	revocations                                                                               atomic.Int32
+	noRevocation                                                                              atomic.Bool
 }
 
 type authRequest struct {
@@ -90,7 +92,7 @@ func (p *Provider) Counts() Counts {
 	return Counts{
 		Requests: p.requests.Load(), Discoveries: p.discoveries.Load(), Authorizations: p.authorizations.Load(),
 		CodeExchanges: p.codeExchanges.Load(), Refreshes: p.refreshes.Load(),
-		DeviceAuths: p.deviceAuths.Load(), DevicePolls: p.devicePolls.Load(),
+		DeviceAuths: p.deviceAuths.Load(), DevicePolls: p.devicePolls.Load(), Revocations: p.revocations.Load(),
 	}
 }
 
@@ -160,6 +162,7 @@ func (p *Provider) handler() http.Handler {
 	mux.HandleFunc("GET /authorize", p.authorize)
 	mux.HandleFunc("POST /token", p.token)
 	mux.HandleFunc("POST /device/code", p.deviceCode)
+	mux.HandleFunc("POST /revoke", p.revoke)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.requests.Add(1)
 		mux.ServeHTTP(w, r)
@@ -168,7 +171,7 @@ func (p *Provider) handler() http.Handler {
 
 func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 	p.discoveries.Add(1)
-	writeJSON(w, http.StatusOK, map[string]any{
+	doc := map[string]any{
 		"issuer":                                p.Issuer,
 		"authorization_endpoint":                p.Issuer + "/authorize",
 		"token_endpoint":                        p.Issuer + "/token",
@@ -178,7 +181,11 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
 		"code_challenge_methods_supported":      []string{"S256"},
-	})
+	}
+	if !p.noRevocation.Load() {
+		doc["revocation_endpoint"] = p.Issuer + "/revoke"
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (p *Provider) jwks(w http.ResponseWriter, _ *http.Request) {
@@ -282,6 +289,28 @@ func (p *Provider) deviceGrant(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.issue(w, "")
 	}
+}
+
+// DisableRevocation leaves revocation_endpoint out of the discovery
+// document from now on, as providers without RFC 7009 do.
+func (p *Provider) DisableRevocation() { p.noRevocation.Store(true) }
+
+// revoke is RFC 7009's endpoint for the public client: a refresh token
+// it names is forgotten, and an unknown token is a success too.
+func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
+	p.revocations.Add(1)
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("token") == "" {
+		oauthError(w, "invalid_request")
+		return
+	}
+	if r.PostForm.Get("client_id") != ClientID {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
+		return
+	}
+	p.mu.Lock()
+	delete(p.refresh, r.PostForm.Get("token"))
+	p.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
 }
 
 func (p *Provider) deviceCode(w http.ResponseWriter, r *http.Request) {

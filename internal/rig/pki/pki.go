@@ -115,6 +115,16 @@ func (ca *CA) IssueClient(req ClientCertRequest) (certPEM, keyPEM []byte, err er
 	return ca.issue(tmpl)
 }
 
+// ClientCertificate is IssueClient's certificate, parsed, for a caller
+// that hands it to a verifier and needs no key.
+func (ca *CA) ClientCertificate(req ClientCertRequest) (*x509.Certificate, error) {
+	certPEM, _, err := ca.IssueClient(req)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCertPEM(certPEM)
+}
+
 // IssueServing signs a serving certificate for hosts, valid from a minute ago
 // for validity. IP hosts become IP SANs, everything else DNS SANs; the first
 // host is also the common name.

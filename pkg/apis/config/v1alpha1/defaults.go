@@ -14,6 +14,11 @@ const (
 	DefaultInClusterCAFile    = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 )
 
+// DefaultStreamWriteTimeout is how long one write of a watch or another
+// streamed answer may wait for its caller to read: a caller that takes
+// nothing for a minute has stopped reading.
+const DefaultStreamWriteTimeout = time.Minute
+
 // SetDefaults_KipConfiguration fills every field a file leaves out with the
 // default of its flag, so that a decoded file is a complete configuration.
 func SetDefaults_KipConfiguration(c *KipConfiguration) { //nolint:revive,staticcheck // defaulter-gen finds defaulters by this name.
@@ -28,7 +33,20 @@ func SetDefaults_KipConfiguration(c *KipConfiguration) { //nolint:revive,staticc
 	setPtrDefault(&c.Limits.MaxRequestsInFlight, 400)
 	setPtrDefault(&c.Limits.MaxMutatingRequestsInFlight, 200)
 	setDurationDefault(&c.Limits.RequestTimeout, time.Minute)
+	setPtrDefault(&c.Limits.StreamWriteTimeout, metav1.Duration{Duration: DefaultStreamWriteTimeout})
+	setFailedAuthenticationDefaults(&c.Limits.FailedAuthentication)
 	logsapi.SetRecommendedLoggingConfiguration(&c.Logging)
+}
+
+// setFailedAuthenticationDefaults follows internal/authlimit's defaults,
+// which this package cannot import.
+func setFailedAuthenticationDefaults(f *FailedAuthenticationLimits) {
+	setPtrDefault(&f.Burst, 100)
+	setDurationDefault(&f.RefillInterval, 100*time.Millisecond)
+	if f.RefusedTokenCacheTTL == nil {
+		f.RefusedTokenCacheTTL = &metav1.Duration{Duration: 5 * time.Second}
+	}
+	setPtrDefault(&f.MaxOutboundReviews, 16)
 }
 
 func setServingDefaults(s *Serving) {

@@ -29,6 +29,7 @@
 //	limits:
 //	  requestTimeout: 1m
 //	  shutdownDelayDuration: 10s
+//	  streamWriteTimeout: 1m
 //	logging:
 //	  format: json
 //

@@ -92,6 +92,8 @@ type Authentication struct {
 	TokenWebhook TokenWebhook `json:"tokenWebhook"`
 	// AllowedReservedGroups is --allowed-reserved-groups.
 	AllowedReservedGroups []string `json:"allowedReservedGroups,omitempty"`
+	// RevocationConfigMap is --revocation-configmap, namespace/name.
+	RevocationConfigMap string `json:"revocationConfigMap,omitempty"`
 }
 
 // SignerCA comes from files or from a Secret, never both.
@@ -274,4 +276,23 @@ type Limits struct {
 	RequestTimeout metav1.Duration `json:"requestTimeout,omitempty"`
 	// ShutdownDelayDuration is --shutdown-delay-duration.
 	ShutdownDelayDuration metav1.Duration `json:"shutdownDelayDuration,omitempty"`
+	// StreamWriteTimeout is --stream-write-timeout; 0s means no bound.
+	StreamWriteTimeout *metav1.Duration `json:"streamWriteTimeout,omitempty"`
+	// FailedAuthentication bounds what bearer tokens kip cannot verify
+	// may cost.
+	FailedAuthentication FailedAuthenticationLimits `json:"failedAuthentication"`
+}
+
+// FailedAuthenticationLimits bound failed authentication on the proxy path.
+type FailedAuthenticationLimits struct {
+	// Burst is --authentication-failure-burst: failures an address may
+	// have in a row; 0 turns the budget off.
+	Burst *int32 `json:"burst,omitempty"`
+	// RefillInterval is --authentication-failure-refill-interval.
+	RefillInterval metav1.Duration `json:"refillInterval,omitempty"`
+	// RefusedTokenCacheTTL is --refused-token-cache-ttl; 0 turns it off.
+	RefusedTokenCacheTTL *metav1.Duration `json:"refusedTokenCacheTTL,omitempty"`
+	// MaxOutboundReviews is --max-outbound-authentication-reviews; 0 means
+	// no limit.
+	MaxOutboundReviews *int32 `json:"maxOutboundReviews,omitempty"`
 }

@@ -1,4 +1,4 @@
-package exchange
+package ratelimit
 
 import (
 	"net/netip"
@@ -9,11 +9,11 @@ import (
 	"k8s.io/utils/lru"
 )
 
-// failureLimiter is a token bucket of failed exchanges per client address.
-// It is kip's own rather than golang.org/x/time/rate's Limiter because a
-// unit is taken before a token check and given back when the check did not
-// fail, and a Limiter cannot give a unit back once its clock has moved on.
-type failureLimiter struct {
+// Failures is a token bucket of failures per client address. It is kip's
+// own rather than golang.org/x/time/rate's Limiter because a unit is taken
+// before a credential check and given back when the check did not fail,
+// and a Limiter cannot give a unit back once its clock has moved on.
+type Failures struct {
 	burst    float64
 	interval time.Duration
 	clock    clock.PassiveClock
@@ -31,13 +31,15 @@ type bucket struct {
 	at    time.Time
 }
 
-func newFailureLimiter(burst int, interval time.Duration, maxClients int, c clock.PassiveClock) *failureLimiter {
-	return &failureLimiter{burst: float64(burst), interval: interval, clock: c, buckets: lru.New(maxClients)}
+// NewFailures allows each client burst failures in a row, and one more
+// every interval; it keeps at most maxClients budgets.
+func NewFailures(burst int, interval time.Duration, maxClients int, c clock.PassiveClock) *Failures {
+	return &Failures{burst: float64(burst), interval: interval, clock: c, buckets: lru.New(maxClients)}
 }
 
-// take spends one unit of client's budget, or says how long until there is
+// Take spends one unit of client's budget, or says how long until there is
 // one.
-func (l *failureLimiter) take(client string) (wait time.Duration, ok bool) {
+func (l *Failures) Take(client string) (wait time.Duration, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock.Now()
@@ -50,8 +52,8 @@ func (l *failureLimiter) take(client string) (wait time.Duration, ok bool) {
 	return 0, true
 }
 
-// refund gives back the unit a request took when it did not fail.
-func (l *failureLimiter) refund(client string) {
+// Refund gives back the unit a request took when it did not fail.
+func (l *Failures) Refund(client string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	value, found := l.buckets.Get(client)
@@ -68,7 +70,7 @@ func (l *failureLimiter) refund(client string) {
 }
 
 // bucket returns client's bucket filled up to now; a new one is full.
-func (l *failureLimiter) bucket(client string, now time.Time) *bucket {
+func (l *Failures) bucket(client string, now time.Time) *bucket {
 	if value, found := l.buckets.Get(client); found {
 		b := value.(*bucket)
 		l.refill(b, now)
@@ -77,17 +79,17 @@ func (l *failureLimiter) bucket(client string, now time.Time) *bucket {
 	return &bucket{units: l.burst, at: now}
 }
 
-func (l *failureLimiter) refill(b *bucket, now time.Time) {
+func (l *Failures) refill(b *bucket, now time.Time) {
 	if elapsed := now.Sub(b.at); elapsed > 0 {
 		b.units = min(l.burst, b.units+float64(elapsed)/float64(l.interval))
 		b.at = now
 	}
 }
 
-// clientKey is the address a failure budget belongs to: the connection's
+// ClientKey is the address a failure budget belongs to: the connection's
 // own peer, never a header the caller could write. An IPv6 client usually
 // holds a whole /64, so that is the key, not one of its addresses.
-func clientKey(remoteAddr string) string {
+func ClientKey(remoteAddr string) string {
 	addrPort, err := netip.ParseAddrPort(remoteAddr)
 	if err != nil {
 		// Not an IP peer (a Unix socket, a test): all such callers share.
