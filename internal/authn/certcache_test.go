@@ -46,9 +46,9 @@ func (s *swappableCA) CurrentCABundleContent() []byte { return s.bundle }
 // to every request of a connection) and on two connections, and counts how
 // often the chain was really verified.
 func TestVerifiedCertificates(t *testing.T) {
-	ca := mustCA(t, "ca-one", 24*time.Hour)
-	other := mustCA(t, "ca-two", 24*time.Hour)
-	shortCA := mustCA(t, "short-ca", time.Minute)
+	ca := pki.NewCAForTest(t, "ca-one", 24*time.Hour)
+	other := pki.NewCAForTest(t, "ca-two", 24*time.Hour)
+	shortCA := pki.NewCAForTest(t, "short-ca", time.Minute)
 	leaf := mustLeaf(t, ca, time.Now().Add(time.Hour))
 	soonExpiring := mustLeaf(t, ca, time.Now().Add(2*time.Second))
 	notYetValid := mustLeafFrom(t, ca, time.Now().Add(time.Hour), time.Now().Add(2*time.Hour))
@@ -133,14 +133,6 @@ func TestVerifiedCertificatesWithoutCertificates(t *testing.T) {
 	}
 }
 
-func mustCA(t *testing.T, name string, validity time.Duration) *pki.CA {
-	t.Helper()
-	ca, err := pki.NewCA(name, validity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
 
 func mustLeaf(t *testing.T, ca *pki.CA, notAfter time.Time) *x509.Certificate {
 	t.Helper()
@@ -168,8 +160,8 @@ func newTestCache(now func() time.Time) *cache.LRUExpireCache {
 // any one of them (here the cluster's client CA reloaded without the CA
 // that signed the chain) ends the reuse on an open connection at once.
 func TestVerifiedCertificatesPerSource(t *testing.T) {
-	ca := mustCA(t, "ca-one", 24*time.Hour)
-	other := mustCA(t, "ca-two", 24*time.Hour)
+	ca := pki.NewCAForTest(t, "ca-one", 24*time.Hour)
+	other := pki.NewCAForTest(t, "ca-two", 24*time.Hour)
 	leaf := mustLeaf(t, ca, time.Now().Add(time.Hour))
 	for _, changed := range []int{0, 1} {
 		t.Run(fmt.Sprintf("source %d changes", changed), func(t *testing.T) {

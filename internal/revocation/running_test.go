@@ -69,9 +69,9 @@ func TestDoneUnregisters(t *testing.T) {
 // ErrCAUntrusted; those of other CAs' certificates, of tokens, and of a
 // certificate that merely names the dropped CA as its issuer go on.
 func TestUntrustedCAsEndTheirCertificatesRequests(t *testing.T) {
-	dropped, kept := newCA(t, "kip signer"), newCA(t, "kip signer next")
+	dropped, kept := pki.NewCAForTest(t, "kip signer", time.Hour), pki.NewCAForTest(t, "kip signer next", time.Hour)
 	// The same subject as the dropped CA, another key: a forgery in name.
-	lookalike := newCA(t, "kip signer")
+	lookalike := pki.NewCAForTest(t, "kip signer", time.Hour)
 	running := &Running{}
 	track := func(name string, ca *pki.CA) context.Context {
 		var leaf *x509.Certificate
@@ -103,14 +103,6 @@ func TestUntrustedCAsEndTheirCertificatesRequests(t *testing.T) {
 	}
 }
 
-func newCA(t *testing.T, name string) *pki.CA {
-	t.Helper()
-	ca, err := pki.NewCA(name, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
 
 func clientCert(t *testing.T, ca *pki.CA, name string) *x509.Certificate {
 	t.Helper()

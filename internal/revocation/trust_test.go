@@ -20,7 +20,7 @@ import (
 // added back, a bundle that cannot be read, and a change that keeps every
 // CA end nothing.
 func TestCAsLeavingTheBundleEndTheirRequests(t *testing.T) {
-	a, b, c := newCA(t, "ca a"), newCA(t, "ca b"), newCA(t, "ca c")
+	a, b, c := pki.NewCAForTest(t, "ca a", time.Hour), pki.NewCAForTest(t, "ca b", time.Hour), pki.NewCAForTest(t, "ca c", time.Hour)
 	cas := &notifyingCAs{}
 	cas.set(a.CertPEM, b.CertPEM)
 	running := &Running{}

@@ -33,7 +33,7 @@ type issuer struct {
 
 func startIssuer(t *testing.T) *issuer {
 	t.Helper()
-	ca := newCA(t, "kip chart test issuer CA")
+	ca := pki.NewCAForTest(t, "kip chart test issuer CA", time.Hour)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -96,14 +96,6 @@ func startWebhook(t *testing.T, token string, user authenticationv1.UserInfo) *w
 	return &webhook{Webhook: hook, kubeconfig: string(data)}
 }
 
-func newCA(t *testing.T, name string) *pki.CA {
-	t.Helper()
-	ca, err := pki.NewCA(name, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
 
 // startTLS serves h on loopback with a certificate from ca.
 func startTLS(t *testing.T, ca *pki.CA, h http.Handler) *httptest.Server {

@@ -147,7 +147,7 @@ func startChartKip(t *testing.T, c *localcluster.Cluster, objs []*unstructured.U
 	dir := t.TempDir()
 	d := deployment(t, objs)
 	spec := d.Spec.Template.Spec
-	servingCA := newCA(t, "kip chart test serving CA")
+	servingCA := pki.NewCAForTest(t, "kip chart test serving CA", time.Hour)
 	mounts := spec.Containers[0].VolumeMounts
 	for _, m := range mounts {
 		writeVolume(t, volume(t, spec.Volumes, m.Name), objs, servingCA, filepath.Join(dir, m.MountPath))
