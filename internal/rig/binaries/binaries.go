@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kip-proxy/kip/internal/rig/childproc"
 )
 
 // Options says where to find the tools modules and where to cache binaries.
@@ -252,7 +254,11 @@ func build(ctx context.Context, opts Options, t target) error {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// go build runs compilers and the linker as children. Give it its own
 	// process group and kill the whole group on cancel so nothing outlives us.
+	// A test killed at its timeout cancels nothing, so the kernel stops the
+	// build then: left running, it would race the next run's build of the
+	// same binary for the cores.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	childproc.DieWithParent(cmd.SysProcAttr)
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 
 	if err := cmd.Run(); err != nil {

@@ -2,8 +2,8 @@ package childproc
 
 import "syscall"
 
-// dieWithParent has the kernel kill the child when the parent dies
+// DieWithParent has the kernel kill the child when the parent dies
 // without calling Stop, rather than leave a control plane running.
-func dieWithParent(attr *syscall.SysProcAttr) {
+func DieWithParent(attr *syscall.SysProcAttr) {
 	attr.Pdeathsig = syscall.SIGKILL
 }

@@ -4,7 +4,7 @@ package childproc
 
 import "syscall"
 
-// dieWithParent does nothing where the kernel cannot kill a child with its
+// DieWithParent does nothing where the kernel cannot kill a child with its
 // parent (macOS, the BSDs): a child outlives a parent killed before Stop.
 // The rig runs on Linux in CI; elsewhere it still builds and vets.
-func dieWithParent(*syscall.SysProcAttr) {}
+func DieWithParent(*syscall.SysProcAttr) {}

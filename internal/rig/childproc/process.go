@@ -39,7 +39,7 @@ func Start(name, bin string, args, env []string, logPath string) (*Process, erro
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A group of its own lets Stop signal everything the process started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	dieWithParent(cmd.SysProcAttr)
+	DieWithParent(cmd.SysProcAttr)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
