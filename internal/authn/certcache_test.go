@@ -133,7 +133,6 @@ func TestVerifiedCertificatesWithoutCertificates(t *testing.T) {
 	}
 }
 
-
 func mustLeaf(t *testing.T, ca *pki.CA, notAfter time.Time) *x509.Certificate {
 	t.Helper()
 	return mustLeafFrom(t, ca, time.Time{}, notAfter)

@@ -103,7 +103,6 @@ func TestUntrustedCAsEndTheirCertificatesRequests(t *testing.T) {
 	}
 }
 
-
 func clientCert(t *testing.T, ca *pki.CA, name string) *x509.Certificate {
 	t.Helper()
 	c, err := ca.ClientCertificate(pki.ClientCertRequest{CommonName: name})

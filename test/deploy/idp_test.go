@@ -96,7 +96,6 @@ func startWebhook(t *testing.T, token string, user authenticationv1.UserInfo) *w
 	return &webhook{Webhook: hook, kubeconfig: string(data)}
 }
 
-
 // startTLS serves h on loopback with a certificate from ca.
 func startTLS(t *testing.T, ca *pki.CA, h http.Handler) *httptest.Server {
 	t.Helper()

@@ -25,7 +25,9 @@ import (
 // stays gone once removed.
 func TestClusterClientCALeavingEndsItsRequests(t *testing.T) {
 	extra := pki.NewCAForTest(t, "kip-extra-cluster-client-ca", 24*time.Hour)
-	editClusterClientCAs(t, func(bundle []byte) []byte { return append(append(bytes.TrimRight(bundle, "\n"), '\n'), extra.CertPEM...) })
+	editClusterClientCAs(t, func(bundle []byte) []byte {
+		return append(append(bytes.TrimRight(bundle, "\n"), '\n'), extra.CertPEM...)
+	})
 	// Removed again should the test stop early; removing twice is harmless.
 	t.Cleanup(func() { editClusterClientCAs(t, func(b []byte) []byte { return withoutCert(b, extra.Cert.Raw) }) })
 
