@@ -64,18 +64,7 @@ func TestClientCARotationCutsOffOpenConnections(t *testing.T) {
 	keptWatch := watchUntilEnded(t, kipURL, ns, rawClientCert(t, unrelated, pki.ClientCertRequest{CommonName: bystander}), bystander)
 
 	writeAtomically(t, caFile, string(unrelated.CertPEM))
-	removed := time.Now()
-	select {
-	case <-removedWatch:
-		t.Logf("the watch of the removed CA's certificate ended %v after the file changed", time.Since(removed).Round(time.Millisecond))
-	case <-time.After(clientCACutOff):
-		t.Fatalf("the watch of the removed CA's certificate was still open %v after the file changed", clientCACutOff)
-	}
-	select {
-	case <-keptWatch:
-		t.Fatal("the watch of the other CA's certificate was ended too")
-	default:
-	}
+	wantOnlyRemovedEnded(t, removedWatch, keptWatch, "the file changed")
 	var redialled int32
 	harness.Eventually(t, clientCACutOff, func() error {
 		err := expectStatus(client, kipURL, http.StatusUnauthorized)
@@ -88,6 +77,25 @@ func TestClientCARotationCutsOffOpenConnections(t *testing.T) {
 
 	writeAtomically(t, caFile, string(unrelated.CertPEM)+string(removable.CertPEM))
 	harness.Eventually(t, clientCACutOff, func() error { return expectStatus(client, kipURL, http.StatusCreated) })
+}
+
+// wantOnlyRemovedEnded waits for the watch of a removed CA's certificate
+// to end, at most clientCACutOff after change, and checks that the watch
+// of a CA still trusted goes on.
+func wantOnlyRemovedEnded(t *testing.T, removed, kept <-chan struct{}, change string) {
+	t.Helper()
+	since := time.Now()
+	select {
+	case <-removed:
+		t.Logf("the watch of the removed CA's certificate ended %v after %s", time.Since(since).Round(time.Millisecond), change)
+	case <-time.After(clientCACutOff):
+		t.Fatalf("the watch of the removed CA's certificate was still open %v after %s", clientCACutOff, change)
+	}
+	select {
+	case <-kept:
+		t.Fatal("the watch of a certificate of a CA still trusted was ended too")
+	default:
+	}
 }
 
 // watchUntilEnded starts a watch of ConfigMaps in ns as user, on a
