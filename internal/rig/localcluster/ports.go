@@ -1,7 +1,9 @@
 package localcluster
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -48,7 +50,7 @@ func freePortsIn(n, first, last int) ([]int, error) {
 			return nil, err
 		}
 		if !claimed {
-			continue // handed out already, by this process or another
+			continue // handed out already, by this process or another user's
 		}
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
@@ -69,10 +71,11 @@ var claims = struct {
 }{held: map[int]*flock.Flock{}}
 
 // claimDir holds one lock file per port; the files stay, the locks end
-// with their processes.
-func claimDir() string {
-	return filepath.Join(os.TempDir(), "kip-rig-ports")
-}
+// with their processes. It is one folder for the whole machine, whatever
+// a process's TMPDIR: tests give `kip dev` and their children temporary
+// folders of their own, and their claims must still meet. Like /tmp it is
+// open to every user and sticky, so each user's lock files are their own.
+const claimDir = "/tmp/kip-rig-ports"
 
 // claim takes port for this process unless some process holds it already.
 func claim(port int) (bool, error) {
@@ -81,11 +84,14 @@ func claim(port int) (bool, error) {
 	if claims.held[port] != nil {
 		return false, nil
 	}
-	if err := os.MkdirAll(claimDir(), 0o700); err != nil {
-		return false, fmt.Errorf("claiming test ports: %w", err)
+	if err := makeClaimDir(); err != nil {
+		return false, fmt.Errorf("claiming test ports in %s: %w", claimDir, err)
 	}
-	lock := flock.New(filepath.Join(claimDir(), strconv.Itoa(port)+".lock"), flock.SetPermissions(0o600))
+	lock := flock.New(filepath.Join(claimDir, strconv.Itoa(port)+".lock"), flock.SetPermissions(0o600))
 	ok, err := lock.TryLock()
+	if errors.Is(err, fs.ErrPermission) {
+		return false, nil // another user's lock file: theirs, held or not
+	}
 	if err != nil {
 		return false, fmt.Errorf("claiming test port %d: %w", port, err)
 	}
@@ -93,6 +99,20 @@ func claim(port int) (bool, error) {
 		claims.held[port] = lock
 	}
 	return ok, nil
+}
+
+// makeClaimDir creates claimDir open to all, as /tmp is, when it is
+// missing.
+func makeClaimDir() error {
+	if _, err := os.Stat(claimDir); err == nil {
+		return nil
+	}
+	if err := os.Mkdir(claimDir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	} else if err == nil {
+		return os.Chmod(claimDir, 0o777|os.ModeSticky)
+	}
+	return nil
 }
 
 // release gives back a port this process claimed but will not use.

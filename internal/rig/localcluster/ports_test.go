@@ -45,7 +45,7 @@ func TestFreePortsAreClaimedMachineWide(t *testing.T) {
 }
 
 func otherProcessLock(port int) *flock.Flock {
-	return flock.New(filepath.Join(claimDir(), strconv.Itoa(port)+".lock"))
+	return flock.New(filepath.Join(claimDir, strconv.Itoa(port)+".lock"))
 }
 
 // unclaimedPort finds a port below FreePorts' range that nobody claims.
